@@ -1,0 +1,172 @@
+/**
+ * Relay cell crypto (tor-spec §5.5 "Routing relay cells", §6.1): per hop and direction an
+ * AES-128-CTR stream (IV zero, counter running for the circuit's life) and a running SHA-1
+ * digest seeded with Df/Db that is never finalized (a clone is read instead).
+ *
+ * Four small layers in arti's style: the client's outbound and inbound sides
+ * ({@link ClientCrypto}) and the relay's ({@link RelayCrypto}). All work in place on the
+ * 509-byte relay payload.
+ * @module
+ */
+
+import { type Cipheriv, createCipheriv, createHash, type Hash } from "node:crypto";
+
+/** Offsets in a relay payload (tor-spec §6.1). */
+const RECOGNIZED = 1;
+const DIGEST = 5;
+/** Length of the seed a layer needs: Df(20) Db(20) Kf(16) Kb(16). */
+export const RELAY_CRYPTO_SEED_LEN = 72;
+
+const ZERO_IV = new Uint8Array(16);
+
+/** One direction of one hop: a CTR stream and a running digest. */
+class Direction {
+  #cipher: Cipheriv;
+  #digest: Hash;
+  /** The full 20-byte running digest after the last cell sent or recognized (SENDME v1). */
+  lastDigest: Uint8Array = new Uint8Array(20);
+
+  constructor(key: Uint8Array, digestSeed: Uint8Array) {
+    this.#cipher = createCipheriv("aes-128-ctr", key, ZERO_IV);
+    this.#digest = createHash("sha1").update(digestSeed);
+  }
+
+  /** XORs the keystream into the payload (encryption and decryption are the same). */
+  crypt(payload: Uint8Array): void {
+    payload.set(this.#cipher.update(payload));
+  }
+
+  /** Sets the Digest field of a cell this side originates (recognized must already be 0). */
+  seal(payload: Uint8Array): void {
+    payload.fill(0, DIGEST, DIGEST + 4);
+    this.#digest.update(payload);
+    const d = this.#digest.copy().digest();
+    this.lastDigest = new Uint8Array(d);
+    payload.set(d.subarray(0, 4), DIGEST);
+  }
+
+  /**
+   * True when the (decrypted) cell is for this hop: recognized is 0 and the digest matches.
+   * Only then is the running digest advanced.
+   */
+  recognize(payload: Uint8Array): boolean {
+    if (payload[RECOGNIZED] !== 0 || payload[RECOGNIZED + 1] !== 0) return false;
+    const got = payload.slice(DIGEST, DIGEST + 4);
+    payload.fill(0, DIGEST, DIGEST + 4);
+    const trial = this.#digest.copy().update(payload);
+    const d = trial.copy().digest();
+    const ok = d[0] === got[0] && d[1] === got[1] && d[2] === got[2] && d[3] === got[3];
+    payload.set(got, DIGEST);
+    if (ok) {
+      this.#digest = trial;
+      this.lastDigest = new Uint8Array(d);
+    }
+    return ok;
+  }
+}
+
+/** The key material of one hop, split as tor-spec §5.2.2 lays it out. */
+function splitSeed(
+  seed: Uint8Array,
+): { df: Uint8Array; db: Uint8Array; kf: Uint8Array; kb: Uint8Array } {
+  if (seed.length < RELAY_CRYPTO_SEED_LEN) {
+    throw new RangeError(
+      `relay crypto seed must be ${RELAY_CRYPTO_SEED_LEN} bytes: ${seed.length}`,
+    );
+  }
+  return {
+    df: seed.subarray(0, 20),
+    db: seed.subarray(20, 40),
+    kf: seed.subarray(40, 56),
+    kb: seed.subarray(56, 72),
+  };
+}
+
+/** A relay's crypto for one circuit: it decrypts forward and encrypts backward. */
+export class RelayCrypto {
+  #forward: Direction;
+  #backward: Direction;
+
+  /** Builds the layer from 72 bytes of key material (Df Db Kf Kb). */
+  constructor(seed: Uint8Array) {
+    const { df, db, kf, kb } = splitSeed(seed);
+    this.#forward = new Direction(kf, df);
+    this.#backward = new Direction(kb, db);
+  }
+
+  /** Removes this hop's layer from an outbound cell; true when the cell is for this hop. */
+  decryptOutbound(payload: Uint8Array): boolean {
+    this.#forward.crypt(payload);
+    return this.#forward.recognize(payload);
+  }
+
+  /** Adds this hop's layer to an inbound cell passing through. */
+  encryptInbound(payload: Uint8Array): void {
+    this.#backward.crypt(payload);
+  }
+
+  /** Seals and encrypts a cell this hop originates towards the client. */
+  originateInbound(payload: Uint8Array): void {
+    this.#backward.seal(payload);
+    this.#backward.crypt(payload);
+  }
+
+  /** The running digest after the last cell recognized here (for SENDME v1). */
+  get lastForwardDigest(): Uint8Array {
+    return this.#forward.lastDigest;
+  }
+
+  /** The running digest after the last cell originated here (for SENDME v1). */
+  get lastBackwardDigest(): Uint8Array {
+    return this.#backward.lastDigest;
+  }
+}
+
+/** A client's crypto for one circuit: one layer per hop, hop 0 nearest the client. */
+export class ClientCrypto {
+  #forward: Direction[] = [];
+  #backward: Direction[] = [];
+
+  /** Adds the next hop's layer from its 72 bytes of key material. */
+  addHop(seed: Uint8Array): void {
+    const { df, db, kf, kb } = splitSeed(seed);
+    this.#forward.push(new Direction(kf, df));
+    this.#backward.push(new Direction(kb, db));
+  }
+
+  /** Number of hops with keys. */
+  get hops(): number {
+    return this.#forward.length;
+  }
+
+  /** Seals a cell for hop `hop` and wraps it in the layers of hops `hop`..0. */
+  encrypt(payload: Uint8Array, hop: number): void {
+    const target = this.#forward[hop];
+    if (!target) throw new RangeError(`no such hop: ${hop}`);
+    target.seal(payload);
+    for (let i = hop; i >= 0; i--) this.#forward[i]!.crypt(payload);
+  }
+
+  /**
+   * Peels inbound layers until one recognizes the cell; returns that hop's index, or -1 when
+   * no hop does (the cell is then garbage and the circuit should be closed).
+   */
+  decrypt(payload: Uint8Array): number {
+    for (let i = 0; i < this.#backward.length; i++) {
+      const d = this.#backward[i]!;
+      d.crypt(payload);
+      if (d.recognize(payload)) return i;
+    }
+    return -1;
+  }
+
+  /** The running digest of hop `hop`'s forward direction after the last cell sent. */
+  lastForwardDigest(hop: number): Uint8Array {
+    return this.#forward[hop]?.lastDigest ?? new Uint8Array(20);
+  }
+
+  /** The running digest of hop `hop`'s backward direction after the last cell recognized. */
+  lastBackwardDigest(hop: number): Uint8Array {
+    return this.#backward[hop]?.lastDigest ?? new Uint8Array(20);
+  }
+}
