@@ -7,3 +7,4 @@ export * from "./kdf.ts";
 export * from "./ntor.ts";
 export * from "./relay_crypto.ts";
 export * from "./x25519.ts";
+export * from "./ed25519.ts";

@@ -1,0 +1,100 @@
+/**
+ * SENDME flow control (tor-spec §7.3–7.4): package windows that the sender spends and a
+ * SENDME refills, and deliver windows that tell the receiver when to send a SENDME.
+ * Circuit: 1000 cells, SENDME per 100; stream: 500, per 50. Pure: no I/O.
+ * @module
+ */
+
+/** Circuit-level window start and increment (tor-spec §7.3). */
+export const CIRCWINDOW_START = 1000;
+/** Cells a circuit-level SENDME acknowledges. */
+export const CIRCWINDOW_INCREMENT = 100;
+/** Stream-level window start (tor-spec §7.4). */
+export const STREAMWINDOW_START = 500;
+/** Cells a stream-level SENDME acknowledges. */
+export const STREAMWINDOW_INCREMENT = 50;
+
+/** A sender's package window; `wait()` resolves when a cell may be sent. */
+export class PackageWindow {
+  #window: number;
+  #max: number;
+  #increment: number;
+  #waiters: (() => void)[] = [];
+
+  constructor(start: number, increment: number) {
+    this.#window = start;
+    this.#max = start;
+    this.#increment = increment;
+  }
+
+  /** Cells that may be sent now. */
+  get value(): number {
+    return this.#window;
+  }
+
+  /** Spends one cell; false if the window was empty (the cell must wait). */
+  take(): boolean {
+    if (this.#window <= 0) return false;
+    this.#window--;
+    return true;
+  }
+
+  /** Resolves once the window is open (does not spend). */
+  wait(): Promise<void> {
+    if (this.#window > 0) return Promise.resolve();
+    return new Promise((r) => this.#waiters.push(r));
+  }
+
+  /**
+   * A SENDME arrived: opens the window by one increment. Returns false when that would
+   * exceed the start value (an unexpected SENDME: tor-spec says close the circuit).
+   */
+  sendme(): boolean {
+    if (this.#window + this.#increment > this.#max) return false;
+    this.#window += this.#increment;
+    const w = this.#waiters;
+    this.#waiters = [];
+    for (const r of w) r();
+    return true;
+  }
+
+  /** Releases every waiter (the circuit is closing). */
+  abort(): void {
+    const w = this.#waiters;
+    this.#waiters = [];
+    this.#window = Infinity;
+    for (const r of w) r();
+  }
+}
+
+/** A receiver's deliver window. */
+export class DeliverWindow {
+  #window: number;
+  #start: number;
+  #increment: number;
+
+  constructor(start: number, increment: number) {
+    this.#window = start;
+    this.#start = start;
+    this.#increment = increment;
+  }
+
+  /** Cells the sender may still send before it must wait. */
+  get value(): number {
+    return this.#window;
+  }
+
+  /**
+   * One DATA cell arrived. Returns "ok", "sendme" when a SENDME is due now (the window is
+   * refilled), or "violation" when the sender overran the window.
+   */
+  received(): "ok" | "sendme" | "violation" {
+    this.#window--;
+    if (this.#window < 0) return "violation";
+    if (this.#window <= this.#start - this.#increment) {
+      this.#window += this.#increment;
+      return "sendme";
+    }
+    return "ok";
+  }
+}

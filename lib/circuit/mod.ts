@@ -1,0 +1,6 @@
+/**
+ * Circuit logic without sockets: flow control windows.
+ * @module
+ */
+
+export * from "./flow.ts";

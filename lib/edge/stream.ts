@@ -1,0 +1,151 @@
+/**
+ * An edge stream: one TCP connection at the edge of a circuit (the exit's connection to the
+ * destination, or the client's SOCKS connection) joined to one circuit stream. It packages
+ * socket bytes into RELAY_DATA cells under the stream and circuit package windows, delivers
+ * DATA to the socket, and sends stream SENDMEs once delivered bytes have been written
+ * (tor-spec §6.2–6.3, §7.4).
+ * @module
+ */
+
+import { RELAY_DATA_LEN, RelayCommand } from "../cell/relay_cell.ts";
+import { encodeEnd, encodeSendme } from "../cell/messages.ts";
+import {
+  DeliverWindow,
+  PackageWindow,
+  STREAMWINDOW_INCREMENT,
+  STREAMWINDOW_START,
+} from "../circuit/flow.ts";
+
+/** What a stream needs from its circuit. */
+export interface StreamCircuit {
+  /** Sends a relay cell on this stream towards the other edge. */
+  sendRelay(command: number, streamId: number, data: Uint8Array): void;
+  /** The circuit's package window (shared by its streams). */
+  packageWindow: PackageWindow;
+  /** Called after each DATA cell is packaged (circuit-level SENDME bookkeeping). */
+  onDataPackaged?(): void;
+  /** Resolves when the circuit's outgoing queue is short enough to add more cells. */
+  drained?(): Promise<void>;
+  /** Forgets the stream. */
+  removeStream(streamId: number): void;
+}
+
+/** A socket-like object: Deno.Conn satisfies it. */
+export interface EdgeSocket {
+  /** Reads into `p`. */
+  read(p: Uint8Array): Promise<number | null>;
+  /** Writes some of `p`. */
+  write(p: Uint8Array): Promise<number>;
+  /** Closes. */
+  close(): void;
+  /** Half-closes the write side (optional). */
+  closeWrite?(): Promise<void>;
+}
+
+/** One stream of a circuit bound to a socket. */
+export class EdgeStream {
+  readonly id: number;
+  readonly packageWindow = new PackageWindow(STREAMWINDOW_START, STREAMWINDOW_INCREMENT);
+  readonly deliverWindow = new DeliverWindow(STREAMWINDOW_START, STREAMWINDOW_INCREMENT);
+  /** Bytes sent into the circuit and delivered out of it. */
+  bytesOut = 0;
+  bytesIn = 0;
+  #socket: EdgeSocket;
+  #circ: StreamCircuit;
+  #closed = false;
+  #writes: Promise<void> = Promise.resolve();
+  #endSent = false;
+
+  constructor(id: number, socket: EdgeSocket, circuit: StreamCircuit) {
+    this.id = id;
+    this.#socket = socket;
+    this.#circ = circuit;
+  }
+
+  /** True once closed. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Reads the socket and packages DATA cells until EOF, then sends END(DONE). */
+  async pump(): Promise<void> {
+    const buf = new Uint8Array(RELAY_DATA_LEN * 16);
+    try {
+      for (;;) {
+        const n = await this.#socket.read(buf);
+        if (n === null || this.#closed) break;
+        for (let off = 0; off < n; off += RELAY_DATA_LEN) {
+          await this.packageWindow.wait();
+          await this.#circ.packageWindow.wait();
+          if (this.#circ.drained) await this.#circ.drained();
+          if (this.#closed) return;
+          this.packageWindow.take();
+          this.#circ.packageWindow.take();
+          const chunk = buf.slice(off, Math.min(n, off + RELAY_DATA_LEN));
+          this.#circ.sendRelay(RelayCommand.DATA, this.id, chunk);
+          this.bytesOut += chunk.length;
+          this.#circ.onDataPackaged?.();
+        }
+      }
+      this.end(6 /* DONE */);
+    } catch {
+      this.end(12 /* CONNRESET */);
+    }
+  }
+
+  /**
+   * Delivers a DATA cell's bytes to the socket. Returns false when the sender overran the
+   * stream window (protocol violation).
+   */
+  deliver(data: Uint8Array): boolean {
+    if (this.#closed) return true;
+    const verdict = this.deliverWindow.received();
+    if (verdict === "violation") return false;
+    this.bytesIn += data.length;
+    this.#writes = this.#writes.then(async () => {
+      if (this.#closed) return;
+      let off = 0;
+      while (off < data.length) off += await this.#socket.write(data.subarray(off));
+      if (verdict === "sendme" && !this.#closed) {
+        this.#circ.sendRelay(RelayCommand.SENDME, this.id, encodeSendme());
+      }
+    }).catch(() => this.end(12 /* CONNRESET */));
+    return true;
+  }
+
+  /** A stream SENDME arrived. Returns false if unexpected. */
+  sendme(): boolean {
+    return this.packageWindow.sendme();
+  }
+
+  /** The other edge ended the stream: flush what we have, then close the socket. */
+  remoteEnd(): void {
+    this.#endSent = true;
+    this.#writes.finally(() => this.#close());
+  }
+
+  /** Ends the stream from this side with a reason (sends END once) and closes the socket. */
+  end(reason: number): void {
+    if (!this.#endSent && !this.#closed) {
+      this.#endSent = true;
+      this.#circ.sendRelay(RelayCommand.END, this.id, encodeEnd(reason));
+    }
+    this.#writes.finally(() => this.#close());
+  }
+
+  /** Closes without telling the other edge (the circuit is gone). */
+  abort(): void {
+    this.#endSent = true;
+    this.#close();
+  }
+
+  #close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.packageWindow.abort();
+    try {
+      this.#socket.close();
+    } catch { /* already closed */ }
+    this.#circ.removeStream(this.id);
+  }
+}
