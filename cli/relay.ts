@@ -1,16 +1,123 @@
 /**
- * `pctcp relay`: run an onion router (transport tor or pctcp)
+ * `pctcp relay`: runs an onion router.
  * @module
  */
 
-import { Command } from "commander";
-import { notBuilt } from "./_common.ts";
+import { Command, Option } from "commander";
+import { positiveInt, run, UsageError } from "./_common.ts";
+import { relayKeysFromJson } from "../lib/directory/keys.ts";
+import { watchDirectory } from "../lib/directory/watch.ts";
+import { Relay } from "../lib/relay/relay.ts";
+import { parseSize } from "../lib/serve/sizes.ts";
+import { makeLogger } from "../lib/util/log.ts";
+import type { Transport } from "../lib/directory/document.ts";
+
+interface RelayFlags {
+  keys: string;
+  nickname: string;
+  directory: string;
+  authority?: string;
+  address: string;
+  orPort: number;
+  transport: Transport;
+  pctcpSecurity: "tls" | "ipsec" | "none";
+  insecureLab?: boolean;
+  bandwidth?: string;
+  burst?: string;
+  exitAllow?: string[];
+  portFile?: string;
+  statsFile?: string;
+  ewmaHalflife: number;
+  logLevel: "debug" | "info" | "warn" | "error";
+}
 
 /** Builds the `relay` command. */
 export function relayCommand(): Command {
   return new Command("relay")
-    .description("run an onion router (transport tor or pctcp) (not built yet)")
-    .allowUnknownOption()
-    .allowExcessArguments()
-    .action(() => notBuilt("relay", 3));
+    .description("run an onion router (transport tor or pctcp)")
+    .requiredOption("--keys <file>", "keys file from `pctcp keygen`")
+    .requiredOption("--nickname <name>", "this relay's nickname")
+    .requiredOption("--directory <file>", "the signed network document (re-read when it changes)")
+    .option("--authority <base64>", "pin the directory's authority key")
+    .option("--address <addr>", "address to listen on", "127.0.0.1")
+    .option(
+      "--or-port <port>",
+      "OR port (0: any free port)",
+      (v) => v === "0" ? 0 : positiveInt(v),
+      0,
+    )
+    .addOption(
+      new Option("--transport <t>", "link transport").choices(["tor", "pctcp"]).default("tor"),
+    )
+    .addOption(
+      new Option("--pctcp-security <s>", "protection of per-circuit connections").choices([
+        "tls",
+        "ipsec",
+        "none",
+      ])
+        .default("tls"),
+    )
+    .option("--insecure-lab", "allow --pctcp-security none (no encryption on per-circuit links)")
+    .option("--bandwidth <rate>", "rate limit per second, reads and writes (e.g. 1MiB)")
+    .option("--burst <size>", "token bucket burst (default: the rate)")
+    .option(
+      "--exit-allow <entry...>",
+      "destinations this exit may reach besides public ones (ADDR[/BITS]:PORT|*)",
+    )
+    .option("--port-file <file>", "write the bound OR port here")
+    .option("--stats-file <file>", "write per-peer statistics (JSON) here every second")
+    .option("--ewma-halflife <ms>", "EWMA half-life in ms (0: off)", (v) => Number(v), 30000)
+    .addOption(
+      new Option("--log-level <l>", "log level").choices(["debug", "info", "warn", "error"])
+        .default("info"),
+    )
+    .action((o: RelayFlags) =>
+      run(async () => {
+        if (o.pctcpSecurity === "none" && !o.insecureLab) {
+          throw new UsageError("--pctcp-security none needs --insecure-lab");
+        }
+        const log = makeLogger(o.nickname, o.logLevel);
+        if (o.pctcpSecurity === "none") {
+          log.warn("INSECURE LAB MODE: per-circuit connections are not encrypted");
+        }
+        const keys = relayKeysFromJson(await Deno.readTextFile(o.keys));
+        const dir = watchDirectory(o.directory, {
+          log,
+          ...(o.authority ? { authority: o.authority } : {}),
+        });
+        const rate = o.bandwidth ? parseSize(o.bandwidth) : undefined;
+        const relay = new Relay({
+          keys,
+          nickname: o.nickname,
+          address: o.address,
+          orPort: o.orPort,
+          directory: () => dir.get(),
+          transport: o.transport,
+          pctcpSecurity: o.pctcpSecurity,
+          ...(rate ? { bandwidth: { rate, burst: o.burst ? parseSize(o.burst) : rate } } : {}),
+          exitAllow: o.exitAllow ?? [],
+          ewmaHalflifeMs: o.ewmaHalflife,
+          log,
+        });
+        await relay.start();
+        if (o.portFile) await Deno.writeTextFile(o.portFile, `${relay.port}\n`);
+        let statsTimer: ReturnType<typeof setInterval> | undefined;
+        if (o.statsFile) {
+          const f = o.statsFile;
+          statsTimer = setInterval(() => {
+            Deno.writeTextFile(`${f}.tmp`, JSON.stringify(relay.stats()))
+              .then(() => Deno.rename(`${f}.tmp`, f)).catch(() => {});
+          }, 1000);
+        }
+        await new Promise<void>((resolve) => {
+          const stop = () => resolve();
+          Deno.addSignalListener("SIGINT", stop);
+          Deno.addSignalListener("SIGTERM", stop);
+        });
+        clearInterval(statsTimer);
+        dir.stop();
+        await relay.stop();
+        Deno.exit(0);
+      })
+    );
 }

@@ -1,16 +1,33 @@
 /**
- * `pctcp serve`: serve a folder and generated bodies (/bytes/SIZE) over HTTP
+ * `pctcp serve`: the web and file server measurements fetch from.
  * @module
  */
 
 import { Command } from "commander";
-import { notBuilt } from "./_common.ts";
+import { positiveInt, run } from "./_common.ts";
+import { serve } from "../lib/serve/server.ts";
 
 /** Builds the `serve` command. */
 export function serveCommand(): Command {
   return new Command("serve")
-    .description("serve a folder and generated bodies (/bytes/SIZE) over HTTP (not built yet)")
-    .allowUnknownOption()
-    .allowExcessArguments()
-    .action(() => notBuilt("serve", 3));
+    .description(
+      "serve GET /bytes/SIZE (deterministic bytes, Repr-Digest) and a folder of web pages",
+    )
+    .option("--address <addr>", "address to listen on", "127.0.0.1")
+    .option("--port <port>", "port (default: any free port)", positiveInt)
+    .option("--root <dir>", "folder of static files (web pages)")
+    .action((o: { address: string; port?: number; root?: string }) =>
+      run(async () => {
+        const s = await serve({
+          address: o.address,
+          ...(o.port ? { port: o.port } : {}),
+          ...(o.root ? { root: o.root } : {}),
+        });
+        console.log(JSON.stringify({ server: s.url, port: s.port }));
+        const stop = () => s.stop().then(() => Deno.exit(0));
+        Deno.addSignalListener("SIGINT", stop);
+        Deno.addSignalListener("SIGTERM", stop);
+        await new Promise(() => {});
+      })
+    );
 }

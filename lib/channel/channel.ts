@@ -34,6 +34,9 @@ export interface ChannelOptions {
   onClose?: (channel: Channel, error?: Error) => void;
   /** The relay's write bucket, shared by all its channels. */
   bucket?: TokenBucket;
+  /** The relay's read bucket (Tor's BandwidthRate limits reads too): while it is empty the
+   * channel stops reading, so the peer's kernel send buffer fills as it would in Tor. */
+  readBucket?: TokenBucket;
   /** EWMA half-life in ms (0 disables EWMA: round-robin in arrival order). */
   ewmaHalflifeMs?: number;
   /** A label for logs. */
@@ -88,6 +91,7 @@ export class Channel {
       for (;;) {
         const chunk = await this.link.read();
         if (chunk === null) break;
+        if (this.#o.readBucket) await this.#o.readBucket.take(chunk.length);
         reader.push(chunk);
         for (let cell = reader.next(); cell; cell = reader.next()) {
           this.stats.cellsReceived++;

@@ -197,9 +197,11 @@ export class OnionClient {
     return Promise.resolve();
   }
 
+  /** Keeps a task for stop(); a failure is logged and never takes the client down. */
   #track(p: Promise<unknown>): void {
-    this.#tasks.add(p);
-    p.catch(() => {}).finally(() => this.#tasks.delete(p));
+    const q = p.catch((e) => this.#log.warn(`task failed: ${(e as Error).message}`));
+    this.#tasks.add(q);
+    q.finally(() => this.#tasks.delete(q));
   }
 
   #startPreemptive(): void {

@@ -6,3 +6,4 @@
 export * from "./keys.ts";
 export * from "./document.ts";
 export * from "./build.ts";
+export * from "./watch.ts";

@@ -120,6 +120,7 @@ export class Relay {
   #o: RelayOptions;
   #listener?: Deno.Listener;
   #bucket?: TokenBucket;
+  #readBucket?: TokenBucket;
   #policy: ExitPolicy;
   /** Shared channels to relays, by fingerprint hex. */
   #shared = new Map<string, Channel>();
@@ -139,6 +140,7 @@ export class Relay {
     this.#log = options.log ?? nullLogger;
     if (options.bandwidth) {
       this.#bucket = new TokenBucket(options.bandwidth.rate, options.bandwidth.burst);
+      this.#readBucket = new TokenBucket(options.bandwidth.rate, options.bandwidth.burst);
     }
     this.#policy = new ExitPolicy(options.exitAllow ?? []);
   }
@@ -173,9 +175,14 @@ export class Relay {
     return Promise.resolve();
   }
 
-  #track(p: Promise<unknown>): void {
-    this.#tasks.add(p);
-    p.finally(() => this.#tasks.delete(p));
+  /** Keeps a task for stop(); a failure is logged and never takes the relay down. */
+  #track(p: Promise<unknown>, circ?: RelayCircuit): void {
+    const q = p.catch((e) => {
+      this.#log.warn(`${circ ? "circuit task" : "task"} failed: ${(e as Error).message}`);
+      if (circ) this.#destroy(circ, DestroyReason.INTERNAL);
+    });
+    this.#tasks.add(q);
+    q.finally(() => this.#tasks.delete(q));
   }
 
   async #acceptLoop(listener: Deno.Listener): Promise<void> {
@@ -253,6 +260,7 @@ export class Relay {
       onCell: (cell, ch) => this.#onCell(cell, ch),
       onClose: (ch, err) => this.#onChannelClose(ch, err),
       ...(this.#bucket ? { bucket: this.#bucket } : {}),
+      ...(this.#readBucket ? { readBucket: this.#readBucket } : {}),
       ...(this.#o.ewmaHalflifeMs !== undefined ? { ewmaHalflifeMs: this.#o.ewmaHalflifeMs } : {}),
     });
     this.#circuits.set(chan, new Map());
@@ -394,10 +402,10 @@ export class Relay {
     switch (rc.command) {
       case RelayCommand.EXTEND2:
         if (!early) throw new Error("EXTEND2 outside RELAY_EARLY");
-        this.#track(this.#extend(circ, rc.data));
+        this.#track(this.#extend(circ, rc.data), circ);
         return;
       case RelayCommand.BEGIN:
-        this.#track(this.#begin(circ, rc.streamId, rc.data));
+        this.#track(this.#begin(circ, rc.streamId, rc.data), circ);
         return;
       case RelayCommand.DATA: {
         const verdict = circ.deliverWindow.received();

@@ -1,0 +1,130 @@
+/**
+ * Measurement records (DESIGN.md "Records"): one JSON object per fetch, appended and flushed
+ * (fdatasync) as each fetch ends, so an interrupted run loses nothing already measured.
+ * @module
+ */
+
+import type { FetchResult } from "./fetch.ts";
+
+/** Record format version. */
+export const RECORD_VERSION = 1;
+
+/** One fetch, as written to JSONL. Field names are a contract: add, never rename. */
+export interface MeasureRecord {
+  v: number;
+  run: string;
+  id: number;
+  label: string;
+  transport: string | null;
+  url: string;
+  size: number | null;
+  start: string;
+  phases_ms: Partial<Record<"tcp" | "socks" | "request" | "first_byte" | "last_byte", number>>;
+  progress_ms: Record<string, number>;
+  marks_ms: Record<string, number>;
+  bytes: number;
+  status: number | null;
+  sha256: string | null;
+  sha256_ok: boolean | null;
+  circuit: { id: string; path: string[]; build_ms: number | null } | null;
+  source_port: number | null;
+  outcome: string;
+  error: string | null;
+  /** Web pages: time until the document and every sub-resource were complete, ms. */
+  page_ms?: number;
+  /** Web pages: sub-resources fetched and how many failed. */
+  resources?: { count: number; failed: number };
+}
+
+/** Builds a record from a fetch result. */
+export function toRecord(
+  r: FetchResult,
+  meta: { run: string; id: number; label: string; transport: string | null; url: string },
+): MeasureRecord {
+  return {
+    v: RECORD_VERSION,
+    run: meta.run,
+    id: meta.id,
+    label: meta.label,
+    transport: meta.transport,
+    url: meta.url,
+    size: r.size ?? null,
+    start: r.start,
+    phases_ms: r.phases,
+    progress_ms: r.progress,
+    marks_ms: r.marks,
+    bytes: r.bytes,
+    status: r.status ?? null,
+    sha256: r.sha256 ?? null,
+    sha256_ok: r.sha256Ok ?? null,
+    circuit: null,
+    source_port: r.sourcePort ?? null,
+    outcome: r.outcome,
+    error: r.error,
+  };
+}
+
+/** Raised when another run holds the output's lock. */
+export class LockedError extends Error {
+  override name = "LockedError";
+}
+
+function alive(pid: number): boolean {
+  try {
+    Deno.kill(pid, "SIGCONT");
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Appends records to a JSONL file, each flushed to disk; holds `FILE.lock` while open. */
+export class RecordWriter {
+  readonly path: string;
+  #file: Deno.FsFile;
+  #lock: string;
+  #enc = new TextEncoder();
+
+  private constructor(path: string, file: Deno.FsFile, lock: string) {
+    this.path = path;
+    this.#file = file;
+    this.#lock = lock;
+  }
+
+  /** Opens `path` for appending; a stale lock (dead pid) is taken over. */
+  static async open(path: string): Promise<RecordWriter> {
+    const lock = `${path}.lock`;
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await Deno.writeTextFile(lock, `${Deno.pid}\n`, { createNew: true });
+        break;
+      } catch (e) {
+        if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
+        const pid = Number((await Deno.readTextFile(lock).catch(() => "")).trim());
+        if (pid && pid !== Deno.pid && alive(pid)) {
+          throw new LockedError(`another run (pid ${pid}) is writing ${path}; lock ${lock}`);
+        }
+        await Deno.remove(lock).catch(() => {});
+        if (attempt === 1) throw new LockedError(`cannot take the lock ${lock}`);
+      }
+    }
+    const file = await Deno.open(path, { append: true, create: true });
+    return new RecordWriter(path, file, lock);
+  }
+
+  /** Appends one record and flushes it to disk. */
+  async append(record: unknown): Promise<void> {
+    const line = this.#enc.encode(JSON.stringify(record) + "\n");
+    let off = 0;
+    while (off < line.length) off += await this.#file.write(line.subarray(off));
+    await this.#file.syncData();
+  }
+
+  /** Closes the file and releases the lock. */
+  async close(): Promise<void> {
+    try {
+      this.#file.close();
+    } catch { /* closed */ }
+    await Deno.remove(this.#lock).catch(() => {});
+  }
+}

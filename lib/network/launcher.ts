@@ -1,0 +1,367 @@
+/**
+ * The private network launcher: keys, a signed directory, N relays, a web/file server and a
+ * client as separate processes on loopback, with their state in one folder so that `status`
+ * and `down` (from another process, or after a crash) find every process it started.
+ * @module
+ */
+
+import {
+  fingerprint,
+  generateRelayKeys,
+  relayKeysFromJson,
+  relayKeysToJson,
+} from "../directory/keys.ts";
+import { makeDocument, type RelaySpec } from "../directory/build.ts";
+import type { Transport } from "../directory/document.ts";
+import { timedFetch } from "../measure/fetch.ts";
+
+/** Options of `network up`. */
+export interface NetworkOptions {
+  /** State folder (default ./pctcp-net). */
+  dir?: string;
+  /** Number of relays (≥ 3). */
+  relays?: number;
+  /** Transport of every relay: tor, pctcp, or mixed (alternating, first pctcp). */
+  transport?: "tor" | "pctcp" | "mixed";
+  /** Relay rate limit, bytes/s (reads and writes), and burst. */
+  bandwidth?: number;
+  /** Burst, bytes (default: the rate). */
+  burst?: number;
+  /** Pin the client's circuits to these relays. */
+  path?: string[];
+  /** Folder of web pages for the server. */
+  webRoot?: string;
+  /** EWMA half-life for relays (ms). */
+  ewmaHalflifeMs?: number;
+  /** Log level of the processes. */
+  logLevel?: string;
+}
+
+/** One process of the network. */
+export interface ProcessInfo {
+  /** Role name (relay nickname, "server", "client"). */
+  name: string;
+  /** Process id. */
+  pid: number;
+  /** Log file. */
+  log: string;
+}
+
+/** The network's state, as `network status --json` prints it. */
+export interface NetworkState {
+  /** The client's SOCKS address. */
+  socks: string;
+  /** The server's base URL. */
+  server: string;
+  /** Relays. */
+  relays: {
+    nickname: string;
+    address: string;
+    orPort: number;
+    transports: Transport[];
+    pid: number;
+    fingerprint: string;
+  }[];
+  /** Every process started. */
+  processes: ProcessInfo[];
+  /** State folder. */
+  dir: string;
+  /** The directory file. */
+  directory: string;
+  /** Client stream log (joins measurements to circuits). */
+  streams: string;
+  /** When it came up. */
+  started: string;
+}
+
+/** How to run this program again as a child (from source or as a compiled binary). */
+export function selfCommand(): string[] {
+  const exe = Deno.execPath();
+  const base = exe.split("/").pop() ?? "";
+  if (/^deno(\.exe)?$/.test(base)) {
+    const main = new URL("../../cli/main.ts", import.meta.url);
+    return [exe, "run", "-A", main.protocol === "file:" ? main.pathname : Deno.mainModule];
+  }
+  return [exe];
+}
+
+function shellQuote(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Starts `args` of this program in the background with output to `log`; returns its pid. */
+async function spawn(args: string[], log: string): Promise<number> {
+  const cmd = [...selfCommand(), ...args].map(shellQuote).join(" ");
+  const child = new Deno.Command("sh", {
+    args: ["-c", `exec ${cmd} >>${shellQuote(log)} 2>&1 </dev/null & echo $!`],
+    stdout: "piped",
+    stderr: "inherit",
+  });
+  const out = await child.output();
+  const pid = Number(new TextDecoder().decode(out.stdout).trim());
+  if (!pid) throw new Error(`could not start: ${cmd}`);
+  return pid;
+}
+
+/** True if a process with this pid exists (and is not a zombie we can see). */
+export function isAlive(pid: number): boolean {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    return !/\) Z /.test(stat);
+  } catch {
+    return false;
+  }
+}
+
+async function waitForFile(
+  path: string,
+  pid: number,
+  log: string,
+  timeoutMs = 20_000,
+): Promise<string> {
+  const t0 = Date.now();
+  for (;;) {
+    try {
+      const t = (await Deno.readTextFile(path)).trim();
+      if (t) return t;
+    } catch { /* not yet */ }
+    if (!isAlive(pid)) {
+      const tail = (await Deno.readTextFile(log).catch(() => "")).split("\n").slice(-5).join("\n");
+      throw new Error(`process ${pid} exited during start-up; its log ${log} ends:\n${tail}`);
+    }
+    if (Date.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${path}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+function transportOf(i: number, t: NetworkOptions["transport"]): Transport {
+  if (t === "pctcp") return "pctcp";
+  if (t === "mixed") return i % 2 === 0 ? "pctcp" : "tor";
+  return "tor";
+}
+
+/** Reads the state of a network folder; a clear error if there is none. */
+export async function readState(dir = "./pctcp-net"): Promise<NetworkState> {
+  try {
+    return JSON.parse(await Deno.readTextFile(`${dir}/state.json`));
+  } catch {
+    throw new Error(`no network in ${dir} (run \`pctcp network up --dir ${dir}\` first)`);
+  }
+}
+
+/**
+ * Brings a network up and returns once a fetch through it succeeds. On any failure it stops
+ * what it started.
+ */
+export async function networkUp(options: NetworkOptions = {}): Promise<NetworkState> {
+  const dir = options.dir ?? "./pctcp-net";
+  const n = options.relays ?? 3;
+  if (n < 3) throw new RangeError(`a network needs at least 3 relays: ${n}`);
+  try {
+    const s = await readState(dir);
+    if (s.processes.some((p) => isAlive(p.pid))) {
+      throw new Error(`a network is already running in ${dir} (pctcp network down --dir ${dir})`);
+    }
+  } catch (e) {
+    if ((e as Error).message.startsWith("a network is already")) throw e;
+  }
+  await Deno.mkdir(dir, { recursive: true });
+  const processes: ProcessInfo[] = [];
+  const partial: NetworkState = {
+    socks: "",
+    server: "",
+    relays: [],
+    processes,
+    dir,
+    directory: `${dir}/directory.json`,
+    streams: `${dir}/client/streams.jsonl`,
+    started: new Date().toISOString(),
+  };
+  const save = () =>
+    Deno.writeTextFile(`${dir}/state.json`, JSON.stringify(partial, null, 2) + "\n");
+  try {
+    await Deno.remove(partial.directory).catch(() => {});
+    const specs: RelaySpec[] = [];
+    const level = options.logLevel ?? "info";
+    for (let i = 0; i < n; i++) {
+      const nick = `relay${i + 1}`;
+      const rdir = `${dir}/${nick}`;
+      await Deno.mkdir(rdir, { recursive: true });
+      const keyFile = `${rdir}/keys.json`;
+      let keys;
+      try {
+        keys = relayKeysFromJson(await Deno.readTextFile(keyFile));
+      } catch {
+        keys = generateRelayKeys();
+        await Deno.writeTextFile(keyFile, relayKeysToJson(keys), { mode: 0o600 });
+      }
+      await Deno.remove(`${rdir}/port`).catch(() => {});
+      const transport = transportOf(i, options.transport);
+      const args = [
+        "relay",
+        "--keys",
+        keyFile,
+        "--nickname",
+        nick,
+        "--directory",
+        partial.directory,
+        "--transport",
+        transport,
+        "--port-file",
+        `${rdir}/port`,
+        "--stats-file",
+        `${rdir}/stats.json`,
+        "--exit-allow",
+        "127.0.0.1:*",
+        "--log-level",
+        level,
+      ];
+      if (options.bandwidth) {
+        args.push(
+          "--bandwidth",
+          String(options.bandwidth),
+          "--burst",
+          String(options.burst ?? options.bandwidth),
+        );
+      }
+      if (options.ewmaHalflifeMs !== undefined) {
+        args.push("--ewma-halflife", String(options.ewmaHalflifeMs));
+      }
+      const log = `${rdir}/relay.log`;
+      const pid = await spawn(args, log);
+      processes.push({ name: nick, pid, log });
+      await save();
+      specs.push({
+        nickname: nick,
+        keys,
+        address: "127.0.0.1",
+        orPort: 0,
+        // First relay(s) guard, last two exits (path choice honours them).
+        flags: i === 0 || (n > 4 && i === 1) ? ["guard"] : i >= n - 2 ? ["exit"] : [],
+        bandwidth: options.bandwidth ?? 10_000_000,
+        transports: transport === "pctcp" ? ["tor", "pctcp"] : ["tor"],
+      });
+    }
+    for (let i = 0; i < n; i++) {
+      const p = processes[i]!;
+      specs[i]!.orPort = Number(await waitForFile(`${dir}/${p.name}/port`, p.pid, p.log));
+    }
+    const { document } = makeDocument(specs, { exitAllow: ["127.0.0.1:*"] });
+    await Deno.writeTextFile(`${partial.directory}.tmp`, JSON.stringify(document, null, 2));
+    await Deno.rename(`${partial.directory}.tmp`, partial.directory);
+    partial.relays = specs.map((s, i) => ({
+      nickname: s.nickname,
+      address: s.address,
+      orPort: s.orPort,
+      transports: s.transports,
+      pid: processes[i]!.pid,
+      fingerprint: fingerprint(s.keys.identity.public),
+    }));
+    // The server.
+    await Deno.mkdir(`${dir}/server`, { recursive: true });
+    const serverLog = `${dir}/server/server.log`;
+    await Deno.remove(serverLog).catch(() => {});
+    const serverArgs = ["serve", ...(options.webRoot ? ["--root", options.webRoot] : [])];
+    const spid = await spawn(serverArgs, serverLog);
+    processes.push({ name: "server", pid: spid, log: serverLog });
+    await save();
+    const first = await waitForFile(serverLog, spid, serverLog);
+    partial.server = JSON.parse(first.split("\n").find((l) => l.startsWith("{"))!).server;
+    // The client.
+    await Deno.mkdir(`${dir}/client`, { recursive: true });
+    await Deno.remove(`${dir}/client/port`).catch(() => {});
+    const clientTransport = options.transport === "tor" || options.transport === undefined
+      ? "tor"
+      : "pctcp";
+    const cargs = [
+      "client",
+      "--directory",
+      partial.directory,
+      "--socks-port",
+      "0",
+      "--port-file",
+      `${dir}/client/port`,
+      "--streams-file",
+      partial.streams,
+      "--transport",
+      clientTransport,
+      "--log-level",
+      level,
+    ];
+    if (options.path) cargs.push("--path", options.path.join(","));
+    const clog = `${dir}/client/client.log`;
+    const cpid = await spawn(cargs, clog);
+    processes.push({ name: "client", pid: cpid, log: clog });
+    await save();
+    partial.socks = `127.0.0.1:${await waitForFile(`${dir}/client/port`, cpid, clog)}`;
+    await save();
+    // Ready when a fetch goes through.
+    const t0 = Date.now();
+    for (;;) {
+      const r = await timedFetch(`${partial.server}/bytes/1KiB`, {
+        socksHost: "127.0.0.1",
+        socksPort: Number(partial.socks.split(":")[1]),
+        timeoutMs: 10_000,
+        socksUser: "readiness",
+      });
+      if (r.outcome === "ok") break;
+      if (Date.now() - t0 > 60_000) {
+        throw new Error(`network not ready after 60 s: ${r.outcome}: ${r.error}`);
+      }
+      await new Promise((res) => setTimeout(res, 300));
+    }
+    return partial;
+  } catch (e) {
+    await stopProcesses(processes);
+    await Deno.remove(`${dir}/state.json`).catch(() => {});
+    throw e;
+  }
+}
+
+/** Stops processes by pid: SIGTERM, then SIGKILL after `graceMs`. */
+export async function stopProcesses(processes: ProcessInfo[], graceMs = 3000): Promise<number> {
+  let stopped = 0;
+  for (const p of processes) {
+    if (!isAlive(p.pid)) continue;
+    try {
+      Deno.kill(p.pid, "SIGTERM");
+      stopped++;
+    } catch { /* gone */ }
+  }
+  const t0 = Date.now();
+  while (processes.some((p) => isAlive(p.pid)) && Date.now() - t0 < graceMs) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  for (const p of processes) {
+    if (isAlive(p.pid)) {
+      try {
+        Deno.kill(p.pid, "SIGKILL");
+      } catch { /* gone */ }
+    }
+  }
+  return stopped;
+}
+
+/** Stops every process of the network in `dir` and removes its state file. */
+export async function networkDown(dir = "./pctcp-net"): Promise<{ stopped: number }> {
+  const state = await readState(dir);
+  const stopped = await stopProcesses(state.processes);
+  await Deno.remove(`${dir}/state.json`).catch(() => {});
+  return { stopped };
+}
+
+/** The state plus liveness of each process and each relay's latest statistics. */
+export async function networkStatus(
+  dir = "./pctcp-net",
+): Promise<NetworkState & { alive: Record<string, boolean>; stats: Record<string, unknown> }> {
+  const state = await readState(dir);
+  const alive: Record<string, boolean> = {};
+  const stats: Record<string, unknown> = {};
+  for (const p of state.processes) alive[p.name] = isAlive(p.pid);
+  for (const r of state.relays) {
+    try {
+      stats[r.nickname] = JSON.parse(await Deno.readTextFile(`${dir}/${r.nickname}/stats.json`));
+    } catch { /* none yet */ }
+  }
+  return { ...state, alive, stats };
+}
