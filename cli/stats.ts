@@ -1,16 +1,120 @@
 /**
- * `pctcp stats`: percentiles with confidence intervals from records files
+ * `pctcp stats`: percentiles with confidence intervals from records files.
  * @module
  */
 
-import { Command } from "commander";
-import { notBuilt } from "./_common.ts";
+import { Command, Option } from "commander";
+import { run, UsageError } from "./_common.ts";
+import { readRecords } from "../lib/stats/load.ts";
+import { Summarizer, type TimeBase } from "../lib/stats/summary.ts";
+import {
+  compactRows,
+  methodNote,
+  renderRows,
+  summaryRows,
+  type TableFormat,
+} from "../lib/report/tables.ts";
+import { filterRecord, type RecordFilter } from "../lib/stats/filter.ts";
+
+interface StatsFlags {
+  format?: TableFormat;
+  base: TimeBase;
+  relay?: string[];
+  excludeRelay?: string[];
+  since?: string;
+  until?: string;
+  outcome?: string[];
+}
+
+/** Options shared by stats and compare: filters. */
+export function filterFrom(o: StatsFlags): RecordFilter {
+  const f: RecordFilter = {};
+  if (o.relay) f.relays = o.relay;
+  if (o.excludeRelay) f.excludeRelays = o.excludeRelay;
+  if (o.since) {
+    if (Number.isNaN(Date.parse(o.since))) {
+      throw new UsageError(`--since is not a date: ${o.since}`);
+    }
+    f.since = new Date(o.since);
+  }
+  if (o.until) {
+    if (Number.isNaN(Date.parse(o.until))) {
+      throw new UsageError(`--until is not a date: ${o.until}`);
+    }
+    f.until = new Date(o.until);
+  }
+  if (o.outcome) f.outcomes = o.outcome;
+  return f;
+}
+
+/** Adds the filter options to a command. */
+export function withFilters(c: Command): Command {
+  return c
+    .option(
+      "--relay <name...>",
+      "only fetches whose circuit used these relays (nickname or fingerprint)",
+    )
+    .option("--exclude-relay <name...>", "drop fetches whose circuit used these relays")
+    .option("--since <iso>", "only fetches started at or after this time")
+    .option("--until <iso>", "only fetches started before this time")
+    .option("--outcome <class...>", "only these outcomes (ok, timeout, socks, …)");
+}
 
 /** Builds the `stats` command. */
 export function statsCommand(): Command {
-  return new Command("stats")
-    .description("percentiles with confidence intervals from records files (not built yet)")
-    .allowUnknownOption()
-    .allowExcessArguments()
-    .action(() => notBuilt("stats", 6));
+  return withFilters(
+    new Command("stats")
+      .description(
+        "per group (label, transport, size, URL): count, error rate, percentiles with 95 % intervals",
+      )
+      .argument("<files...>", "JSONL records files")
+      .addOption(
+        new Option("--format <f>", "output format (default: a table on a TTY, else csv)").choices([
+          "table",
+          "csv",
+          "json",
+          "markdown",
+        ]),
+      )
+      .addOption(
+        new Option("--base <b>", "where times count from").choices(["onionperf", "tgen"]).default(
+          "onionperf",
+        ),
+      ),
+  ).action((files: string[], o: StatsFlags) =>
+    run(async () => {
+      const filter = filterFrom(o);
+      const s = new Summarizer(o.base);
+      let kept = 0;
+      const { records, bad, badCount } = await readRecords(files, (r) => {
+        if (filterRecord(r, filter)) {
+          s.add(r);
+          kept++;
+        }
+      });
+      for (const b of bad) console.error(`pctcp: ${b.file}:${b.line}: skipped: ${b.reason}`);
+      if (badCount > bad.length) {
+        console.error(`pctcp: … and ${badCount - bad.length} more malformed lines`);
+      }
+      if (badCount) console.error(`pctcp: ${badCount} malformed lines skipped`);
+      const groups = s.summaries();
+      const format = o.format ?? (Deno.stdout.isTerminal() ? "table" : "csv");
+      if (format === "table") {
+        console.log(renderRows(compactRows(groups), "table"));
+        console.log(`${kept} of ${records} records; ${methodNote(o.base)}`);
+        for (const g of groups) {
+          if (g.ok < 30) {
+            console.log(
+              `note: ${g.label}/${
+                g.transport ?? "-"
+              } has only ${g.ok} successful fetches: wide intervals, doubt the tails`,
+            );
+          }
+        }
+      } else {
+        Deno.stdout.writeSync(new TextEncoder().encode(renderRows(summaryRows(groups), format)));
+      }
+      return records === 0 ? 1 : 0;
+    })
+  );
 }
