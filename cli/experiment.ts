@@ -1,16 +1,66 @@
 /**
- * `pctcp experiment`: run the cross-circuit interference experiment (tor vs pctcp)
+ * `pctcp experiment interference`: tor vs pctcp on the same network and workload.
  * @module
  */
 
 import { Command } from "commander";
-import { notBuilt } from "./_common.ts";
+import { nonNegative, run, UsageError } from "./_common.ts";
+import { runInterference, summaryMarkdown } from "../lib/experiment/interference.ts";
 
 /** Builds the `experiment` command. */
 export function experimentCommand(): Command {
-  return new Command("experiment")
-    .description("run the cross-circuit interference experiment (tor vs pctcp) (not built yet)")
-    .allowUnknownOption()
-    .allowExcessArguments()
-    .action(() => notBuilt("experiment", 7));
+  const exp = new Command("experiment").description("run experiments (interference: tor vs pctcp)");
+  exp.command("interference")
+    .description(
+      "the cross-circuit interference experiment: same workload on tor, then pctcp; writes records, summary.json, plots, report.html",
+    )
+    .option(
+      "--scenario <name|file>",
+      "scenario under measurements/scenarios/ or a JSON file",
+      "quick",
+    )
+    .option("--out <dir>", "output folder", "./pctcp-experiment")
+    .option("--mixed", "add a half-upgraded (mixed) network arm")
+    .option("--duration <s>", "override the scenario's seconds per arm", nonNegative)
+    .option("--netns", "hosts in network namespaces with shaped links and IPsec (not built yet)")
+    .option("--with-real-tor", "add an arm on Debian's tor (not built yet)")
+    .action((
+      o: {
+        scenario: string;
+        out: string;
+        mixed?: boolean;
+        duration?: number;
+        netns?: boolean;
+        withRealTor?: boolean;
+      },
+    ) =>
+      run(async () => {
+        if (o.netns) {
+          throw new UsageError("--netns is not built yet (issue 7); run on loopback without it");
+        }
+        if (o.withRealTor) throw new UsageError("--with-real-tor is not built yet (issue 7)");
+        const ctl = new AbortController();
+        const stop = () => {
+          console.error("pctcp: stopping: tearing the network down");
+          ctl.abort();
+        };
+        Deno.addSignalListener("SIGINT", stop);
+        Deno.addSignalListener("SIGTERM", stop);
+        const quiet = !Deno.stderr.isTerminal();
+        const summary = await runInterference({
+          scenario: o.scenario,
+          out: o.out,
+          ...(o.mixed ? { mixed: true } : {}),
+          ...(o.duration !== undefined ? { durationS: o.duration } : {}),
+          progress: (l) => quiet ? console.log(l) : console.error(l),
+          signal: ctl.signal,
+        });
+        Deno.removeSignalListener("SIGINT", stop);
+        Deno.removeSignalListener("SIGTERM", stop);
+        console.log(`\n${summaryMarkdown(summary)}`);
+        console.log(`results in ${o.out}: summary.json, summary.md, report.html, records-*.jsonl`);
+        if (ctl.signal.aborted) return 130;
+      })
+    );
+  return exp;
 }

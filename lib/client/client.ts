@@ -446,6 +446,8 @@ export class OnionClient {
     // A clean circuit (the preemptive one) is taken by the first isolation key that needs it.
     for (const c of this.#circuits) {
       if (c.dirtySince === undefined && usable(c)) {
+        // Claim it now, before any await, so a concurrent request cannot take it too.
+        c.dirtySince = now;
         c.isolation = isolation;
         this.#startPreemptive();
         return c;
@@ -457,13 +459,16 @@ export class OnionClient {
       try {
         const c = await p;
         if (usable(c) && (c.dirtySince === undefined || c.isolation === isolation)) {
+          c.dirtySince ??= performance.now();
           c.isolation = isolation;
           this.#startPreemptive();
           return c;
         }
       } catch { /* build a fresh one */ }
     }
-    return await this.buildCircuit(isolation);
+    const c = await this.buildCircuit(isolation);
+    c.dirtySince ??= performance.now();
+    return c;
   }
 
   async #onSocks(conn: Deno.TcpConn): Promise<void> {

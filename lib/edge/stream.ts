@@ -75,10 +75,15 @@ export class EdgeStream {
         const n = await this.#socket.read(buf);
         if (n === null || this.#closed) break;
         for (let off = 0; off < n; off += RELAY_DATA_LEN) {
-          await this.packageWindow.wait();
-          await this.#circ.packageWindow.wait();
-          if (this.#circ.drained) await this.#circ.drained();
-          if (this.#closed) return;
+          // Both windows must be open at the moment of sending: other streams of the
+          // circuit spend the circuit window while this one waits.
+          for (;;) {
+            await this.packageWindow.wait();
+            await this.#circ.packageWindow.wait();
+            if (this.#circ.drained) await this.#circ.drained();
+            if (this.#closed) return;
+            if (this.packageWindow.value > 0 && this.#circ.packageWindow.value > 0) break;
+          }
           this.packageWindow.take();
           this.#circ.packageWindow.take();
           const chunk = buf.slice(off, Math.min(n, off + RELAY_DATA_LEN));

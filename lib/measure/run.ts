@@ -18,6 +18,10 @@ export interface Workload {
   urls: string[];
   /** "file" (one fetch) or "page" (HTML document and its sub-resources). */
   kind?: "file" | "page";
+  /** Seconds each worker waits after a fetch ends before the next (a user's think time). */
+  thinkS?: number;
+  /** Workers of this workload (default: the run's concurrency). */
+  concurrency?: number;
 }
 
 /** Options of a run. */
@@ -32,7 +36,7 @@ export interface RunOptions {
   durationS?: number;
   /** Seconds between the starts of a worker's fetches (0: back to back). */
   intervalS?: number;
-  /** Jitter as a fraction of the interval (0.2 = ±20 %). */
+  /** Jitter as a fraction of the interval and think time (0.2 = ±20 %). */
   jitter?: number;
   /** Workers per workload. */
   concurrency?: number;
@@ -188,7 +192,7 @@ export async function runMeasurement(options: RunOptions): Promise<RunSummary> {
     const workers: Promise<void>[] = [];
     let w = 0;
     for (const wl of options.workloads) {
-      for (let c = 0; c < (options.concurrency ?? 1); c++) {
+      for (let c = 0; c < (wl.concurrency ?? options.concurrency ?? 1); c++) {
         const user = options.isolate === false ? undefined : `${run}-${wl.label}-${c}`;
         const offset = w++;
         workers.push((async () => {
@@ -239,7 +243,12 @@ export async function runMeasurement(options: RunOptions): Promise<RunSummary> {
               await Deno.writeTextFile(`${options.out}.fresh`, `${new Date().toISOString()}\n`);
             } else summary.failed++;
             options.onRecord?.(rec);
-            if (intervalMs > 0) {
+            if (wl.thinkS) {
+              await sleep(
+                wl.thinkS * 1000 * (1 + (options.jitter ?? 0) * (2 * random() - 1)),
+                options.signal,
+              );
+            } else if (intervalMs > 0) {
               const j = (options.jitter ?? 0) * (2 * random() - 1);
               const wait = intervalMs * (1 + j) - (performance.now() - t0);
               if (wait > 0) await sleep(wait, options.signal);

@@ -27,6 +27,8 @@ export interface NetworkOptions {
   bandwidth?: number;
   /** Burst, bytes (default: the rate). */
   burst?: number;
+  /** Per-relay rate limits, bytes/s (overrides `bandwidth` for the relays it lists). */
+  bandwidths?: number[];
   /** Pin the client's circuits to these relays. */
   path?: string[];
   /** Folder of web pages for the server. */
@@ -216,14 +218,8 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
         "--log-level",
         level,
       ];
-      if (options.bandwidth) {
-        args.push(
-          "--bandwidth",
-          String(options.bandwidth),
-          "--burst",
-          String(options.burst ?? options.bandwidth),
-        );
-      }
+      const rate = options.bandwidths?.[i] ?? options.bandwidth;
+      if (rate) args.push("--bandwidth", String(rate), "--burst", String(options.burst ?? rate));
       if (options.ewmaHalflifeMs !== undefined) {
         args.push("--ewma-halflife", String(options.ewmaHalflifeMs));
       }
@@ -238,7 +234,7 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
         orPort: 0,
         // First relay(s) guard, last two exits (path choice honours them).
         flags: i === 0 || (n > 4 && i === 1) ? ["guard"] : i >= n - 2 ? ["exit"] : [],
-        bandwidth: options.bandwidth ?? 10_000_000,
+        bandwidth: options.bandwidths?.[i] ?? options.bandwidth ?? 10_000_000,
         transports: transport === "pctcp" ? ["tor", "pctcp"] : ["tor"],
       });
     }

@@ -1,0 +1,62 @@
+/**
+ * Where queues build in the kernel: samples `ss -tn` for the TCP connections between relays
+ * (both ends on relay OR ports, or one end on an OR port and the other a relay process's
+ * outgoing socket) and sums their send and receive queues.
+ * @module
+ */
+
+/** One sample of relay-to-relay sockets. */
+export interface SocketSample {
+  /** Time, ms since the experiment arm started. */
+  t: number;
+  /** Established TCP connections touching a relay OR port from another relay. */
+  connections: number;
+  /** Sum of Send-Q over those sockets, bytes. */
+  sendQ: number;
+  /** Sum of Recv-Q, bytes. */
+  recvQ: number;
+  /** Largest single Send-Q, bytes. */
+  maxSendQ: number;
+}
+
+/** Parses `ss -tnH` lines; keeps sockets whose local or peer port is in `orPorts` on 127.0.0.1. */
+export function parseSs(
+  text: string,
+  orPorts: Set<number>,
+  exclude: Set<number> = new Set(),
+): Omit<SocketSample, "t"> {
+  const s = { connections: 0, sendQ: 0, recvQ: 0, maxSendQ: 0 };
+  for (const line of text.split("\n")) {
+    const tok = line.trim().split(/\s+/);
+    const addrs = tok.filter((x) => /:\d+$/.test(x));
+    if (addrs.length < 2) continue;
+    const nums = tok.filter((x) => /^\d+$/.test(x)).map(Number);
+    if (nums.length < 2) continue;
+    const [recvQ, sendQ] = nums.slice(-2) as [number, number];
+    const lp = Number(addrs[0]!.split(":").pop()), pp = Number(addrs[1]!.split(":").pop());
+    if (!(orPorts.has(lp) || orPorts.has(pp))) continue;
+    if (exclude.has(lp) || exclude.has(pp)) continue;
+    s.connections++;
+    s.sendQ += sendQ;
+    s.recvQ += recvQ;
+    s.maxSendQ = Math.max(s.maxSendQ, sendQ);
+  }
+  return s;
+}
+
+/** Runs `ss -tnH state established` once. */
+export async function sampleSockets(
+  orPorts: Set<number>,
+  exclude: Set<number>,
+): Promise<Omit<SocketSample, "t"> | undefined> {
+  try {
+    const out = await new Deno.Command("ss", {
+      args: ["-tnH", "state", "established"],
+      stdout: "piped",
+      stderr: "null",
+    }).output();
+    return parseSs(new TextDecoder().decode(out.stdout), orPorts, exclude);
+  } catch {
+    return undefined;
+  }
+}
