@@ -271,12 +271,14 @@ async function readResponse(
   const kept: Uint8Array[] = [];
   const deciles = [10, 20, 30, 40, 50, 60, 70, 80, 90, 100];
   let nextDecile = 0, nextMark = 0;
+  let lastAt: number | undefined;
   const take = (b: Uint8Array) => {
     if (b.length === 0) return;
     hash.update(b);
     if (options.keepBody) kept.push(b.slice());
     r.bytes += b.length;
     const t = at();
+    lastAt = t;
     if (r.size) {
       while (nextDecile < deciles.length && r.bytes * 100 >= deciles[nextDecile]! * r.size) {
         r.progress[String(deciles[nextDecile]!)] = t;
@@ -298,7 +300,8 @@ async function readResponse(
       take(buf.subarray(0, len === undefined ? k : Math.min(k, len - r.bytes)));
     }
   }
-  r.phases.last_byte = at();
+  // The last byte is when the last body byte arrived (the header's arrival for an empty body).
+  r.phases.last_byte = lastAt ?? r.phases.first_byte ?? at();
   r.sha256 = hash.digest("hex");
   if (options.keepBody) {
     const all = new Uint8Array(r.bytes);

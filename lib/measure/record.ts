@@ -101,7 +101,7 @@ export class RecordWriter {
       } catch (e) {
         if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
         const pid = Number((await Deno.readTextFile(lock).catch(() => "")).trim());
-        if (pid && pid !== Deno.pid && alive(pid)) {
+        if (pid && alive(pid)) {
           throw new LockedError(`another run (pid ${pid}) is writing ${path}; lock ${lock}`);
         }
         await Deno.remove(lock).catch(() => {});

@@ -1,0 +1,86 @@
+/**
+ * A loopback onion network in one process, for tests.
+ * @module
+ */
+
+import {
+  generateRelayKeys,
+  makeDocument,
+  type SignedDocument,
+  type Transport,
+} from "../lib/directory/mod.ts";
+import { Relay } from "../lib/relay/relay.ts";
+import { OnionClient, type StreamEvent } from "../lib/client/client.ts";
+
+interface Net {
+  relays: Relay[];
+  client: OnionClient;
+  server: Deno.HttpServer;
+  serverPort: number;
+  events: StreamEvent[];
+  stop(): Promise<void>;
+}
+
+/** A loopback network: N relays (last two exits), an HTTP server, a client. */
+export async function startNet(
+  n: number,
+  transports: Transport[],
+  clientTransport: Transport = "tor",
+  path?: string[],
+): Promise<Net> {
+  const holder: { doc?: SignedDocument } = {};
+  const specs = [];
+  const relays: Relay[] = [];
+  for (let i = 0; i < n; i++) {
+    const keys = generateRelayKeys();
+    const r = new Relay({
+      keys,
+      nickname: `r${i + 1}`,
+      directory: () => holder.doc!,
+      transport: transports[i] ?? "tor",
+      exitAllow: ["127.0.0.1:*"],
+    });
+    await r.start();
+    relays.push(r);
+    specs.push({
+      nickname: `r${i + 1}`,
+      keys,
+      address: "127.0.0.1",
+      orPort: r.port,
+      flags: i === 0 ? ["guard"] : i >= n - 2 ? ["exit"] : [],
+      bandwidth: 1000,
+      transports: transports[i] === "pctcp"
+        ? ["tor", "pctcp"] as Transport[]
+        : ["tor"] as Transport[],
+    });
+  }
+  const doc = makeDocument(specs).document;
+  holder.doc = doc;
+  const body = new Uint8Array(1 << 20).map((_, i) => (i * 31 + 7) & 0xff);
+  const server = Deno.serve({ hostname: "127.0.0.1", port: 0, onListen() {} }, (req) => {
+    const u = new URL(req.url);
+    if (u.pathname === "/big") return new Response(body);
+    return new Response("hello onion");
+  });
+  const events: StreamEvent[] = [];
+  const client = new OnionClient({
+    directory: doc,
+    transport: clientTransport,
+    preemptive: false,
+    onStream: (e) => events.push(e),
+    ...(path ? { path } : {}),
+  });
+  await client.start();
+  return {
+    relays,
+    client,
+    server,
+    serverPort: server.addr.port,
+    events,
+    async stop() {
+      await client.stop();
+      for (const r of relays) await r.stop();
+      await server.shutdown();
+    },
+  };
+}

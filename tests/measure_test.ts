@@ -1,0 +1,237 @@
+import { assert, assertEquals, assertRejects } from "./_assert.ts";
+import { serve } from "../lib/serve/server.ts";
+import { bodySha256 } from "../lib/serve/body.ts";
+import { formatSize, parseSize } from "../lib/serve/sizes.ts";
+import { timedFetch } from "../lib/measure/fetch.ts";
+import { LockedError, RecordWriter } from "../lib/measure/record.ts";
+import { runMeasurement, subresources } from "../lib/measure/run.ts";
+import { percentile } from "../lib/stats/percentile.ts";
+import { startNet } from "./_net.ts";
+import { createHash } from "node:crypto";
+
+Deno.test("parseSize reads bytes, KiB, MiB and SI units and refuses junk", () => {
+  assertEquals(parseSize("51200"), 51200);
+  assertEquals(parseSize("50KiB"), 51200);
+  assertEquals(parseSize("5MiB"), 5 * 1024 * 1024);
+  assertEquals(parseSize("300KB"), 300_000);
+  assertEquals(formatSize(5 * 1024 * 1024), "5MiB");
+  for (const bad of ["", "5 parsecs", "-1", "MiB"]) {
+    let threw = false;
+    try {
+      parseSize(bad);
+    } catch {
+      threw = true;
+    }
+    assert(threw, `parseSize accepted ${bad}`);
+  }
+});
+
+Deno.test("serve answers /bytes/SIZE with Content-Length and a Repr-Digest that matches", async () => {
+  const s = await serve();
+  try {
+    const r = await fetch(`${s.url}/bytes/50KiB`);
+    const body = new Uint8Array(await r.arrayBuffer());
+    assertEquals(r.headers.get("content-length"), "51200");
+    assertEquals(body.length, 51200);
+    const hex = createHash("sha256").update(body).digest("hex");
+    assertEquals(hex, bodySha256(51200));
+    assertEquals(
+      r.headers.get("repr-digest"),
+      `sha-256=:${createHash("sha256").update(body).digest("base64")}:`,
+    );
+    const bad = await fetch(`${s.url}/bytes/lots`);
+    assertEquals(bad.status, 400);
+    await bad.body?.cancel();
+    const missing = await fetch(`${s.url}/nothing`);
+    assertEquals(missing.status, 404);
+    await missing.body?.cancel();
+  } finally {
+    await s.stop();
+  }
+});
+
+Deno.test("timedFetch through the onion client records ordered phases, progress and a good checksum", async () => {
+  const net = await startNet(3, ["tor", "tor", "tor"]);
+  const s = await serve();
+  try {
+    const r = await timedFetch(`${s.url}/bytes/1MiB`, {
+      socksHost: "127.0.0.1",
+      socksPort: net.client.socksPort,
+    });
+    assertEquals(r.outcome, "ok", r.error ?? "");
+    assertEquals(r.bytes, 1048576);
+    assertEquals(r.sha256Ok, true);
+    const p = r.phases;
+    assert(
+      p.tcp! <= p.socks! && p.socks! <= p.request! && p.request! <= p.first_byte! &&
+        p.first_byte! <= p.last_byte!,
+      JSON.stringify(p),
+    );
+    assertEquals(Object.keys(r.progress).length, 10);
+    assertEquals(r.progress["100"], p.last_byte);
+    assert(r.marks["1048576"] !== undefined);
+    assert(typeof r.sourcePort === "number");
+  } finally {
+    await s.stop();
+    await net.stop();
+  }
+});
+
+Deno.test("timedFetch turns failures into outcomes: proxy down, SOCKS refusal, short read", async () => {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  const down = await timedFetch("http://127.0.0.1:1/", { socksHost: "127.0.0.1", socksPort: port });
+  assertEquals(down.outcome, "proxy-connect");
+  // A "proxy" that refuses the CONNECT with code 5.
+  const fake = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serveFake = (async () => {
+    const c = await fake.accept();
+    const b = new Uint8Array(512);
+    await c.read(b);
+    await c.write(Uint8Array.of(5, 0));
+    await c.read(b);
+    await c.write(Uint8Array.of(5, 5, 0, 1, 0, 0, 0, 0, 0, 0));
+    c.close();
+  })();
+  const refused = await timedFetch("http://example.invalid/", {
+    socksHost: "127.0.0.1",
+    socksPort: (fake.addr as Deno.NetAddr).port,
+  });
+  await serveFake;
+  fake.close();
+  assertEquals(refused.outcome, "socks");
+  assert(refused.error!.includes("connection refused"), refused.error!);
+  // A proxy that answers, then a server that lies about its length.
+  const liar = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const serveLiar = (async () => {
+    const c = await liar.accept();
+    const b = new Uint8Array(512);
+    await c.read(b);
+    await c.write(Uint8Array.of(5, 0));
+    await c.read(b);
+    await c.write(Uint8Array.of(5, 0, 0, 1, 0, 0, 0, 0, 0, 0));
+    await c.read(b);
+    await c.write(new TextEncoder().encode("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\nshort"));
+    c.close();
+  })();
+  const short = await timedFetch("http://x/", {
+    socksHost: "127.0.0.1",
+    socksPort: (liar.addr as Deno.NetAddr).port,
+  });
+  await serveLiar;
+  liar.close();
+  assertEquals(short.outcome, "short-read");
+  assertEquals(short.bytes, 5);
+});
+
+Deno.test("timedFetch agrees with curl within 2 ms at the median (loopback, same proxy and URL)", async () => {
+  const net = await startNet(3, ["tor", "tor", "tor"]);
+  const s = await serve();
+  try {
+    const url = `${s.url}/bytes/50KiB`;
+    const ours = { fb: [] as number[], lb: [] as number[] };
+    const curl = { fb: [] as number[], lb: [] as number[] };
+    for (let i = 0; i < 21; i++) {
+      const r = await timedFetch(url, {
+        socksHost: "127.0.0.1",
+        socksPort: net.client.socksPort,
+        socksUser: "same",
+      });
+      assertEquals(r.outcome, "ok");
+      ours.fb.push(r.phases.first_byte!);
+      ours.lb.push(r.phases.last_byte!);
+      const out = await new Deno.Command("curl", {
+        args: [
+          "-s",
+          "-o",
+          "/dev/null",
+          "--socks5-hostname",
+          `127.0.0.1:${net.client.socksPort}`,
+          "--proxy-user",
+          "same:x",
+          "-w",
+          "%{time_starttransfer} %{time_total}",
+          url,
+        ],
+        stdout: "piped",
+      }).output();
+      const [fb, total] = new TextDecoder().decode(out.stdout).trim().split(" ").map((x) =>
+        Number(x) * 1000
+      );
+      curl.fb.push(fb!);
+      curl.lb.push(total!);
+    }
+    const d1 = Math.abs(percentile(ours.fb, 50) - percentile(curl.fb, 50));
+    const d2 = Math.abs(percentile(ours.lb, 50) - percentile(curl.lb, 50));
+    assert(d1 < 2, `response time medians differ by ${d1.toFixed(2)} ms`);
+    assert(d2 < 2, `download time medians differ by ${d2.toFixed(2)} ms`);
+  } finally {
+    await s.stop();
+    await net.stop();
+  }
+});
+
+Deno.test("RecordWriter refuses a second writer and takes over a stale lock", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const path = `${dir}/r.jsonl`;
+    const w = await RecordWriter.open(path);
+    await assertRejects(() => RecordWriter.open(path), LockedError, "another run");
+    await w.append({ a: 1 });
+    await w.close();
+    await Deno.writeTextFile(`${path}.lock`, "999999999\n");
+    const w2 = await RecordWriter.open(path);
+    await w2.append({ a: 2 });
+    await w2.close();
+    assertEquals((await Deno.readTextFile(path)).trim().split("\n").length, 2);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("runMeasurement appends one record per fetch, run settings, freshness; failures are records", async () => {
+  const net = await startNet(3, ["tor", "tor", "tor"]);
+  const s = await serve();
+  const dir = await Deno.makeTempDir();
+  try {
+    const out = `${dir}/m.jsonl`;
+    const sum = await runMeasurement({
+      socks: `127.0.0.1:${net.client.socksPort}`,
+      workloads: [{ label: "bulk", urls: [`${s.url}/bytes/20KiB`, `${s.url}/missing`] }],
+      count: 4,
+      out,
+      seed: 3,
+    });
+    assertEquals(sum.total, 4);
+    assertEquals(sum.ok, 2);
+    const lines = (await Deno.readTextFile(out)).trim().split("\n").map((l) => JSON.parse(l));
+    assertEquals(lines.length, 4);
+    assertEquals(lines.map((l) => l.outcome).sort(), ["http", "http", "ok", "ok"]);
+    assertEquals(lines[0].v, 1);
+    const runs = JSON.parse((await Deno.readTextFile(`${out}.runs.jsonl`)).trim());
+    assertEquals(runs.seed, 3);
+    assert(Date.parse((await Deno.readTextFile(`${out}.fresh`)).trim()) > 0);
+    // A rerun appends.
+    await runMeasurement({
+      socks: `127.0.0.1:${net.client.socksPort}`,
+      workloads: [{ label: "bulk", urls: [`${s.url}/bytes/1KiB`] }],
+      count: 1,
+      out,
+    });
+    assertEquals((await Deno.readTextFile(out)).trim().split("\n").length, 5);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+    await s.stop();
+    await net.stop();
+  }
+});
+
+Deno.test("subresources finds same-origin src and href targets", () => {
+  const html =
+    `<link href="/style.css" rel=stylesheet><img src="/bytes/10KiB"><img src='http://other/x.png'><a href="/next.html">`;
+  assertEquals(subresources(html, "http://127.0.0.1:8080/index.html"), [
+    "http://127.0.0.1:8080/style.css",
+    "http://127.0.0.1:8080/bytes/10KiB",
+  ]);
+});
