@@ -1,0 +1,92 @@
+import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
+import { isAlive, networkDown, networkStatus, networkUp } from "../lib/network/launcher.ts";
+import { timedFetch } from "../lib/measure/fetch.ts";
+
+const main = new URL("../cli/main.ts", import.meta.url).pathname;
+
+async function pctcp(...args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", main, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
+}
+
+Deno.test("network up starts processes that carry 5 MiB byte-exact; status shows them; down leaves none", async () => {
+  const dir = await Deno.makeTempDir();
+  let pids: number[] = [];
+  try {
+    const up = await pctcp(
+      "network",
+      "up",
+      "--dir",
+      dir,
+      "--relays",
+      "3",
+      "--transport",
+      "pctcp",
+      "--json",
+    );
+    assertEquals(up.code, 0, up.stderr);
+    const st = await pctcp("network", "status", "--dir", dir, "--json");
+    assertEquals(st.code, 0, st.stderr);
+    const s = JSON.parse(st.stdout);
+    assert(/^127\.0\.0\.1:\d+$/.test(s.socks), s.socks);
+    assertStringIncludes(s.server, "http://127.0.0.1:");
+    assertEquals(s.relays.length, 3);
+    for (const r of s.relays) {
+      for (const k of ["nickname", "address", "orPort", "transports", "pid"]) {
+        assert(k in r, `relay lacks ${k}`);
+      }
+    }
+    pids = s.processes.map((p: { pid: number }) => p.pid);
+    assert(pids.every(isAlive));
+    const r = await timedFetch(`${s.server}/bytes/5MiB`, {
+      socksHost: "127.0.0.1",
+      socksPort: Number(s.socks.split(":")[1]),
+    });
+    assertEquals(r.outcome, "ok", r.error ?? "");
+    assertEquals(r.sha256Ok, true);
+    // A crash of one part: down still stops the rest.
+    Deno.kill(s.relays[1].pid, "SIGKILL");
+    const down = await pctcp("network", "down", "--dir", dir);
+    assertEquals(down.code, 0, down.stderr);
+    for (let i = 0; i < 50 && pids.some(isAlive); i++) {
+      await new Promise((res) => setTimeout(res, 50));
+    }
+    assertEquals(pids.filter(isAlive), []);
+    const after = await pctcp("network", "status", "--dir", dir);
+    assertEquals(after.code, 1);
+    assertStringIncludes(after.stderr, "no network");
+  } finally {
+    for (const p of pids) if (isAlive(p)) Deno.kill(p, "SIGKILL");
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("networkUp refuses a second network in the same folder", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const s = await networkUp({ dir, relays: 3 });
+    try {
+      let msg = "";
+      try {
+        await networkUp({ dir, relays: 3 });
+      } catch (e) {
+        msg = (e as Error).message;
+      }
+      assertStringIncludes(msg, "already running");
+      assert(Object.values((await networkStatus(dir)).alive).every(Boolean));
+    } finally {
+      await networkDown(dir);
+    }
+    assert(s.processes.every((p) => !isAlive(p.pid)));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

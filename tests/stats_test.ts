@@ -1,0 +1,115 @@
+import { assert, assertEquals } from "./_assert.ts";
+import { percentile } from "../lib/stats/percentile.ts";
+import { estimate, Summarizer } from "../lib/stats/summary.ts";
+import {
+  compareSamples,
+  describeChange,
+  describeFactor,
+  mannWhitney,
+} from "../lib/stats/compare.ts";
+import { readRecords } from "../lib/stats/load.ts";
+import { filterRecord } from "../lib/stats/filter.ts";
+import type { MeasureRecord } from "../lib/measure/record.ts";
+
+function rec(over: Partial<MeasureRecord>): MeasureRecord {
+  return {
+    v: 1,
+    run: "r",
+    id: 1,
+    label: "web",
+    transport: "tor",
+    url: "http://x/bytes/1",
+    size: 1,
+    start: "2026-11-24T00:00:00.000Z",
+    phases_ms: { first_byte: 10, last_byte: 20, request: 2 },
+    progress_ms: {},
+    marks_ms: {},
+    bytes: 1,
+    status: 200,
+    sha256: null,
+    sha256_ok: null,
+    circuit: { id: "1", path: ["relay1", "relay2", "relay3"], build_ms: 5 },
+    source_port: 1,
+    outcome: "ok",
+    error: null,
+    ...over,
+  };
+}
+
+Deno.test("percentile uses linear interpolation (type 7)", () => {
+  assertEquals(percentile([1, 2, 3, 4], 50), 2.5);
+  assertEquals(Math.round(percentile([1, 2, 3, 4], 90) * 1000) / 1000, 3.7);
+  assertEquals(percentile([5], 99), 5);
+  assert(Number.isNaN(percentile([], 50)));
+});
+
+Deno.test("estimate gives intervals that contain the value and shrink with n", () => {
+  const small = Float64Array.from({ length: 50 }, (_, i) => i).sort();
+  const big = Float64Array.from({ length: 30000 }, (_, i) => i % 50).sort();
+  const [e1] = estimate(small, [50]);
+  const [e2] = estimate(big, [50]);
+  assert(e1!.lo <= e1!.value && e1!.value <= e1!.hi);
+  assert(e2!.lo <= e2!.value && e2!.value <= e2!.hi);
+  assert(e2!.hi - e2!.lo < e1!.hi - e1!.lo);
+});
+
+Deno.test("Summarizer counts failures apart and measures tgen from the request", () => {
+  const s = new Summarizer("tgen");
+  s.add(rec({}));
+  s.add(rec({ outcome: "timeout", error: "x" }));
+  const [g] = s.summaries();
+  assertEquals(g!.count, 2);
+  assertEquals(g!.ok, 1);
+  assertEquals(g!.errors, { timeout: 1 });
+  assertEquals(g!.response.find((e) => e.p === 50)!.value, 8);
+});
+
+Deno.test("compareSamples finds a halving with a tight interval and a tiny U-test p", () => {
+  const base = Array.from({ length: 200 }, (_, i) => 100 + (i % 20));
+  const other = base.map((x) => x / 2);
+  const c = compareSamples(base, other);
+  const med = c.changes.find((x) => x.p === 50)!;
+  assert(Math.abs(med.changePct + 50) < 0.01, String(med.changePct));
+  assert(med.lo <= -45 && med.hi >= -55 && med.hi < 0);
+  assert(c.pValue < 1e-6);
+  assert(
+    describeChange("web response time", med).startsWith(
+      "web response time improved by 50 % at the median",
+    ),
+  );
+  assert(describeFactor("tor", "pctcp", c).startsWith("pctcp ran 2.00"));
+  assert(mannWhitney([1, 2, 3], [1, 2, 3]) > 0.5);
+});
+
+Deno.test("readRecords reports malformed lines by file and line and keeps going", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const f = `${dir}/r.jsonl`;
+    await Deno.writeTextFile(
+      f,
+      [
+        JSON.stringify(rec({})),
+        "{not json",
+        JSON.stringify({ foo: 1 }),
+        JSON.stringify(rec({ id: 2 })),
+      ].join("\n") + "\n",
+    );
+    const seen: number[] = [];
+    const res = await readRecords([f], (r) => seen.push(r.id));
+    assertEquals(seen, [1, 2]);
+    assertEquals(res.badCount, 2);
+    assertEquals(res.bad.map((b) => b.line), [2, 3]);
+    assertEquals(res.bad[0]!.file, f);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("filterRecord filters by relay, window and outcome", () => {
+  const r = rec({});
+  assert(filterRecord(r, { relays: ["relay2"] }));
+  assert(!filterRecord(r, { excludeRelays: ["RELAY2"] }));
+  assert(!filterRecord(r, { since: new Date("2027-01-01") }));
+  assert(filterRecord(r, { until: new Date("2027-01-01"), outcomes: ["ok"] }));
+  assert(!filterRecord(r, { outcomes: ["timeout"] }));
+});
