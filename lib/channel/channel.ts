@@ -71,9 +71,9 @@ export class Channel {
   #closed = false;
   #usedIds = new Set<number>();
   /** Circuits attached to this channel (for teardown on close). */
-  readonly circuits = new Set<number>();
+  readonly circuits: Set<number> = new Set();
   /** When the channel last carried a cell (for idle timeout). */
-  lastActive = performance.now();
+  lastActive: number = performance.now();
 
   constructor(link: Link, options: ChannelOptions) {
     this.link = link;

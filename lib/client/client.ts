@@ -98,11 +98,17 @@ export class ClientCircuit {
   closed = false;
   chan!: Channel;
   circId = 0;
-  readonly crypto = new ClientCrypto();
-  readonly streams = new Map<number, EdgeStream>();
-  readonly pending = new Map<number, (reason: number | "connected") => void>();
-  readonly packageWindow = new PackageWindow(CIRCWINDOW_START, CIRCWINDOW_INCREMENT);
-  readonly deliverWindow = new DeliverWindow(CIRCWINDOW_START, CIRCWINDOW_INCREMENT);
+  readonly crypto: ClientCrypto = new ClientCrypto();
+  readonly streams: Map<number, EdgeStream> = new Map();
+  readonly pending: Map<number, (reason: number | "connected") => void> = new Map();
+  readonly packageWindow: PackageWindow = new PackageWindow(
+    CIRCWINDOW_START,
+    CIRCWINDOW_INCREMENT,
+  );
+  readonly deliverWindow: DeliverWindow = new DeliverWindow(
+    CIRCWINDOW_START,
+    CIRCWINDOW_INCREMENT,
+  );
   sentData = 0;
   sendmeDigests: Uint8Array[] = [];
   ownChannel = false;

@@ -45,8 +45,14 @@ export interface EdgeSocket {
 /** One stream of a circuit bound to a socket. */
 export class EdgeStream {
   readonly id: number;
-  readonly packageWindow = new PackageWindow(STREAMWINDOW_START, STREAMWINDOW_INCREMENT);
-  readonly deliverWindow = new DeliverWindow(STREAMWINDOW_START, STREAMWINDOW_INCREMENT);
+  readonly packageWindow: PackageWindow = new PackageWindow(
+    STREAMWINDOW_START,
+    STREAMWINDOW_INCREMENT,
+  );
+  readonly deliverWindow: DeliverWindow = new DeliverWindow(
+    STREAMWINDOW_START,
+    STREAMWINDOW_INCREMENT,
+  );
   /** Bytes sent into the circuit and delivered out of it. */
   bytesOut = 0;
   bytesIn = 0;
