@@ -175,6 +175,14 @@ export class Channel {
     this.#ewma?.delete(circId);
   }
 
+  /** The priority of the next batch: the EWMA count of the circuit it will serve first. */
+  #priority(): number {
+    if (this.#control.length || !this.#ewma) return 0;
+    let best = Infinity;
+    for (const [k, q] of this.#queues) if (q.length) best = Math.min(best, this.#ewma.get(k));
+    return best === Infinity ? 0 : best;
+  }
+
   #next(): Uint8Array | undefined {
     const c = this.#control.shift();
     if (c) return c;
@@ -209,6 +217,7 @@ export class Channel {
 
   async #flush(): Promise<void> {
     while (!this.#closed) {
+      const priority = this.#priority();
       const batch: Uint8Array[] = [];
       let bytes = 0;
       while (batch.length < BATCH_CELLS) {
@@ -218,7 +227,7 @@ export class Channel {
         bytes += c.length;
       }
       if (batch.length === 0) return;
-      if (this.#o.bucket) await this.#o.bucket.take(bytes);
+      if (this.#o.bucket) await this.#o.bucket.take(bytes, priority);
       const out = new Uint8Array(bytes);
       let off = 0;
       for (const c of batch) out.set(c, off), off += c.length;

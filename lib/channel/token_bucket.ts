@@ -1,10 +1,21 @@
 /**
  * A Tor-style token bucket (BandwidthRate / BandwidthBurst, tor's token_bucket_rw): tokens are
  * bytes, refilled at `rate` bytes per second up to `burst`. Tor refills every 100 ms
- * (TokenBucketRefillInterval); we refill continuously on each take, which is the same
- * long-run rate with finer grain.
+ * (TokenBucketRefillInterval); we refill continuously, which is the same long-run rate with
+ * finer grain.
+ *
+ * Waiters are served lowest priority value first, as Tor's scheduler serves the channel
+ * whose best circuit has the lowest EWMA count (scheduler_compare_channels): so quiet
+ * circuits go first across the relay's links, not only within one link.
  * @module
  */
+
+interface Waiter {
+  n: number;
+  priority: number;
+  seq: number;
+  resolve: () => void;
+}
 
 /** A byte-rate limiter shared by every link of a relay. */
 export class TokenBucket {
@@ -13,6 +24,9 @@ export class TokenBucket {
   #tokens: number;
   #last: number;
   #now: () => number;
+  #waiters: Waiter[] = [];
+  #seq = 0;
+  #timer: ReturnType<typeof setTimeout> | undefined;
 
   /** `rate` and `burst` in bytes (per second); `now` in ms (for tests). */
   constructor(rate: number, burst = rate, now: () => number = () => performance.now()) {
@@ -32,32 +46,66 @@ export class TokenBucket {
     this.#last = t;
   }
 
-  /** Takes `n` bytes if available now; true on success. */
+  /** Tokens available now (may be negative after a take larger than the burst). */
+  get tokens(): number {
+    this.#refill();
+    return this.#tokens;
+  }
+
+  /** Waiters queued. */
+  get waiting(): number {
+    return this.#waiters.length;
+  }
+
+  /** Takes `n` bytes if available now and nobody waits; true on success. */
   tryTake(n: number): boolean {
     this.#refill();
-    if (this.#tokens >= n) {
+    if (this.#waiters.length === 0 && this.#tokens >= Math.min(n, this.burst)) {
       this.#tokens -= n;
       return true;
     }
     return false;
   }
 
-  /** Milliseconds until `n` bytes are available. */
-  waitMs(n: number): number {
-    this.#refill();
-    return this.#tokens >= n ? 0 : ((Math.min(n, this.burst) - this.#tokens) / this.rate) * 1000;
+  /**
+   * Waits until `n` bytes (a take larger than the burst waits for a full bucket and leaves
+   * it in debt) are available and this waiter has the lowest priority value, then takes them.
+   */
+  take(n: number, priority = 0): Promise<void> {
+    if (this.tryTake(n)) return Promise.resolve();
+    return new Promise((resolve) => {
+      this.#waiters.push({ n, priority, seq: this.#seq++, resolve });
+      this.#waiters.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
+      this.#schedule();
+    });
   }
 
-  /** Waits until `n` bytes (clamped to the burst) are available, then takes them. */
-  async take(n: number): Promise<void> {
-    const want = Math.min(n, this.burst);
-    for (;;) {
-      this.#refill();
-      if (this.#tokens >= want) {
-        this.#tokens -= n;
+  #schedule(): void {
+    if (this.#timer !== undefined) return;
+    this.#serve();
+  }
+
+  #serve(): void {
+    this.#timer = undefined;
+    this.#refill();
+    while (this.#waiters.length) {
+      const w = this.#waiters[0]!;
+      const need = Math.min(w.n, this.burst);
+      if (this.#tokens < need) {
+        const ms = Math.max(1, ((need - this.#tokens) / this.rate) * 1000);
+        this.#timer = setTimeout(() => this.#serve(), ms);
         return;
       }
-      await new Promise((r) => setTimeout(r, Math.max(1, this.waitMs(want))));
+      this.#tokens -= w.n;
+      this.#waiters.shift();
+      w.resolve();
     }
+  }
+
+  /** Releases every waiter (shutting down). */
+  close(): void {
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
+    for (const w of this.#waiters.splice(0)) w.resolve();
   }
 }

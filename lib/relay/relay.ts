@@ -693,6 +693,8 @@ export class Relay {
       this.#listener?.close();
     } catch { /* closed */ }
     for (const chan of [...this.#circuits.keys()]) chan.close();
+    this.#bucket?.close();
+    this.#readBucket?.close();
     await Promise.allSettled([...this.#tasks]);
   }
 }
