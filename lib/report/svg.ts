@@ -78,12 +78,10 @@ export function cdfSvg(
     pts.push(`${X(v[v.length - 1]!).toFixed(1)},${Y(1)}`);
     const c = COLORS[i % COLORS.length]!;
     parts.push(`<polyline fill="none" stroke="${c}" stroke-width="2" points="${pts.join(" ")}"/>`);
-    parts.push(
-      `<rect x="${W - m.r - 150}" y="${m.t + 8 + i * 18}" width="12" height="12" fill="${c}"/>`,
-    );
-    parts.push(
-      `<text x="${W - m.r - 132}" y="${m.t + 18 + i * 18}">${esc(s.name)} (n=${v.length})</text>`,
-    );
+    // Legend at the lower right, where CDF lines rarely are.
+    const ly = H - m.b - 12 - (series.length - i) * 18;
+    parts.push(`<rect x="${W - m.r - 160}" y="${ly}" width="12" height="12" fill="${c}"/>`);
+    parts.push(`<text x="${W - m.r - 142}" y="${ly + 10}">${esc(s.name)} (n=${v.length})</text>`);
   });
   parts.push("</svg>");
   return parts.join("\n");
