@@ -173,6 +173,7 @@ export class OnionClient {
   #circuitsByChan = new Map<Channel, Map<number, ClientCircuit>>();
   #circuits = new Set<ClientCircuit>();
   #preemptive?: Promise<ClientCircuit> | undefined;
+  #building = new Map<string, Promise<ClientCircuit>>();
   #nextCircuit = 1;
   #stopped = false;
   #tasks = new Set<Promise<unknown>>();
@@ -472,9 +473,16 @@ export class OnionClient {
         }
       } catch { /* build a fresh one */ }
     }
-    const c = await this.buildCircuit(isolation);
-    c.dirtySince ??= performance.now();
-    return c;
+    // One build per isolation key at a time: concurrent requests share it.
+    let building = this.#building.get(isolation);
+    if (!building) {
+      building = this.buildCircuit(isolation).then((c) => {
+        c.dirtySince ??= performance.now();
+        return c;
+      }).finally(() => this.#building.delete(isolation));
+      this.#building.set(isolation, building);
+    }
+    return await building;
   }
 
   async #onSocks(conn: Deno.TcpConn): Promise<void> {
