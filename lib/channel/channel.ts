@@ -22,7 +22,7 @@ import { EwmaCounts } from "./ewma.ts";
 import type { TokenBucket } from "./token_bucket.ts";
 
 /** Cells per link write. */
-const BATCH_CELLS = 32;
+const BATCH_CELLS = 64;
 
 /** Options of a channel. */
 export interface ChannelOptions {

@@ -60,6 +60,10 @@ export class EdgeStream {
   #circ: StreamCircuit;
   #closed = false;
   #writes: Promise<void> = Promise.resolve();
+  #pending: Uint8Array[] = [];
+  #pendingBytes = 0;
+  #sendmesOwed = 0;
+  #flushing = false;
   #endSent = false;
 
   constructor(id: number, socket: EdgeSocket, circuit: StreamCircuit) {
@@ -113,15 +117,48 @@ export class EdgeStream {
     const verdict = this.deliverWindow.received();
     if (verdict === "violation") return false;
     this.bytesIn += data.length;
-    this.#writes = this.#writes.then(async () => {
-      if (this.#closed) return;
-      let off = 0;
-      while (off < data.length) off += await this.#socket.write(data.subarray(off));
-      if (verdict === "sendme" && !this.#closed) {
-        this.#circ.sendRelay(RelayCommand.SENDME, this.id, encodeSendme());
-      }
-    }).catch(() => this.end(12 /* CONNRESET */));
+    this.#pending.push(data);
+    this.#pendingBytes += data.length;
+    if (verdict === "sendme") this.#sendmesOwed++;
+    if (!this.#flushing) {
+      this.#flushing = true;
+      this.#writes = this.#flush();
+    }
     return true;
+  }
+
+  /**
+   * Writes everything delivered so far in as few socket writes as possible (a write per
+   * 498-byte cell is many times slower), then sends the stream SENDMEs those cells earned:
+   * the window reopens only once the bytes have left for the socket (tor-spec §7.4).
+   */
+  async #flush(): Promise<void> {
+    try {
+      while (this.#pending.length && !this.#closed) {
+        const parts = this.#pending;
+        const size = this.#pendingBytes;
+        const owed = this.#sendmesOwed;
+        this.#pending = [];
+        this.#pendingBytes = 0;
+        this.#sendmesOwed = 0;
+        let buf: Uint8Array;
+        if (parts.length === 1) buf = parts[0]!;
+        else {
+          buf = new Uint8Array(size);
+          let off = 0;
+          for (const p of parts) buf.set(p, off), off += p.length;
+        }
+        let off = 0;
+        while (off < buf.length) off += await this.#socket.write(buf.subarray(off));
+        for (let i = 0; i < owed && !this.#closed; i++) {
+          this.#circ.sendRelay(RelayCommand.SENDME, this.id, encodeSendme());
+        }
+      }
+    } catch {
+      this.end(12 /* CONNRESET */);
+    } finally {
+      this.#flushing = false;
+    }
   }
 
   /** A stream SENDME arrived. Returns false if unexpected. */
