@@ -486,6 +486,7 @@ export class OnionClient {
   }
 
   async #onSocks(conn: Deno.TcpConn): Promise<void> {
+    conn.setNoDelay(true); // no Nagle delay on the last bytes of a response
     const sourcePort = (conn.remoteAddr as Deno.NetAddr).port;
     let buf: Uint8Array = new Uint8Array(0);
     const chunk = new Uint8Array(4096);

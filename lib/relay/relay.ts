@@ -207,6 +207,7 @@ export class Relay {
   }
 
   async #onAccept(conn: Deno.Conn): Promise<void> {
+    (conn as Deno.TcpConn).setNoDelay?.(true);
     let link: Link;
     try {
       link = await linkAccept(conn, {
