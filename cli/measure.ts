@@ -9,6 +9,7 @@ import { runMeasurement, splitHostPort, type Workload } from "../lib/measure/run
 import type { MeasureRecord } from "../lib/measure/record.ts";
 import { percentile } from "../lib/stats/percentile.ts";
 import { circuitLookupFromLog } from "../lib/measure/streams.ts";
+import { PinnedCircuits } from "../lib/tor/pinned.ts";
 
 interface MeasureFlags {
   socks: string;
@@ -27,6 +28,10 @@ interface MeasureFlags {
   streams?: string;
   isolate: boolean;
   quiet?: boolean;
+  path?: string;
+  control?: string;
+  controlPassword?: string;
+  controlCookie?: string;
 }
 
 async function resolveOut(out: string, run: string): Promise<string> {
@@ -68,6 +73,16 @@ export function measureCommand(): Command {
       "our client's stream log (joins records to circuits by source port)",
     )
     .option("--no-isolate", "share circuits between workers (default: one SOCKS user per worker)")
+    .option(
+      "--path <r1,r2,r3>",
+      "fetch through these relays (our client: nicknames; with --control: fingerprints or nicknames)",
+    )
+    .option(
+      "--control <host:port>",
+      "a Tor client's ControlPort: pin --path with EXTENDCIRCUIT/ATTACHSTREAM",
+    )
+    .option("--control-password <pw>", "control port password (default: SAFECOOKIE or COOKIE)")
+    .option("--control-cookie <file>", "control auth cookie file (default: from PROTOCOLINFO)")
     .addOption(new Option("--quiet", "print only errors and the final line"))
     .action((o: MeasureFlags) =>
       run(async () => {
@@ -85,41 +100,63 @@ export function measureCommand(): Command {
         }
         const runName = (await import("../lib/measure/run.ts")).runId();
         const out = await resolveOut(o.out, runName);
+        if (o.control && !o.path) {
+          throw new UsageError("--control needs --path (the relays to pin)");
+        }
+        const path = o.path?.split(",").map((x) => x.trim()).filter(Boolean);
+        let pinned: PinnedCircuits | undefined;
+        if (o.control && path) {
+          pinned = await PinnedCircuits.open(o.control, path, {
+            ...(o.controlPassword !== undefined ? { password: o.controlPassword } : {}),
+            ...(o.controlCookie ? { cookieFile: o.controlCookie } : {}),
+          });
+        }
+        const lookup = pinned
+          ? (port: number) => pinned!.info(port)
+          : o.streams
+          ? circuitLookupFromLog(o.streams)
+          : undefined;
         const tty = Deno.stderr.isTerminal() && !o.quiet;
         const times: number[] = [];
         const ctl = new AbortController();
         const onSig = () => ctl.abort();
         Deno.addSignalListener("SIGINT", onSig);
         Deno.addSignalListener("SIGTERM", onSig);
-        const summary = await runMeasurement({
-          socks: o.socks,
-          workloads,
-          ...(o.count ? { count: o.count } : {}),
-          ...(o.duration !== undefined ? { durationS: o.duration } : {}),
-          intervalS: o.interval,
-          jitter: o.jitter,
-          concurrency: o.concurrency,
-          ...(o.timeout ? { timeoutMs: o.timeout } : {}),
-          ...(o.seed ? { seed: o.seed } : {}),
-          transport: o.transport ?? null,
-          isolate: o.isolate,
-          run: runName,
-          out,
-          signal: ctl.signal,
-          ...(o.streams ? { circuitLookup: circuitLookupFromLog(o.streams) } : {}),
-          onRecord: (r: MeasureRecord) => {
-            if (r.outcome !== "ok") {
-              console.error(`pctcp: fetch ${r.id} ${r.url}: ${r.outcome}: ${r.error}`);
-            } else if (r.phases_ms.last_byte !== undefined) times.push(r.phases_ms.last_byte);
-            if (tty) {
-              const p50 = times.length ? percentile(times, 50).toFixed(1) : "-";
-              const p90 = times.length ? percentile(times, 90).toFixed(1) : "-";
-              Deno.stderr.writeSync(new TextEncoder().encode(
-                `\r${r.id} fetches, ${times.length} ok; download time (from stream start) p50 ${p50} ms, p90 ${p90} ms   `,
-              ));
-            }
-          },
-        });
+        let summary;
+        try {
+          summary = await runMeasurement({
+            socks: o.socks,
+            workloads,
+            ...(o.count ? { count: o.count } : {}),
+            ...(o.duration !== undefined ? { durationS: o.duration } : {}),
+            intervalS: o.interval,
+            jitter: o.jitter,
+            concurrency: o.concurrency,
+            ...(o.timeout ? { timeoutMs: o.timeout } : {}),
+            ...(o.seed ? { seed: o.seed } : {}),
+            transport: o.transport ?? null,
+            isolate: o.isolate,
+            run: runName,
+            out,
+            signal: ctl.signal,
+            ...(lookup ? { circuitLookup: lookup } : {}),
+            ...(path && !pinned ? { socksUserPrefix: `pctcp-path=${path.join(",")};` } : {}),
+            onRecord: (r: MeasureRecord) => {
+              if (r.outcome !== "ok") {
+                console.error(`pctcp: fetch ${r.id} ${r.url}: ${r.outcome}: ${r.error}`);
+              } else if (r.phases_ms.last_byte !== undefined) times.push(r.phases_ms.last_byte);
+              if (tty) {
+                const p50 = times.length ? percentile(times, 50).toFixed(1) : "-";
+                const p90 = times.length ? percentile(times, 90).toFixed(1) : "-";
+                Deno.stderr.writeSync(new TextEncoder().encode(
+                  `\r${r.id} fetches, ${times.length} ok; download time (from stream start) p50 ${p50} ms, p90 ${p90} ms   `,
+                ));
+              }
+            },
+          });
+        } finally {
+          await pinned?.close();
+        }
         Deno.removeSignalListener("SIGINT", onSig);
         Deno.removeSignalListener("SIGTERM", onSig);
         if (tty) console.error("");

@@ -246,3 +246,39 @@ Deno.test("subresources finds same-origin src and href targets", () => {
     "http://127.0.0.1:8080/bytes/10KiB",
   ]);
 });
+
+Deno.test("measure --path with our client pins the circuit through the SOCKS user name", async () => {
+  const dir = await Deno.makeTempDir();
+  const net = await networkUp({ dir, relays: 4 });
+  try {
+    const out = `${dir}/m.jsonl`;
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        new URL("../cli/main.ts", import.meta.url).pathname,
+        "measure",
+        "--socks",
+        net.socks,
+        "--url",
+        `${net.server}/bytes/10KiB`,
+        "--count",
+        "2",
+        "--out",
+        out,
+        "--path",
+        "relay2,relay1,relay4",
+        "--streams",
+        net.streams,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertEquals(r.code, 0, new TextDecoder().decode(r.stderr));
+    const recs = (await Deno.readTextFile(out)).trim().split("\n").map((l) => JSON.parse(l));
+    for (const x of recs) assertEquals(x.circuit.path, ["relay2", "relay1", "relay4"]);
+  } finally {
+    await networkDown(dir);
+    await Deno.remove(dir, { recursive: true });
+  }
+});

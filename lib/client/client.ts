@@ -159,6 +159,16 @@ export class ClientCircuit {
   }
 }
 
+/**
+ * A SOCKS user name `pctcp-path=r1,r2,r3[;anything]` asks for a circuit through those relays
+ * (nicknames or fingerprints); the rest of the name still isolates. Used by `pctcp measure
+ * --path` with our client.
+ */
+export function pathFromUser(isolation: string, relays: RelayEntry[]): RelayEntry[] | undefined {
+  const m = /^pctcp-path=([^;\0]+)/.exec(isolation);
+  return m ? pinnedPath(relays, m[1]!.split(",")) : undefined;
+}
+
 /** Raised when a circuit cannot be built. */
 export class CircuitBuildError extends Error {
   override name = "CircuitBuildError";
@@ -443,7 +453,7 @@ export class OnionClient {
   }
 
   /** A circuit for a new stream with this isolation key: reuse, take the preemptive one, or build. */
-  async circuitFor(isolation: string): Promise<ClientCircuit> {
+  async circuitFor(isolation: string, path?: RelayEntry[]): Promise<ClientCircuit> {
     const now = performance.now();
     const usable = (c: ClientCircuit) =>
       !c.closed && (c.dirtySince === undefined || now - c.dirtySince < 600_000);
@@ -452,7 +462,7 @@ export class OnionClient {
     }
     // A clean circuit (the preemptive one) is taken by the first isolation key that needs it.
     for (const c of this.#circuits) {
-      if (c.dirtySince === undefined && usable(c)) {
+      if (!path && c.dirtySince === undefined && usable(c)) {
         // Claim it now, before any await, so a concurrent request cannot take it too.
         c.dirtySince = now;
         c.isolation = isolation;
@@ -460,7 +470,7 @@ export class OnionClient {
         return c;
       }
     }
-    if (this.#preemptive) {
+    if (this.#preemptive && !path) {
       const p = this.#preemptive;
       this.#preemptive = undefined;
       try {
@@ -476,7 +486,7 @@ export class OnionClient {
     // One build per isolation key at a time: concurrent requests share it.
     let building = this.#building.get(isolation);
     if (!building) {
-      building = this.buildCircuit(isolation).then((c) => {
+      building = this.buildCircuit(isolation, path).then((c) => {
         c.dirtySince ??= performance.now();
         return c;
       }).finally(() => this.#building.delete(isolation));
@@ -536,7 +546,7 @@ export class OnionClient {
       stage = "circuit";
       let circ: ClientCircuit;
       try {
-        circ = await this.circuitFor(isolation);
+        circ = await this.circuitFor(isolation, pathFromUser(isolation, this.#dir.relays));
       } catch (e) {
         this.#log.warn(`no circuit for ${target}: ${(e as Error).message}`);
         await write(encodeReply(SocksReply.GENERAL_FAILURE));

@@ -46,6 +46,8 @@ export interface RunOptions {
   transport?: string | null;
   /** Isolate each worker's streams with its own SOCKS user name (default true). */
   isolate?: boolean;
+  /** Put before each worker's SOCKS user name, e.g. `pctcp-path=r1,r2,r3;` for our client. */
+  socksUserPrefix?: string;
   /** Seed of the jitter and order. */
   seed?: number;
   /** Run id (default r-YYYYMMDD-HHMMSS). */
@@ -193,7 +195,9 @@ export async function runMeasurement(options: RunOptions): Promise<RunSummary> {
     let w = 0;
     for (const wl of options.workloads) {
       for (let c = 0; c < (wl.concurrency ?? options.concurrency ?? 1); c++) {
-        const user = options.isolate === false ? undefined : `${run}-${wl.label}-${c}`;
+        const user = options.isolate === false
+          ? options.socksUserPrefix
+          : `${options.socksUserPrefix ?? ""}${run}-${wl.label}-${c}`;
         const offset = w++;
         workers.push((async () => {
           for (let i = 0; i < count; i++) {

@@ -1,0 +1,277 @@
+/**
+ * A private network of real Tor (Debian's `tor`) on 127.0.0.1: directory authorities that
+ * are also exit relays, and one client with a SocksPort and a ControlPort (cookie
+ * authentication). TestingTorNetwork with chutney's rapid-bootstrap settings; it waits
+ * until the client has bootstrapped and a circuit works, and always stops what it started.
+ * @module
+ */
+
+import { type Logger, nullLogger } from "../util/log.ts";
+
+/** Options of the private Tor network. */
+export interface TorTestnetOptions {
+  /** Folder for data directories (created). */
+  dir: string;
+  /** Relays, each also a directory authority (≥ 3 for 3-hop paths). */
+  relays?: number;
+  /** Exit policy entries for the relays (default: accept 127.0.0.1:*). */
+  exitAccept?: string[];
+  /** Per-relay BandwidthRate/BandwidthBurst in bytes (index = relay). */
+  bandwidths?: number[];
+  /** The tor binary. */
+  tor?: string;
+  /** Give up bootstrapping after this many ms (default 120 000). */
+  bootstrapTimeoutMs?: number;
+  /** Extra torrc lines for every node. */
+  extraTorrc?: string[];
+  /** Logger. */
+  log?: Logger;
+}
+
+/** One relay of the network. */
+export interface TorRelayInfo {
+  nickname: string;
+  fingerprint: string;
+  orPort: number;
+  dirPort: number;
+  pid: number;
+}
+
+/** A running private Tor network. */
+export interface TorTestnet {
+  /** Client SOCKS address HOST:PORT. */
+  socks: string;
+  /** Client control address HOST:PORT. */
+  control: string;
+  /** Client control cookie file. */
+  cookieFile: string;
+  /** Relays. */
+  relays: TorRelayInfo[];
+  /** Tor's version string. */
+  version: string;
+  /** Stops every tor process (idempotent). */
+  stop(): Promise<void>;
+}
+
+/** The Testing* options chutney uses for a rapidly bootstrapping network. */
+export const TESTING_TORRC: string[] = [
+  "TestingTorNetwork 1",
+  "AssumeReachable 1",
+  "PathsNeededToBuildCircuits 0.25",
+  "TestingDirAuthVoteExit *",
+  "TestingDirAuthVoteGuard *",
+  "TestingDirAuthVoteHSDir *",
+  "TestingMinExitFlagThreshold 0",
+  "V3AuthNIntervalsValid 2",
+  "EnforceDistinctSubnets 0",
+  "Sandbox 0",
+  "RunAsDaemon 0",
+  "SafeLogging 0",
+  "ShutdownWaitLength 0",
+];
+
+const AUTHORITY_TORRC = [
+  "AuthoritativeDirectory 1",
+  "V3AuthoritativeDirectory 1",
+  "TestingV3AuthInitialVotingInterval 10",
+  "TestingV3AuthInitialVoteDelay 2",
+  "TestingV3AuthInitialDistDelay 2",
+  "V3AuthVotingInterval 20",
+  "V3AuthVoteDelay 4",
+  "V3AuthDistDelay 4",
+];
+
+/** True if Debian's tor is installed. */
+export async function haveTor(tor = "tor"): Promise<boolean> {
+  try {
+    return (await new Deno.Command(tor, { args: ["--version"], stdout: "null", stderr: "null" })
+      .output()).success;
+  } catch {
+    return false;
+  }
+}
+
+/** A free TCP port on 127.0.0.1, as the OS gives it (bound to port 0, then released). */
+export function freePort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+async function run(cmd: string, args: string[], stdin?: string): Promise<string> {
+  const child = new Deno.Command(cmd, {
+    args,
+    stdin: stdin === undefined ? "null" : "piped",
+    stdout: "piped",
+    stderr: "piped",
+  }).spawn();
+  if (stdin !== undefined) {
+    const w = child.stdin.getWriter();
+    await w.write(new TextEncoder().encode(stdin));
+    await w.close();
+  }
+  const out = await child.output();
+  if (!out.success) {
+    throw new Error(
+      `${cmd} ${args.join(" ")} failed: ${new TextDecoder().decode(out.stderr).trim()}`,
+    );
+  }
+  return new TextDecoder().decode(out.stdout);
+}
+
+/** Starts the network; on any failure it stops what it started and throws. */
+export async function startTorTestnet(o: TorTestnetOptions): Promise<TorTestnet> {
+  const tor = o.tor ?? "tor";
+  const log = o.log ?? nullLogger;
+  const n = o.relays ?? 3;
+  const version = (await run(tor, ["--version"])).split("\n")[0]!.trim();
+  await Deno.mkdir(o.dir, { recursive: true });
+  const children: Deno.ChildProcess[] = [];
+  const stop = async () => {
+    for (const c of children) {
+      try {
+        c.kill("SIGTERM");
+      } catch { /* gone */ }
+    }
+    await Promise.allSettled(children.map((c) => c.status));
+    children.length = 0;
+  };
+  try {
+    const nodes = [];
+    for (let i = 0; i < n; i++) {
+      const nickname = `tor${i + 1}`;
+      const dir = `${o.dir}/${nickname}`;
+      await Deno.mkdir(`${dir}/keys`, { recursive: true, mode: 0o700 });
+      await Deno.chmod(dir, 0o700);
+      const orPort = freePort(), dirPort = freePort();
+      // Authority keys (tor-gencert, empty passphrase) and the relay identity.
+      await run("tor-gencert", [
+        "--create-identity-key",
+        "-m",
+        "12",
+        "-a",
+        `127.0.0.1:${dirPort}`,
+        "-i",
+        `${dir}/keys/authority_identity_key`,
+        "-s",
+        `${dir}/keys/authority_signing_key`,
+        "-c",
+        `${dir}/keys/authority_certificate`,
+        "--passphrase-fd",
+        "0",
+      ], "\n");
+      await run(tor, [
+        "--quiet",
+        "--ignore-missing-torrc",
+        "--list-fingerprint",
+        "--orport",
+        "1",
+        "--dirserver",
+        "x 127.0.0.1:1 ffffffffffffffffffffffffffffffffffffffff",
+        "--datadirectory",
+        dir,
+      ]);
+      const cert = await Deno.readTextFile(`${dir}/keys/authority_certificate`);
+      const v3ident = /^fingerprint ([0-9A-F]{40})$/m.exec(cert)![1]!;
+      const fingerprint = (await Deno.readTextFile(`${dir}/fingerprint`)).trim().split(/\s+/)[1]!;
+      nodes.push({ nickname, dir, orPort, dirPort, v3ident, fingerprint });
+    }
+    const dirAuthorities = nodes.map((x) =>
+      `DirAuthority ${x.nickname} orport=${x.orPort} no-v2 v3ident=${x.v3ident} 127.0.0.1:${x.dirPort} ${x.fingerprint}`
+    );
+    const relays: TorRelayInfo[] = [];
+    for (const [i, x] of nodes.entries()) {
+      const bw = o.bandwidths?.[i];
+      const torrc = [
+        ...TESTING_TORRC,
+        ...AUTHORITY_TORRC,
+        ...dirAuthorities,
+        ...(o.extraTorrc ?? []),
+        `Nickname ${x.nickname}`,
+        `DataDirectory ${x.dir}`,
+        `Log notice file ${x.dir}/notice.log`,
+        `Address 127.0.0.1`,
+        `ORPort 127.0.0.1:${x.orPort}`,
+        `DirPort 127.0.0.1:${x.dirPort}`,
+        "SocksPort 0",
+        "ExitRelay 1",
+        ...(o.exitAccept ?? ["127.0.0.1:*"]).map((a) => `ExitPolicy accept ${a}`),
+        "ExitPolicy reject *:*",
+        ...(bw ? [`BandwidthRate ${bw} bytes`, `BandwidthBurst ${bw} bytes`] : []),
+        `ContactInfo pctcp-testnet`,
+      ];
+      await Deno.writeTextFile(`${x.dir}/torrc`, torrc.join("\n") + "\n");
+      const child = new Deno.Command(tor, {
+        args: ["-f", `${x.dir}/torrc`],
+        stdout: "null",
+        stderr: "null",
+        stdin: "null",
+      }).spawn();
+      children.push(child);
+      relays.push({
+        nickname: x.nickname,
+        fingerprint: x.fingerprint,
+        orPort: x.orPort,
+        dirPort: x.dirPort,
+        pid: child.pid,
+      });
+    }
+    const cdir = `${o.dir}/client`;
+    await Deno.mkdir(cdir, { recursive: true, mode: 0o700 });
+    await Deno.chmod(cdir, 0o700);
+    const socksPort = freePort(), controlPort = freePort();
+    await Deno.writeTextFile(
+      `${cdir}/torrc`,
+      [
+        ...TESTING_TORRC,
+        ...dirAuthorities,
+        ...(o.extraTorrc ?? []),
+        "Nickname client",
+        `DataDirectory ${cdir}`,
+        `Log notice file ${cdir}/notice.log`,
+        `SocksPort 127.0.0.1:${socksPort} IsolateSOCKSAuth`,
+        `ControlPort 127.0.0.1:${controlPort}`,
+        "CookieAuthentication 1",
+        "ORPort 0",
+        "DirPort 0",
+        "ClientUseIPv6 0",
+        // Full descriptors: a microdescriptor policy summary ignores private addresses, so
+        // exits that only accept 127.0.0.1 would look like they reject everything.
+        "UseMicrodescriptors 0",
+      ].join("\n") + "\n",
+    );
+    const client = new Deno.Command(tor, {
+      args: ["-f", `${cdir}/torrc`],
+      stdout: "null",
+      stderr: "null",
+      stdin: "null",
+    }).spawn();
+    children.push(client);
+    log.info(`tor testnet: ${n} relays and a client starting in ${o.dir}`);
+    // Bootstrapped when the client's log says so.
+    const deadline = Date.now() + (o.bootstrapTimeoutMs ?? 120_000);
+    for (;;) {
+      const text = await Deno.readTextFile(`${cdir}/notice.log`).catch(() => "");
+      if (text.includes("Bootstrapped 100%")) break;
+      if (Date.now() > deadline) {
+        const last = text.trim().split("\n").slice(-3).join("\n");
+        throw new Error(
+          `the private Tor network did not bootstrap in time; client log ends:\n${last}`,
+        );
+      }
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    return {
+      socks: `127.0.0.1:${socksPort}`,
+      control: `127.0.0.1:${controlPort}`,
+      cookieFile: `${cdir}/control_auth_cookie`,
+      relays,
+      version,
+      stop,
+    };
+  } catch (e) {
+    await stop();
+    throw e;
+  }
+}

@@ -1,0 +1,131 @@
+// Measurement through real Tor: a private network of Debian's tor on 127.0.0.1, started once
+// for this file and always stopped. Ignored (and shown as ignored) where tor is not installed;
+// .ci/run installs it.
+import { assert, assertEquals, assertRejects } from "./_assert.ts";
+import { haveTor, startTorTestnet, type TorTestnet } from "../lib/tor/testnet.ts";
+import { ControlError, TorControl } from "../lib/tor/control.ts";
+import { serve } from "../lib/serve/server.ts";
+
+const tor = await haveTor();
+const main = new URL("../cli/main.ts", import.meta.url).pathname;
+
+async function pctcp(...args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", main, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
+}
+
+Deno.test({
+  name:
+    "measure through a private network of real Tor, unpinned and pinned through the control port",
+  ignore: !tor,
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn(t) {
+    const dir = await Deno.makeTempDir();
+    let net: TorTestnet | undefined;
+    const s = await serve();
+    try {
+      net = await startTorTestnet({ dir: `${dir}/tor`, relays: 3 });
+      const n = net;
+      await t.step("unpinned fetches are ok records", async () => {
+        const out = `${dir}/plain.jsonl`;
+        const r = await pctcp(
+          "measure",
+          "--socks",
+          n.socks,
+          "--url",
+          `${s.url}/bytes/100KiB`,
+          "--count",
+          "3",
+          "--out",
+          out,
+          "--timeout",
+          "30000",
+        );
+        assertEquals(r.code, 0, r.stderr);
+        const recs = (await Deno.readTextFile(out)).trim().split("\n").map((l) => JSON.parse(l));
+        assertEquals(recs.map((x) => x.outcome), ["ok", "ok", "ok"]);
+        assert(recs.every((x) => x.sha256_ok === true));
+      });
+      await t.step(
+        "a pinned path is used, recorded, and the control settings are restored",
+        async () => {
+          const path = [n.relays[2]!, n.relays[0]!, n.relays[1]!].map((x) => x.fingerprint);
+          const out = `${dir}/pinned.jsonl`;
+          const r = await pctcp(
+            "measure",
+            "--socks",
+            n.socks,
+            "--url",
+            `${s.url}/bytes/50KiB`,
+            "--count",
+            "3",
+            "--out",
+            out,
+            "--control",
+            n.control,
+            "--path",
+            path.join(","),
+            "--timeout",
+            "30000",
+          );
+          assertEquals(r.code, 0, r.stderr);
+          const recs = (await Deno.readTextFile(out)).trim().split("\n").map((l) => JSON.parse(l));
+          assertEquals(recs.map((x) => x.outcome), ["ok", "ok", "ok"]);
+          for (const x of recs) {
+            assertEquals(x.circuit.path, path);
+            assert(
+              typeof x.circuit.build_ms === "number" && x.circuit.build_ms > 0,
+              JSON.stringify(x.circuit),
+            );
+          }
+          const [host, port] = n.control.split(":");
+          const ctl = await TorControl.connect(host!, Number(port));
+          assertEquals(await ctl.authenticate({ cookieFile: n.cookieFile }), "safecookie");
+          const v = (await ctl.command("GETCONF __LeaveStreamsUnattached")).lines[0];
+          assertEquals(v, "__LeaveStreamsUnattached=0");
+          await ctl.close();
+        },
+      );
+      await t.step("a wrong control password is refused with a clear error", async () => {
+        const [host, port] = n.control.split(":");
+        const ctl = await TorControl.connect(host!, Number(port));
+        await assertRejects(
+          () => ctl.authenticate({ password: "wrong" }),
+          ControlError,
+          "AUTHENTICATE",
+        );
+        await ctl.close();
+        const r = await pctcp(
+          "measure",
+          "--socks",
+          n.socks,
+          "--url",
+          `${s.url}/bytes/1KiB`,
+          "--out",
+          `${dir}/x.jsonl`,
+          "--control",
+          n.control,
+          "--path",
+          "tor1,tor2,tor3",
+          "--control-password",
+          "wrong",
+        );
+        assertEquals(r.code, 1);
+        assert(r.stderr.includes("pctcp: AUTHENTICATE"), r.stderr);
+      });
+    } finally {
+      await net?.stop();
+      await s.stop();
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
