@@ -33,7 +33,7 @@ Deno.test({
     let net: TorTestnet | undefined;
     const s = await serve();
     try {
-      net = await startTorTestnet({ dir: `${dir}/tor`, relays: 3 });
+      net = await startTorTestnet({ dir: `${dir}/tor`, readyUrl: `${s.url}/bytes/1KiB` });
       const n = net;
       await t.step("unpinned fetches are ok records", async () => {
         const out = `${dir}/plain.jsonl`;

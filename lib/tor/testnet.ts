@@ -7,12 +7,14 @@
  */
 
 import { type Logger, nullLogger } from "../util/log.ts";
+import { timedFetch } from "../measure/fetch.ts";
 
 /** Options of the private Tor network. */
 export interface TorTestnetOptions {
   /** Folder for data directories (created). */
   dir: string;
-  /** Relays, each also a directory authority (≥ 3 for 3-hop paths). */
+  /** Relays, each also a directory authority (default 4: with only 3, tor sometimes finds no
+   * node for a hop and keeps failing for minutes). */
   relays?: number;
   /** Exit policy entries for the relays (default: accept 127.0.0.1:*). */
   exitAccept?: string[];
@@ -22,6 +24,9 @@ export interface TorTestnetOptions {
   tor?: string;
   /** Give up bootstrapping after this many ms (default 120 000). */
   bootstrapTimeoutMs?: number;
+  /** A URL on this machine that must be fetched through the client before the network counts
+   * as ready (a consensus with exits and a working circuit, not only "Bootstrapped 100%"). */
+  readyUrl?: string;
   /** Extra torrc lines for every node. */
   extraTorrc?: string[];
   /** Logger. */
@@ -124,7 +129,7 @@ async function run(cmd: string, args: string[], stdin?: string): Promise<string>
 export async function startTorTestnet(o: TorTestnetOptions): Promise<TorTestnet> {
   const tor = o.tor ?? "tor";
   const log = o.log ?? nullLogger;
-  const n = o.relays ?? 3;
+  const n = o.relays ?? 4;
   const version = (await run(tor, ["--version"])).split("\n")[0]!.trim();
   await Deno.mkdir(o.dir, { recursive: true });
   const children: Deno.ChildProcess[] = [];
@@ -261,6 +266,21 @@ export async function startTorTestnet(o: TorTestnetOptions): Promise<TorTestnet>
         );
       }
       await new Promise((r) => setTimeout(r, 250));
+    }
+    if (o.readyUrl) {
+      for (let i = 0;; i++) {
+        const r = await timedFetch(o.readyUrl, {
+          socksHost: "127.0.0.1",
+          socksPort,
+          timeoutMs: 10_000,
+          socksUser: "ready",
+        });
+        if (r.outcome === "ok") break;
+        if (Date.now() > deadline) {
+          throw new Error(`the private Tor network carries no traffic: ${r.outcome}: ${r.error}`);
+        }
+        await new Promise((res) => setTimeout(res, 500));
+      }
     }
     return {
       socks: `127.0.0.1:${socksPort}`,
