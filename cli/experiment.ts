@@ -6,6 +6,7 @@
 import { Command } from "commander";
 import { nonNegative, run, UsageError } from "./_common.ts";
 import { runInterference, summaryMarkdown } from "../lib/experiment/interference.ts";
+import { haveTor } from "../lib/tor/testnet.ts";
 
 /** Builds the `experiment` command. */
 export function experimentCommand(): Command {
@@ -23,7 +24,10 @@ export function experimentCommand(): Command {
     .option("--mixed", "add a half-upgraded (mixed) network arm")
     .option("--duration <s>", "override the scenario's seconds per arm", nonNegative)
     .option("--netns", "hosts in network namespaces with shaped links and IPsec (not built yet)")
-    .option("--with-real-tor", "add an arm on Debian's tor (not built yet)")
+    .option(
+      "--with-real-tor",
+      "add an arm on a private network of Debian's tor (needs tor installed)",
+    )
     .action((
       o: {
         scenario: string;
@@ -38,7 +42,9 @@ export function experimentCommand(): Command {
         if (o.netns) {
           throw new UsageError("--netns is not built yet (issue 7); run on loopback without it");
         }
-        if (o.withRealTor) throw new UsageError("--with-real-tor is not built yet (issue 7)");
+        if (o.withRealTor && !(await haveTor())) {
+          throw new UsageError("--with-real-tor needs Debian's tor: apt-get install tor");
+        }
         const ctl = new AbortController();
         const stop = () => {
           console.error("pctcp: stopping: tearing the network down");
@@ -51,6 +57,7 @@ export function experimentCommand(): Command {
           scenario: o.scenario,
           out: o.out,
           ...(o.mixed ? { mixed: true } : {}),
+          ...(o.withRealTor ? { withRealTor: true } : {}),
           ...(o.duration !== undefined ? { durationS: o.duration } : {}),
           progress: (l) => quiet ? console.log(l) : console.error(l),
           signal: ctl.signal,

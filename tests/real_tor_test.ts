@@ -129,3 +129,52 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name: "experiment interference --with-real-tor adds Debian's tor beside our two transports",
+  ignore: !tor,
+  async fn() {
+    const out = await Deno.makeTempDir();
+    try {
+      const scenario = `${out}/tiny.json`;
+      await Deno.writeTextFile(
+        scenario,
+        JSON.stringify({
+          name: "tiny",
+          relays: 3,
+          path: ["relay1", "relay2", "relay3"],
+          bandwidths: ["2MiB", "1MiB", "2MiB"],
+          web: { clients: 2, size: "50KiB", thinkS: 0.2 },
+          bulk: { clients: 1, size: "1MiB" },
+          durationS: 4,
+          timeoutS: 20,
+          jitter: 0.2,
+          seed: 1,
+        }),
+      );
+      const r = await pctcp(
+        "experiment",
+        "interference",
+        "--scenario",
+        scenario,
+        "--out",
+        out,
+        "--with-real-tor",
+      );
+      assertEquals(r.code, 0, r.stderr);
+      const s = JSON.parse(await Deno.readTextFile(`${out}/summary.json`));
+      assert(Number.isFinite(s.web_response.p50.real_tor), JSON.stringify(s.web_response));
+      assert(s.errors.real_tor.total > 0);
+      const recs = (await Deno.readTextFile(`${out}/records-realtor.jsonl`)).trim().split("\n").map(
+        (l) => JSON.parse(l),
+      );
+      assert(
+        recs.some((x) => x.outcome === "ok" && x.circuit?.path?.length === 3),
+        "pinned circuits recorded",
+      );
+      assert(r.stdout.includes("real tor ms"), r.stdout);
+    } finally {
+      await Deno.remove(out, { recursive: true });
+    }
+  },
+});

@@ -17,9 +17,13 @@ import { VERSION } from "../version.ts";
 import { loadScenario, type Scenario, sizeOf } from "./scenario.ts";
 import { sampleSockets, type SocketSample } from "./sockets.ts";
 import { writeReport } from "./report.ts";
+import type { MeasureRecord } from "../measure/record.ts";
+import { serve } from "../serve/server.ts";
+import { startTorTestnet, type TorTestnet } from "../tor/testnet.ts";
+import { PinnedCircuits } from "../tor/pinned.ts";
 
-/** An arm of the experiment. */
-export type Arm = "tor" | "pctcp" | "mixed";
+/** An arm of the experiment: our relays on a transport, or Debian's tor ("realtor"). */
+export type Arm = "tor" | "pctcp" | "mixed" | "realtor";
 
 /** Options of the experiment. */
 export interface InterferenceOptions {
@@ -29,6 +33,8 @@ export interface InterferenceOptions {
   out: string;
   /** Add the mixed arm. */
   mixed?: boolean;
+  /** Add an arm on a private network of Debian's tor with the same workload. */
+  withRealTor?: boolean;
   /** Override the scenario's duration (s). */
   durationS?: number;
   /** Progress lines go here. */
@@ -75,6 +81,95 @@ export async function metricSamples(
   return out;
 }
 
+/** A network an arm runs on: where to send SOCKS, what to fetch, how to tear it down. */
+interface ArmNetwork {
+  socks: string;
+  server: string;
+  orPorts: number[];
+  circuitLookup?: (port: number) => MeasureRecord["circuit"] | Promise<MeasureRecord["circuit"]>;
+  relayStats(): Promise<Record<string, unknown>>;
+  stop(): Promise<void>;
+}
+
+/** Our relays (tor, pctcp or mixed transport) as processes on loopback. */
+async function ourNetwork(
+  arm: Exclude<Arm, "realtor">,
+  s: Scenario,
+  dir: string,
+): Promise<ArmNetwork> {
+  const net: NetworkState = await networkUp({
+    dir,
+    relays: s.relays,
+    transport: arm,
+    bandwidths: s.bandwidths.map(sizeOf),
+    ...(s.path ? { path: s.path } : {}),
+    logLevel: "warn",
+  });
+  return {
+    socks: net.socks,
+    server: net.server,
+    orPorts: net.relays.map((r) => r.orPort),
+    circuitLookup: circuitLookupFromLog(net.streams),
+    async relayStats() {
+      const out: Record<string, unknown> = {};
+      for (const r of net.relays) {
+        try {
+          out[r.nickname] = JSON.parse(await Deno.readTextFile(`${dir}/${r.nickname}/stats.json`));
+        } catch { /* none */ }
+      }
+      return out;
+    },
+    stop: () => networkDown(dir).then(() => {}),
+  };
+}
+
+/**
+ * Debian's tor as the same network: relays with the scenario's BandwidthRate, every circuit
+ * pinned through the relays the scenario names (relayN → the Nth tor relay), one circuit per
+ * SOCKS user as our client makes.
+ */
+async function realTorNetwork(s: Scenario, dir: string): Promise<ArmNetwork> {
+  const server = await serve();
+  let tor: TorTestnet | undefined;
+  let pinned: PinnedCircuits | undefined;
+  try {
+    tor = await startTorTestnet({
+      dir,
+      relays: Math.max(4, s.relays),
+      bandwidths: s.bandwidths.map(sizeOf),
+      readyUrl: `${server.url}/bytes/1KiB`,
+    });
+    const t = tor;
+    if (s.path) {
+      const fps = s.path.map((nick) => {
+        const i = Number(/(\d+)$/.exec(nick)?.[1]) - 1;
+        const r = t.relays[i];
+        if (!r) throw new RangeError(`scenario path names ${nick}, which the tor network lacks`);
+        return r.fingerprint;
+      });
+      pinned = await PinnedCircuits.open(t.control, fps, { cookieFile: t.cookieFile });
+    }
+    const p = pinned;
+    return {
+      socks: t.socks,
+      server: server.url,
+      orPorts: t.relays.map((r) => r.orPort),
+      ...(p ? { circuitLookup: (port: number) => p.info(port) } : {}),
+      relayStats: () => Promise.resolve({ version: t.version }),
+      async stop() {
+        await p?.close().catch(() => {});
+        await t.stop();
+        await server.stop();
+      },
+    };
+  } catch (e) {
+    await pinned?.close().catch(() => {});
+    await tor?.stop();
+    await server.stop();
+    throw e;
+  }
+}
+
 async function runArm(
   arm: Arm,
   s: Scenario,
@@ -85,19 +180,16 @@ async function runArm(
   const records = `${o.out}/records-${arm}.jsonl`;
   await Deno.remove(records).catch(() => {});
   await Deno.remove(`${records}.runs.jsonl`).catch(() => {});
-  say(`[${arm}] starting ${s.relays} relays on loopback`);
-  const net: NetworkState = await networkUp({
-    dir,
-    relays: s.relays,
-    transport: arm,
-    bandwidths: s.bandwidths.map(sizeOf),
-    ...(s.path ? { path: s.path } : {}),
-    logLevel: "warn",
-  });
+  say(
+    arm === "realtor"
+      ? `[${arm}] starting a private network of Debian's tor`
+      : `[${arm}] starting ${s.relays} relays on loopback`,
+  );
+  const net = arm === "realtor" ? await realTorNetwork(s, dir) : await ourNetwork(arm, s, dir);
   const sockets: SocketSample[] = [];
-  const relayStats: Record<string, unknown> = {};
+  let relayStats: Record<string, unknown> = {};
   try {
-    const orPorts = new Set(net.relays.map((r) => r.orPort));
+    const orPorts = new Set(net.orPorts);
     const socksPort = Number(net.socks.split(":")[1]);
     const t0 = performance.now();
     let sampling = true;
@@ -112,42 +204,40 @@ async function runArm(
     say(
       `[${arm}] measuring for ${duration} s: ${s.web.clients} web clients (${s.web.size}, think ${s.web.thinkS} s), ${s.bulk.clients} bulk clients (${s.bulk.size})`,
     );
-    const summary = await runMeasurement({
-      socks: net.socks,
-      workloads: [
-        {
-          label: "web",
-          urls: [`${net.server}/bytes/${sizeOf(s.web.size)}`],
-          thinkS: s.web.thinkS,
-          concurrency: s.web.clients,
-        },
-        {
-          label: "bulk",
-          urls: [`${net.server}/bytes/${sizeOf(s.bulk.size)}`],
-          concurrency: s.bulk.clients,
-        },
-      ],
-      durationS: duration,
-      timeoutMs: s.timeoutS * 1000,
-      jitter: s.jitter,
-      seed: s.seed,
-      transport: arm,
-      out: records,
-      circuitLookup: circuitLookupFromLog(net.streams),
-      ...(o.signal ? { signal: o.signal } : {}),
-    });
-    sampling = false;
-    await sampler;
-    for (const r of net.relays) {
-      try {
-        relayStats[r.nickname] = JSON.parse(
-          await Deno.readTextFile(`${dir}/${r.nickname}/stats.json`),
-        );
-      } catch { /* none */ }
+    let summary;
+    try {
+      summary = await runMeasurement({
+        socks: net.socks,
+        workloads: [
+          {
+            label: "web",
+            urls: [`${net.server}/bytes/${sizeOf(s.web.size)}`],
+            thinkS: s.web.thinkS,
+            concurrency: s.web.clients,
+          },
+          {
+            label: "bulk",
+            urls: [`${net.server}/bytes/${sizeOf(s.bulk.size)}`],
+            concurrency: s.bulk.clients,
+          },
+        ],
+        durationS: duration,
+        timeoutMs: s.timeoutS * 1000,
+        jitter: s.jitter,
+        seed: s.seed,
+        transport: arm,
+        out: records,
+        ...(net.circuitLookup ? { circuitLookup: net.circuitLookup } : {}),
+        ...(o.signal ? { signal: o.signal } : {}),
+      });
+    } finally {
+      sampling = false;
+      await sampler;
     }
+    relayStats = await net.relayStats();
     say(`[${arm}] ${summary.ok} fetches ok, ${summary.failed} failed`);
   } finally {
-    await networkDown(dir).catch(() => {});
+    await net.stop().catch(() => {});
   }
   return { records, sockets, relayStats };
 }
@@ -200,7 +290,12 @@ export async function runInterference(o: InterferenceOptions): Promise<Record<st
     `${o.out}/machine.json`,
     JSON.stringify(await machineFacts(), null, 2) + "\n",
   );
-  const arms: Arm[] = ["tor", "pctcp", ...(o.mixed ? ["mixed" as const] : [])];
+  const arms: Arm[] = [
+    "tor",
+    "pctcp",
+    ...(o.mixed ? ["mixed" as const] : []),
+    ...(o.withRealTor ? ["realtor" as const] : []),
+  ];
   const queues: Record<string, unknown> = {};
   for (const arm of arms) {
     if (o.signal?.aborted) break;
@@ -260,6 +355,34 @@ export async function summarizeFolder(
     summary[k] = summarize(c, tor[k], pctcp[k]);
     for (const ch of c.changes) lines.push(describeChange(k.replace("_", " ") + " time", ch));
   }
+  // Other arms, when they ran: their percentiles beside tor's and pctcp's.
+  for (const [arm, key] of [["mixed", "mixed"], ["realtor", "real_tor"]] as const) {
+    let other;
+    try {
+      other = await metricSamples(`${out}/records-${arm}.jsonl`);
+    } catch {
+      continue;
+    }
+    (summary.errors as Record<string, unknown>)[key] = { failed: other.errors, total: other.total };
+    for (const k of Object.keys(METRICS) as (keyof typeof METRICS)[]) {
+      const m = summary[k] as Record<string, Record<string, unknown>> | null;
+      if (!m || !other[k].length) continue;
+      for (const p of [50, 75, 90]) m[`p${p}`]![key] = round(percentile(other[k], p));
+      if (arm === "realtor" && tor[k].length) {
+        const c = compareSamples(other[k], tor[k], [50]);
+        const ch = c.changes[0]!;
+        m.baseline_vs_real_tor = {
+          p50_change_pct: round(ch.changePct),
+          ci95: [round(ch.lo), round(ch.hi)],
+        };
+        lines.push(
+          `our tor baseline against Debian's tor (negative: ours faster), ${
+            k.replace("_", " ")
+          } time: ${describeChange("", ch).replace(/^[\s:]+/, "")}`,
+        );
+      }
+    }
+  }
   summary.sentences = lines;
   await Deno.writeTextFile(`${out}/summary.json`, JSON.stringify(summary, null, 2) + "\n");
   await Deno.writeTextFile(`${out}/summary.md`, summaryMarkdown(summary));
@@ -268,24 +391,47 @@ export async function summarizeFolder(
 
 /** The comparison table in Markdown (also what the demo prints). */
 export function summaryMarkdown(summary: Record<string, unknown>): string {
-  const rows = [
-    "| metric | pct | tor ms | pctcp ms | change | 95 % CI |",
-    "| --- | --- | ---: | ---: | ---: | --- |",
+  type Row = {
+    tor: number;
+    pctcp: number;
+    change_pct: number;
+    ci95: [number, number];
+    mixed?: number;
+    real_tor?: number;
+  };
+  const metrics = Object.keys(METRICS).map((k) =>
+    [k, summary[k] as Record<string, Row> | null] as const
+  );
+  const extra = (["mixed", "real_tor"] as const).filter((x) =>
+    metrics.some(([, m]) => m?.p50?.[x] !== undefined)
+  );
+  const head = [
+    "metric",
+    "pct",
+    "tor ms",
+    "pctcp ms",
+    "change",
+    "95 % CI",
+    ...extra.map((x) => `${x.replace("_", " ")} ms`),
   ];
-  for (const k of Object.keys(METRICS)) {
-    const m = summary[k] as
-      | Record<string, { tor: number; pctcp: number; change_pct: number; ci95: [number, number] }>
-      | null;
+  const rows = [
+    `| ${head.join(" | ")} |`,
+    `| --- | --- | ---: | ---: | ---: | --- |${extra.map(() => " ---: |").join("")}`,
+  ];
+  for (const [k, m] of metrics) {
     if (!m) {
-      rows.push(`| ${k} | – | – | – | – | too few samples |`);
+      rows.push(`| ${k} | – | – | – | – | too few samples |${extra.map(() => " – |").join("")}`);
       continue;
     }
     for (const p of ["p50", "p75", "p90"]) {
       const e = m[p]!;
+      const more = extra.map((x) => ` ${e[x] !== undefined ? e[x]!.toFixed(1) : "–"} |`).join("");
       rows.push(
         `| ${k} | ${p} | ${e.tor.toFixed(1)} | ${e.pctcp.toFixed(1)} | ${
           e.change_pct >= 0 ? "+" : ""
-        }${e.change_pct.toFixed(1)} % | ${e.ci95[0].toFixed(1)} .. ${e.ci95[1].toFixed(1)} % |`,
+        }${e.change_pct.toFixed(1)} % | ${e.ci95[0].toFixed(1)} .. ${
+          e.ci95[1].toFixed(1)
+        } % |${more}`,
       );
     }
   }

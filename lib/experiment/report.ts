@@ -16,7 +16,7 @@ function esc(s: string): string {
 export async function writeReport(out: string): Promise<string> {
   const arms: string[] = [];
   const samples: Record<string, Awaited<ReturnType<typeof metricSamples>>> = {};
-  for (const arm of ["tor", "pctcp", "mixed"]) {
+  for (const arm of ["tor", "pctcp", "mixed", "realtor"]) {
     try {
       samples[arm] = await metricSamples(`${out}/records-${arm}.jsonl`);
       arms.push(arm);

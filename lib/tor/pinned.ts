@@ -22,7 +22,8 @@ export class PinnedCircuits {
   #ctl: TorControl;
   #previous: string;
   #path: string[];
-  #circuit?: string | undefined;
+  #circuits = new Map<string, Promise<string>>();
+  #open = new Set<string>();
   #buildMs = new Map<string, number>();
   #launched = new Map<string, number>();
   #built = new Map<string, (ok: boolean) => void>();
@@ -73,7 +74,11 @@ export class PinnedCircuits {
             Math.round((performance.now() - this.#launched.get(id)!) * 1000) / 1000,
           );
         }
-        if (status !== "BUILT" && id === this.#circuit) this.#circuit = undefined;
+        if (status !== "BUILT" && this.#open.delete(id)) {
+          for (const [u, p] of this.#circuits) {
+            p.then((c) => c === id && this.#circuits.delete(u), () => {});
+          }
+        }
         w?.(status === "BUILT");
       }
     } else if (kind === "CIRC_BW") {
@@ -87,19 +92,31 @@ export class PinnedCircuits {
     } else if (kind === "STREAM" && id && status === "NEW") {
       const f = eventFields(e);
       const port = Number(f.SOURCE_ADDR?.split(":").pop());
-      this.#attach(id, port).catch(() => {});
+      this.#attach(id, port, f.SOCKS_USERNAME ?? "").catch(() => {});
     }
   }
 
-  async #attach(streamId: string, sourcePort: number): Promise<void> {
-    const circ = await this.circuit();
+  async #attach(streamId: string, sourcePort: number, user: string): Promise<void> {
+    const circ = await this.circuit(user);
     this.#attached.set(sourcePort, circ);
     await this.#ctl.command(`ATTACHSTREAM ${streamId} ${circ}`);
   }
 
-  /** The pinned circuit, built (again) if it is not open. */
-  async circuit(): Promise<string> {
-    if (this.#circuit) return this.#circuit;
+  /**
+   * The pinned circuit for a SOCKS user name (one circuit per user, as Tor isolates by
+   * SOCKS authentication), built (again) if it is not open.
+   */
+  circuit(user = ""): Promise<string> {
+    let p = this.#circuits.get(user);
+    if (!p) {
+      p = this.#build();
+      this.#circuits.set(user, p);
+      p.catch(() => this.#circuits.delete(user));
+    }
+    return p;
+  }
+
+  async #build(): Promise<string> {
     const r = await this.#ctl.command(`EXTENDCIRCUIT 0 ${this.#path.join(",")}`);
     const id = /EXTENDED (\d+)/.exec(r.lines.join(" "))?.[1];
     if (!id) throw new ControlError(`EXTENDCIRCUIT gave no circuit id: ${r.lines.join(" ")}`);
@@ -110,7 +127,7 @@ export class PinnedCircuits {
       timer = setTimeout(() => resolve(false), 60_000);
     }).finally(() => clearTimeout(timer));
     if (!ok) throw new ControlError(`circuit ${id} through ${this.#path.join(",")} failed`);
-    this.#circuit = id;
+    this.#open.add(id);
     return id;
   }
 
@@ -133,7 +150,7 @@ export class PinnedCircuits {
     this.#stopEvents();
     try {
       await this.#ctl.command(`SETCONF __LeaveStreamsUnattached=${this.#previous}`);
-      if (this.#circuit) await this.#ctl.command(`CLOSECIRCUIT ${this.#circuit}`).catch(() => {});
+      for (const id of this.#open) await this.#ctl.command(`CLOSECIRCUIT ${id}`).catch(() => {});
       await this.#ctl.command("SETEVENTS");
     } finally {
       await this.#ctl.close();
