@@ -32,6 +32,7 @@ interface MeasureFlags {
   control?: string;
   controlPassword?: string;
   controlCookie?: string;
+  caCert?: string[];
 }
 
 async function resolveOut(out: string, run: string): Promise<string> {
@@ -83,6 +84,7 @@ export function measureCommand(): Command {
     )
     .option("--control-password <pw>", "control port password (default: SAFECOOKIE or COOKIE)")
     .option("--control-cookie <file>", "control auth cookie file (default: from PROTOCOLINFO)")
+    .option("--ca-cert <pem...>", "extra trusted CA certificates for HTTPS (e.g. a test server's)")
     .addOption(new Option("--quiet", "print only errors and the final line"))
     .action((o: MeasureFlags) =>
       run(async () => {
@@ -124,7 +126,11 @@ export function measureCommand(): Command {
         Deno.addSignalListener("SIGTERM", onSig);
         let summary;
         try {
+          const caCerts = o.caCert
+            ? await Promise.all(o.caCert.map((f) => Deno.readTextFile(f)))
+            : undefined;
           summary = await runMeasurement({
+            ...(caCerts ? { caCerts } : {}),
             socks: o.socks,
             workloads,
             ...(o.count ? { count: o.count } : {}),

@@ -41,6 +41,8 @@ export interface FetchOptions {
   expectedSha256?: string;
   /** Keep the body (web pages need it to find sub-resources). */
   keepBody?: boolean;
+  /** Extra trusted CA certificates (PEM) for HTTPS, e.g. a test server's self-signed one. */
+  caCerts?: string[];
 }
 
 /** What one fetch measured. */
@@ -146,7 +148,12 @@ export async function timedFetch(url: string, options: FetchOptions): Promise<Fe
     r.phases.socks = at();
     if (u.protocol === "https:") {
       try {
-        conn = await Deno.startTls(tcp, { hostname: u.hostname });
+        conn = await Deno.startTls(tcp, {
+          hostname: u.hostname.replace(/^\[|\]$/g, ""),
+          ...(options.caCerts ? { caCerts: options.caCerts } : {}),
+        });
+        // The handshake runs lazily; finish it here so TLS failures are classed as "tls".
+        await (conn as Deno.TlsConn).handshake();
       } catch (e) {
         throw new FetchFailure("tls", (e as Error).message);
       }

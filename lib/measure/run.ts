@@ -58,6 +58,8 @@ export interface RunOptions {
   circuitLookup?: (
     sourcePort: number,
   ) => MeasureRecord["circuit"] | Promise<MeasureRecord["circuit"]>;
+  /** Extra trusted CA certificates (PEM) for HTTPS. */
+  caCerts?: string[];
   /** Called after each record is written. */
   onRecord?: (record: MeasureRecord) => void;
   /** Aborts the run (pending fetches finish or time out). */
@@ -155,7 +157,7 @@ export async function runMeasurement(options: RunOptions): Promise<RunSummary> {
   const random = seededRandom(seed);
   const intervalMs = (options.intervalS ?? 0) * 1000;
   const timeoutMs = options.timeoutMs ??
-    (intervalMs > 0 ? Math.max(1000, intervalMs * 0.9) : 60_000);
+    (intervalMs > 0 ? intervalMs * 0.9 : 60_000);
   if (intervalMs > 0 && timeoutMs >= intervalMs) {
     throw new RangeError(
       `the per-fetch timeout (${timeoutMs} ms) must be shorter than the interval (${intervalMs} ms)`,
@@ -206,6 +208,7 @@ export async function runMeasurement(options: RunOptions): Promise<RunSummary> {
             const t0 = performance.now();
             const url = wl.urls[(i + offset) % wl.urls.length]!;
             const fo: FetchOptions = {
+              ...(options.caCerts ? { caCerts: options.caCerts } : {}),
               socksHost: host,
               socksPort: Number(portText),
               timeoutMs,
