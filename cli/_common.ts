@@ -30,6 +30,8 @@ export async function run(body: () => Promise<number | void> | number | void): P
     const code = await body();
     if (typeof code === "number" && code !== 0) Deno.exit(code);
   } catch (err) {
+    // A reader that went away (`pctcp export … | head`) is not a failure.
+    if (err instanceof Deno.errors.BrokenPipe) Deno.exit(0);
     fail(err);
   }
 }

@@ -9,7 +9,7 @@ import { readRecords } from "../lib/stats/load.ts";
 import { filterRecord } from "../lib/stats/filter.ts";
 import { compareSamples, describeChange, describeFactor } from "../lib/stats/compare.ts";
 import type { MeasureRecord } from "../lib/measure/record.ts";
-import { filterFrom, withFilters } from "./stats.ts";
+import { type FilterFlags, filterFrom, withFilters } from "./stats.ts";
 
 /** Samples per label of one side. */
 async function load(file: string, keep: (r: MeasureRecord) => boolean, base: "onionperf" | "tgen") {
@@ -49,7 +49,7 @@ export function compareCommand(): Command {
     o: { format: "text" | "json"; base: "onionperf" | "tgen" },
   ) =>
     run(async () => {
-      const f = filterFrom(o as Parameters<typeof filterFrom>[0]);
+      const f = filterFrom(o as FilterFlags);
       const keep = (r: MeasureRecord) => filterRecord(r, f);
       const a = await load(baseFile, keep, o.base), b = await load(otherFile, keep, o.base);
       const out: Record<string, unknown> = {};

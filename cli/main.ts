@@ -17,6 +17,8 @@ import { statsCommand } from "./stats.ts";
 import { compareCommand } from "./compare.ts";
 import { reportCommand } from "./report.ts";
 import { experimentCommand } from "./experiment.ts";
+import { exportCommand } from "./export.ts";
+import { importCommand } from "./import.ts";
 
 /** Builds the whole command tree (exported so tests can inspect it). */
 export function buildProgram(): Command {
@@ -38,6 +40,8 @@ export function buildProgram(): Command {
       statsCommand,
       compareCommand,
       reportCommand,
+      exportCommand,
+      importCommand,
       experimentCommand,
     ]
   ) program.addCommand(make());

@@ -8,6 +8,7 @@ import { Command } from "commander";
 import { run, UsageError } from "./_common.ts";
 import { summarizeFolder } from "../lib/experiment/interference.ts";
 import { writeReport } from "../lib/experiment/report.ts";
+import { writeFolderReport } from "../lib/report/folder.ts";
 
 /** Builds the `report` command. */
 export function reportCommand(): Command {
@@ -18,12 +19,17 @@ export function reportCommand(): Command {
     .argument("<dir>", "an output folder of `pctcp experiment interference`")
     .action((dir: string) =>
       run(async () => {
-        for (const f of ["records-tor.jsonl", "records-pctcp.jsonl"]) {
+        const isExperiment = await Deno.stat(`${dir}/records-tor.jsonl`).then(() =>
+          true, () => false) &&
+          await Deno.stat(`${dir}/records-pctcp.jsonl`).then(() => true, () => false);
+        if (!isExperiment) {
           try {
-            await Deno.stat(`${dir}/${f}`);
+            if (!(await Deno.stat(dir)).isDirectory) throw new Error();
           } catch {
-            throw new UsageError(`${dir} is not an experiment folder: ${f} is missing`);
+            throw new UsageError(`${dir} is not a folder`);
           }
+          console.log(await writeFolderReport(dir));
+          return;
         }
         let meta = {};
         try {

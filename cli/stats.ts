@@ -6,7 +6,9 @@
 import { Command, Option } from "commander";
 import { run, UsageError } from "./_common.ts";
 import { readRecords } from "../lib/stats/load.ts";
-import { Summarizer, type TimeBase } from "../lib/stats/summary.ts";
+import { groupKey, Summarizer, type TimeBase } from "../lib/stats/summary.ts";
+import { asciiCdf, type Series } from "../lib/report/plots.ts";
+import type { MeasureRecord } from "../lib/measure/record.ts";
 import {
   compactRows,
   methodNote,
@@ -26,8 +28,17 @@ interface StatsFlags {
   outcome?: string[];
 }
 
-/** Options shared by stats and compare: filters. */
-export function filterFrom(o: StatsFlags): RecordFilter {
+/** The filter flags of a command. */
+export interface FilterFlags {
+  relay?: string[];
+  excludeRelay?: string[];
+  since?: string;
+  until?: string;
+  outcome?: string[];
+}
+
+/** Options shared by stats, compare and export: filters. */
+export function filterFrom(o: FilterFlags): RecordFilter {
   const f: RecordFilter = {};
   if (o.relay) f.relays = o.relay;
   if (o.excludeRelay) f.excludeRelays = o.excludeRelay;
@@ -102,6 +113,21 @@ export function statsCommand(): Command {
       if (format === "table") {
         console.log(renderRows(compactRows(groups), "table"));
         console.log(`${kept} of ${records} records; ${methodNote(o.base)}`);
+        const byLabel = new Map<string, Series[]>();
+        for (const g of groups) {
+          const samples = s.samples(
+            groupKey(
+              { label: g.label, transport: g.transport, size: g.size, url: g.url } as MeasureRecord,
+            ),
+          );
+          if (!samples?.download.length) continue;
+          const list = byLabel.get(g.label) ?? [];
+          list.push({ name: `${g.transport ?? g.url}`, values: samples.download });
+          byLabel.set(g.label, list);
+        }
+        for (const [label, series] of byLabel) {
+          console.log("\n" + asciiCdf(`${label}: download time CDF`, series));
+        }
         for (const g of groups) {
           if (g.ok < 30) {
             console.log(

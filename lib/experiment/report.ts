@@ -5,7 +5,8 @@
  * @module
  */
 
-import { cdfSvg } from "../report/svg.ts";
+import { cdfSpec, type TimePoint, timeSeriesSpec, writePlot } from "../report/plots.ts";
+import { readRecords } from "../stats/load.ts";
 import { METRICS, metricSamples, summaryMarkdown } from "./interference.ts";
 
 function esc(s: string): string {
@@ -25,14 +26,29 @@ export async function writeReport(out: string): Promise<string> {
   const svgs: string[] = [];
   for (const k of Object.keys(METRICS) as (keyof typeof METRICS)[]) {
     const title = k.replace("_", " ") + " time";
-    const svg = cdfSvg(
+    const spec = cdfSpec(
       title,
       "ms from stream start",
       arms.map((a) => ({ name: a, values: samples[a]![k] })),
     );
-    await Deno.writeTextFile(`${out}/cdf-${k}.svg`, svg);
-    svgs.push(svg);
+    svgs.push(await writePlot(`${out}/cdf-${k}`, spec));
   }
+  // A time series of each arm's web response times, to see warm-up and drift.
+  const points: TimePoint[] = [];
+  for (const arm of arms) {
+    await readRecords([`${out}/records-${arm}.jsonl`], (r) => {
+      const v = r.phases_ms.first_byte;
+      if (r.label === "web" && typeof v === "number") {
+        points.push({ time: r.start, value: v, group: arm, ok: r.outcome === "ok" });
+      }
+    });
+  }
+  svgs.push(
+    await writePlot(
+      `${out}/timeseries-web_response`,
+      timeSeriesSpec("web response time over the run", "ms", points),
+    ),
+  );
   const summary = JSON.parse(await Deno.readTextFile(`${out}/summary.json`).catch(() => "{}"));
   const queues = JSON.parse(await Deno.readTextFile(`${out}/queues.json`).catch(() => "{}"));
   const scenario = await Deno.readTextFile(`${out}/scenario.json`).catch(() => "{}");

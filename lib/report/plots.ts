@@ -1,0 +1,161 @@
+/**
+ * Plots with vega-lite (compiled to vega and rendered headless to SVG, no browser) and
+ * resvg (SVG to PNG): empirical CDFs per group (the paper's figures), box plots by size, and
+ * a time series of a run. Data are prepared here in milliseconds; the specs only draw.
+ * @module
+ */
+
+import * as vega from "vega";
+import * as vl from "vega-lite";
+import { Resvg } from "@resvg/resvg-js";
+
+/** A named sample set. */
+export interface Series {
+  /** Legend name. */
+  name: string;
+  /** Values, ms. */
+  values: number[];
+}
+
+/** One point of a time series. */
+export interface TimePoint {
+  /** Wall-clock time, ISO 8601. */
+  time: string;
+  /** Value, ms. */
+  value: number;
+  /** Group name. */
+  group: string;
+  /** Whether the fetch succeeded. */
+  ok: boolean;
+}
+
+type Spec = vl.TopLevelSpec;
+
+/** ECDF points of one series, at most `max` of them (evenly by rank). */
+export function ecdf(values: number[], max = 400): { x: number; p: number }[] {
+  const v = values.filter(Number.isFinite).sort((a, b) => a - b);
+  if (!v.length) return [];
+  const step = Math.max(1, Math.floor(v.length / max));
+  const out = [{ x: v[0]!, p: 0 }];
+  for (let i = 0; i < v.length; i += step) out.push({ x: v[i]!, p: (i + 1) / v.length });
+  out.push({ x: v[v.length - 1]!, p: 1 });
+  return out;
+}
+
+/** A CDF plot spec: one line per series, x clipped at the 99.5th percentile of all values. */
+export function cdfSpec(title: string, xTitle: string, series: Series[]): Spec {
+  const values = series.flatMap((s) =>
+    ecdf(s.values).map((pt) => ({ ...pt, group: `${s.name} (n=${s.values.length})` }))
+  );
+  const all = series.flatMap((s) => s.values).sort((a, b) => a - b);
+  const xmax = all.length
+    ? all[Math.min(all.length - 1, Math.floor(all.length * 0.995))]! * 1.05
+    : 1;
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title,
+    width: 560,
+    height: 320,
+    data: { values },
+    mark: { type: "line", interpolate: "step-after", clip: true },
+    encoding: {
+      x: { field: "x", type: "quantitative", title: xTitle, scale: { domain: [0, xmax || 1] } },
+      y: {
+        field: "p",
+        type: "quantitative",
+        title: "cumulative fraction",
+        scale: { domain: [0, 1] },
+      },
+      color: { field: "group", type: "nominal", title: null, legend: { orient: "bottom-right" } },
+    },
+  } as Spec;
+}
+
+/** Box plots of values by category (e.g. size), coloured by group (e.g. transport). */
+export function boxSpec(
+  title: string,
+  yTitle: string,
+  rows: { category: string; group: string; value: number }[],
+): Spec {
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title,
+    width: 560,
+    height: 320,
+    data: { values: rows },
+    mark: { type: "boxplot", extent: 1.5 },
+    encoding: {
+      x: { field: "category", type: "nominal", title: null },
+      xOffset: { field: "group" },
+      y: { field: "value", type: "quantitative", title: yTitle, scale: { type: "log" } },
+      color: { field: "group", type: "nominal", title: null },
+    },
+  } as Spec;
+}
+
+/** A time series of a run: each fetch's value at its start; failures marked. */
+export function timeSeriesSpec(title: string, yTitle: string, points: TimePoint[]): Spec {
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title,
+    width: 560,
+    height: 280,
+    data: { values: points },
+    mark: { type: "point", filled: true, size: 18 },
+    encoding: {
+      x: { field: "time", type: "temporal", title: "fetch start" },
+      y: { field: "value", type: "quantitative", title: yTitle },
+      color: { field: "group", type: "nominal", title: null },
+      shape: { field: "ok", type: "nominal", title: "ok" },
+    },
+  } as Spec;
+}
+
+/** Renders a vega-lite spec to SVG. */
+export async function renderSvg(spec: Spec): Promise<string> {
+  const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: "none" });
+  try {
+    return await view.toSVG();
+  } finally {
+    view.finalize();
+  }
+}
+
+/** Rasterizes SVG to PNG at `width` pixels (system fonts for text). */
+export function svgToPng(svg: string, width = 1200): Uint8Array {
+  return new Resvg(svg, { fitTo: { mode: "width", value: width }, font: { loadSystemFonts: true } })
+    .render().asPng();
+}
+
+/** Writes `base.svg` and `base.png`; returns the SVG. */
+export async function writePlot(base: string, spec: Spec): Promise<string> {
+  const svg = await renderSvg(spec);
+  await Deno.writeTextFile(`${base}.svg`, svg);
+  await Deno.writeFile(`${base}.png`, svgToPng(svg));
+  return svg;
+}
+
+/** An ASCII CDF for the terminal: one row per decile, a bar per series. */
+export function asciiCdf(title: string, series: Series[], width = 50): string {
+  const all = series.flatMap((s) => s.values).filter(Number.isFinite).sort((a, b) => a - b);
+  if (!all.length) return `${title}: no data\n`;
+  const max = all[all.length - 1]!;
+  const marks = "*o+x#@";
+  const lines = [`${title} (ms; each row a fraction, each mark where that series reaches it)`];
+  for (let p = 0.1; p <= 1.0001; p += 0.1) {
+    const row = Array.from({ length: width + 1 }, () => " ");
+    series.forEach((s, i) => {
+      const v = s.values.filter(Number.isFinite).sort((a, b) => a - b);
+      if (!v.length) return;
+      const x = v[Math.min(v.length - 1, Math.ceil(p * v.length) - 1)]!;
+      row[Math.round((x / max) * width)] = marks[i % marks.length]!;
+    });
+    lines.push(`${p.toFixed(1)} |${row.join("")}`);
+  }
+  lines.push(`    +${"-".repeat(width + 1)}`);
+  lines.push(
+    `     0${" ".repeat(Math.max(1, width - String(Math.round(max)).length))}${Math.round(max)}`,
+  );
+  lines.push("     " + series.map((s, i) => `${marks[i % marks.length]} ${s.name}`).join("   "));
+  return lines.join("\n") + "\n";
+}

@@ -1,0 +1,132 @@
+import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
+import { fromOnionPerf, toOnionPerf } from "../lib/report/onionperf.ts";
+import { asciiCdf, cdfSpec, ecdf, renderSvg, svgToPng } from "../lib/report/plots.ts";
+import type { MeasureRecord } from "../lib/measure/record.ts";
+
+const main = new URL("../cli/main.ts", import.meta.url).pathname;
+async function pctcp(...args: string[]) {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", main, ...args],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  return {
+    code: out.code,
+    stdout: new TextDecoder().decode(out.stdout),
+    stderr: new TextDecoder().decode(out.stderr),
+  };
+}
+
+function rec(i: number, over: Partial<MeasureRecord> = {}): MeasureRecord {
+  const fb = 10 + (i % 7), lb = 100 + (i % 13) * 3;
+  return {
+    v: 1,
+    run: "r-1",
+    id: i,
+    label: i % 2 ? "web" : "bulk",
+    transport: i % 3 ? "tor" : "pctcp",
+    url: "http://127.0.0.1:1/bytes/51200",
+    size: 51200,
+    start: new Date(Date.UTC(2026, 10, 24, 0, 0, i)).toISOString(),
+    phases_ms: { tcp: 0.2, socks: 2, request: 2.1, first_byte: fb, last_byte: lb },
+    progress_ms: { "10": fb, "50": (fb + lb) / 2, "100": lb },
+    marks_ms: { "10240": fb, "51200": lb },
+    bytes: 51200,
+    status: 200,
+    sha256: null,
+    sha256_ok: true,
+    circuit: { id: String(i % 4), path: ["relay1", "relay2", "relay3"], build_ms: 5 },
+    source_port: 40000 + i,
+    outcome: i % 10 === 0 ? "timeout" : "ok",
+    error: i % 10 === 0 ? "no answer" : null,
+    ...over,
+  };
+}
+
+Deno.test("toOnionPerf and fromOnionPerf keep the times, sizes, outcomes and circuits", () => {
+  const recs = Array.from({ length: 30 }, (_, i) => rec(i + 1));
+  const doc = toOnionPerf(recs, "host1");
+  assertEquals(doc.type, "onionperf");
+  assertEquals(doc.version, "3.1");
+  const streams = Object.values(doc.data.host1!.tgen.streams);
+  assertEquals(streams.length, 30);
+  assertEquals(
+    streams[0]!.elapsed_seconds.payload_progress_recv!["1.0"],
+    recs[0]!.phases_ms.last_byte! / 1000,
+  );
+  assert(Object.keys(doc.data.host1!.tor.circuits).length === 4);
+  const back = fromOnionPerf(JSON.parse(JSON.stringify(doc)));
+  assertEquals(back.length, 30);
+  for (const [i, r] of back.entries()) {
+    assertEquals(r.phases_ms.first_byte, recs[i]!.phases_ms.first_byte);
+    assertEquals(r.phases_ms.last_byte, recs[i]!.phases_ms.last_byte);
+    assertEquals(r.outcome, recs[i]!.outcome === "ok" ? "ok" : "timeout");
+    assertEquals(r.size, 51200);
+    assertEquals(r.circuit?.path, ["relay1", "relay2", "relay3"]);
+  }
+  let threw = false;
+  try {
+    fromOnionPerf({ type: "other" });
+  } catch {
+    threw = true;
+  }
+  assert(threw);
+});
+
+Deno.test("plots render to SVG and PNG without a browser; the ASCII CDF has a row per decile", async () => {
+  const svg = await renderSvg(
+    cdfSpec("t", "ms", [{ name: "a", values: [1, 2, 3, 4] }, { name: "b", values: [2, 4, 6] }]),
+  );
+  assertStringIncludes(svg, "<svg");
+  assertStringIncludes(svg, "cumulative fraction");
+  const png = svgToPng(svg, 300);
+  assertEquals(Array.from(png.subarray(1, 4)), [0x50, 0x4e, 0x47]);
+  assertEquals(ecdf([3, 1, 2]).at(-1), { x: 3, p: 1 });
+  const a = asciiCdf("x", [{ name: "a", values: [1, 2, 3] }]);
+  assertEquals(a.split("\n").filter((l) => /^\d\.\d \|/.test(l)).length, 10);
+});
+
+Deno.test("export csv always has the error class; export onionperf, import and report a folder", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const file = `${dir}/runs.jsonl`;
+    await Deno.writeTextFile(
+      file,
+      Array.from({ length: 40 }, (_, i) => JSON.stringify(rec(i + 1))).join("\n") + "\n{bad\n",
+    );
+    const csv = await pctcp("export", file);
+    assertEquals(csv.code, 0, csv.stderr);
+    const lines = csv.stdout.trim().split("\n");
+    assertEquals(lines.length, 41);
+    assert(lines[0]!.endsWith("outcome,error"));
+    assert(lines.some((l) => l.includes(",timeout,no answer")));
+    assertStringIncludes(csv.stderr, `${file}:41: skipped`);
+    const op = await pctcp("export", file, "--format", "onionperf", "--out", `${dir}/op.json`);
+    assertEquals(op.code, 0, op.stderr);
+    const imp = await pctcp(
+      "import",
+      "onionperf",
+      `${dir}/op.json`,
+      "--out",
+      `${dir}/imported.jsonl`,
+    );
+    assertEquals(imp.code, 0, imp.stderr);
+    assertEquals(JSON.parse(imp.stdout).imported, 40);
+    const rep = await pctcp("report", dir);
+    assertEquals(rep.code, 0, rep.stderr);
+    const html = await Deno.readTextFile(`${dir}/report.html`);
+    assert((html.match(/<svg/g) ?? []).length >= 4, "CDFs, box plot and time series");
+    for (
+      const f of ["cdf-web-download.png", "box-download-by-size.png", "timeseries-download.svg"]
+    ) {
+      assert((await Deno.stat(`${dir}/${f}`)).size > 0, f);
+    }
+    const md = await pctcp("stats", file, "--format", "markdown");
+    assertStringIncludes(md.stdout, "| label | transport |");
+    const filtered = await pctcp("stats", file, "--format", "json", "--outcome", "timeout");
+    const rows = JSON.parse(filtered.stdout);
+    assert(rows.every((r: { ok: number }) => r.ok === 0));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
