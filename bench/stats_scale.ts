@@ -44,28 +44,32 @@ try {
   f.close();
   const size = (await Deno.stat(file)).size;
   const t0 = performance.now();
-  const out = await new Deno.Command("/usr/bin/time", {
-    args: [
-      "-f",
-      "%M",
-      Deno.execPath(),
-      "run",
-      "-A",
-      new URL("../cli/main.ts", import.meta.url).pathname,
-      "stats",
-      file,
-      "--format",
-      "csv",
-    ],
+  // GNU time (Debian package "time") reports the peak RSS; without it only the time is shown.
+  const haveTime = await Deno.stat("/usr/bin/time").then(() => true, () => false);
+  const cmd = [
+    Deno.execPath(),
+    "run",
+    "-A",
+    new URL("../cli/main.ts", import.meta.url).pathname,
+    "stats",
+    file,
+    "--format",
+    "csv",
+  ];
+  const out = await new Deno.Command(haveTime ? "/usr/bin/time" : cmd[0]!, {
+    args: haveTime ? ["-f", "%M", ...cmd] : cmd.slice(1),
     stdout: "piped",
     stderr: "piped",
   }).output();
   const s = (performance.now() - t0) / 1000;
-  const rssKiB = Number(new TextDecoder().decode(out.stderr).trim().split("\n").pop());
+  const rssKiB = haveTime
+    ? Number(new TextDecoder().decode(out.stderr).trim().split("\n").pop())
+    : NaN;
+  const rss = Number.isFinite(rssKiB) ? `, peak RSS ${(rssKiB / 1024).toFixed(0)} MiB` : "";
   console.log(
     `pctcp stats over ${n} records (${(size / 2 ** 20).toFixed(0)} MiB): ${
       s.toFixed(1)
-    } s, peak RSS ${(rssKiB / 1024).toFixed(0)} MiB, exit ${out.code}`,
+    } s${rss}, exit ${out.code}`,
   );
 } finally {
   await Deno.remove(dir, { recursive: true });

@@ -79,7 +79,7 @@ Deno.test("plots render to SVG and PNG without a browser; the ASCII CDF has a ro
   );
   assertStringIncludes(svg, "<svg");
   assertStringIncludes(svg, "cumulative fraction");
-  const png = svgToPng(svg, 300);
+  const png = (await svgToPng(svg, 300))!;
   assertEquals(Array.from(png.subarray(1, 4)), [0x50, 0x4e, 0x47]);
   assertEquals(ecdf([3, 1, 2]).at(-1), { x: 3, p: 1 });
   const a = asciiCdf("x", [{ name: "a", values: [1, 2, 3] }]);

@@ -7,7 +7,6 @@
 
 import * as vega from "vega";
 import * as vl from "vega-lite";
-import { Resvg } from "@resvg/resvg-js";
 
 /** A named sample set. */
 export interface Series {
@@ -121,17 +120,36 @@ export async function renderSvg(spec: Spec): Promise<string> {
   }
 }
 
-/** Rasterizes SVG to PNG at `width` pixels (system fonts for text). */
-export function svgToPng(svg: string, width = 1200): Uint8Array {
-  return new Resvg(svg, { fitTo: { mode: "width", value: width }, font: { loadSystemFonts: true } })
-    .render().asPng();
+type ResvgModule = typeof import("@resvg/resvg-js");
+let resvg: Promise<ResvgModule | undefined> | undefined;
+
+/**
+ * resvg is a native addon: loaded on first use, by a specifier the bundler does not follow,
+ * so `deno task bundle` still makes one file (that file writes SVG only).
+ */
+function loadResvg(): Promise<ResvgModule | undefined> {
+  const name = "@resvg/resvg-js";
+  resvg ??= (import(name) as Promise<ResvgModule>).catch(() => undefined);
+  return resvg;
 }
 
-/** Writes `base.svg` and `base.png`; returns the SVG. */
+/** Rasterizes SVG to PNG at `width` pixels (system fonts for text); undefined without resvg. */
+export async function svgToPng(svg: string, width = 1200): Promise<Uint8Array | undefined> {
+  const mod = await loadResvg();
+  if (!mod) return undefined;
+  return new mod.Resvg(svg, {
+    fitTo: { mode: "width", value: width },
+    font: { loadSystemFonts: true },
+  }).render()
+    .asPng();
+}
+
+/** Writes `base.svg` and (where resvg loads) `base.png`; returns the SVG. */
 export async function writePlot(base: string, spec: Spec): Promise<string> {
   const svg = await renderSvg(spec);
   await Deno.writeTextFile(`${base}.svg`, svg);
-  await Deno.writeFile(`${base}.png`, svgToPng(svg));
+  const png = await svgToPng(svg);
+  if (png) await Deno.writeFile(`${base}.png`, png);
   return svg;
 }
 
