@@ -70,6 +70,28 @@ export function networkCommand(): Command {
             } pid ${r.pid} ${s.alive[r.nickname] ? "up" : "DOWN"}`,
           );
         }
+        for (const [nick, st] of Object.entries(s.stats)) {
+          const x = st as {
+            circuits: number;
+            sockets: number;
+            peers: {
+              nickname: string;
+              links: number;
+              circuitConnections: number;
+              fallbacks: number;
+              bytesSent: number;
+              queuedCells: number;
+            }[];
+          };
+          console.log(`  ${nick}: ${x.circuits} circuits, ${x.sockets} sockets`);
+          for (const p of x.peers) {
+            console.log(
+              `    → ${
+                p.nickname.padEnd(8)
+              } links ${p.links}  per-circuit ${p.circuitConnections}  fallbacks ${p.fallbacks}  sent ${p.bytesSent} B  queued ${p.queuedCells} cells`,
+            );
+          }
+        }
         for (const p of s.processes.filter((p) => !p.name.startsWith("relay"))) {
           console.log(`${p.name.padEnd(8)} pid ${p.pid} ${s.alive[p.name] ? "up" : "DOWN"}`);
         }

@@ -26,6 +26,9 @@ interface RelayFlags {
   burst?: string;
   exitAllow?: string[];
   portFile?: string;
+  pctcpMaxPerPeer: number;
+  pctcpMaxTotal: number;
+  fdBudget: number;
   statsFile?: string;
   ewmaHalflife: number;
   logLevel: "debug" | "info" | "warn" | "error";
@@ -64,6 +67,24 @@ export function relayCommand(): Command {
       "--exit-allow <entry...>",
       "destinations this exit may reach besides public ones (ADDR[/BITS]:PORT|*)",
     )
+    .option(
+      "--pctcp-max-per-peer <n>",
+      "per-circuit connections to one peer before circuits share the link",
+      positiveInt,
+      512,
+    )
+    .option(
+      "--pctcp-max-total <n>",
+      "per-circuit connections in all before circuits share links",
+      positiveInt,
+      4096,
+    )
+    .option(
+      "--fd-budget <n>",
+      "sockets this relay may hold; links past it are refused",
+      positiveInt,
+      8192,
+    )
     .option("--port-file <file>", "write the bound OR port here")
     .option("--stats-file <file>", "write per-peer statistics (JSON) here every second")
     .option("--ewma-halflife <ms>", "EWMA half-life in ms (0: off)", (v) => Number(v), 30000)
@@ -96,6 +117,8 @@ export function relayCommand(): Command {
           pctcpSecurity: o.pctcpSecurity,
           ...(rate ? { bandwidth: { rate, burst: o.burst ? parseSize(o.burst) : rate } } : {}),
           exitAllow: o.exitAllow ?? [],
+          pctcpCaps: { perPeer: o.pctcpMaxPerPeer, total: o.pctcpMaxTotal },
+          fdBudget: o.fdBudget,
           ewmaHalflifeMs: o.ewmaHalflife,
           log,
         });

@@ -66,6 +66,12 @@ export interface RelayOptions {
   exitAllow?: string[];
   /** Caps on pctcp connections per peer and in all; past them circuits use the shared link. */
   pctcpCaps?: { perPeer: number; total: number };
+  /**
+   * Sockets this relay may hold (links, per-circuit connections, exit streams, handshakes in
+   * progress). New links past it are refused; per-circuit connections stop at 90 % of it
+   * (circuits fall back to the shared link), and exit streams end with RESOURCELIMIT.
+   */
+  fdBudget?: number;
   /** EWMA half-life (ms); 0 disables EWMA. */
   ewmaHalflifeMs?: number;
   /** Logger. */
@@ -129,6 +135,9 @@ export class Relay {
   #circuits = new Map<Channel, Map<number, RelayCircuit>>();
   #peerStats = new Map<string, PeerStats>();
   #pctcpTotal = 0;
+  #handshaking = 0;
+  #exitStreams = 0;
+  #refused = 0;
   #stopped = false;
   #log: Logger;
   #tasks = new Set<Promise<unknown>>();
@@ -206,9 +215,26 @@ export class Relay {
     return this.#dir.relays.find((r) => r.fingerprint === fp);
   }
 
+  /** Sockets held now. */
+  #socketsInUse(): number {
+    return this.#circuits.size + this.#handshaking + this.#exitStreams;
+  }
+
+  get #fdBudget(): number {
+    return this.#o.fdBudget ?? 8192;
+  }
+
   async #onAccept(conn: Deno.Conn): Promise<void> {
+    if (this.#socketsInUse() >= this.#fdBudget) {
+      this.#refused++;
+      try {
+        conn.close();
+      } catch { /* closed */ }
+      return;
+    }
     (conn as Deno.TcpConn).setNoDelay?.(true);
     let link: Link;
+    this.#handshaking++;
     try {
       link = await linkAccept(conn, {
         keys: { identity: this.#o.keys.identity.public, link: this.#o.keys.link },
@@ -222,6 +248,8 @@ export class Relay {
         conn.close();
       } catch { /* closed */ }
       return;
+    } finally {
+      this.#handshaking--;
     }
     const peer = link.peer.identity ? this.#relayByIdentity(link.peer.identity) : undefined;
     const chan = this.#newChannel(link, false, peer?.nickname ?? "client");
@@ -465,15 +493,17 @@ export class Relay {
     circ.extending = true;
     let chan: Channel;
     let own = false;
+    let reserved = false;
     try {
-      const perCircuit = this.#usePctcp(target);
-      if (perCircuit) {
+      reserved = this.#usePctcp(target);
+      if (reserved) {
         chan = await this.#openChannel(target, "circuit");
         own = true;
       } else {
         chan = await this.#sharedChannel(target);
       }
     } catch (e) {
+      if (reserved && !own) this.#release(target);
       this.#log.warn(`extend to ${target.nickname} failed: ${(e as Error).message}`);
       circ.extending = false;
       this.#originate(circ, RelayCommand.TRUNCATED, 0, Uint8Array.of(DestroyReason.CONNECTFAILED));
@@ -496,7 +526,10 @@ export class Relay {
     const caps = this.#o.pctcpCaps ?? { perPeer: 512, total: 4096 };
     let perPeer = 0;
     this.#peer(target.nickname, (s) => perPeer = s.circuitConnections);
-    if (perPeer >= caps.perPeer || this.#pctcpTotal >= caps.total) {
+    if (
+      perPeer >= caps.perPeer || this.#pctcpTotal >= caps.total ||
+      this.#socketsInUse() >= this.#fdBudget * 0.9
+    ) {
       this.#peer(target.nickname, (s) => s.fallbacks++);
       return false;
     }
@@ -505,7 +538,16 @@ export class Relay {
         throw new Error(`no IPsec SA covers ${target.address}; refusing to carry the circuit`);
       }
     }
+    // Reserve the slot now: concurrent extends must not all pass the cap check.
+    this.#pctcpTotal++;
+    this.#peer(target.nickname, (s) => s.circuitConnections++);
     return true;
+  }
+
+  /** Gives back a reserved per-circuit slot whose connection was never made. */
+  #release(target: RelayEntry): void {
+    this.#pctcpTotal--;
+    this.#peer(target.nickname, (s) => s.circuitConnections--);
   }
 
   #sharedChannel(target: RelayEntry): Promise<Channel> {
@@ -533,12 +575,8 @@ export class Relay {
       encrypt: purpose === "shared" || security === "tls",
     });
     const chan = this.#newChannel(link, true, target.nickname);
-    if (purpose === "circuit") {
-      this.#pctcpTotal++;
-      this.#peer(target.nickname, (s) => s.circuitConnections++);
-    } else {
-      this.#peer(target.nickname, (s) => s.links++);
-    }
+    // A per-circuit connection was counted when #usePctcp reserved it.
+    if (purpose === "shared") this.#peer(target.nickname, (s) => s.links++);
     this.#track(
       chan.run().finally(() => {
         if (purpose === "circuit") this.#pctcpTotal--;
@@ -562,27 +600,36 @@ export class Relay {
       return end(EndReason.TORPROTOCOL);
     }
     if (!this.#policy.allows(begin.host, begin.port)) return end(EndReason.EXITPOLICY);
+    if (this.#socketsInUse() >= this.#fdBudget) return end(EndReason.RESOURCELIMIT);
     let conn: Deno.TcpConn;
+    this.#exitStreams++;
     try {
       conn = await Deno.connect({ hostname: begin.host, port: begin.port });
     } catch (e) {
+      this.#exitStreams--;
       const refused = e instanceof Deno.errors.ConnectionRefused;
       return end(refused ? EndReason.CONNECTREFUSED : EndReason.NOROUTE);
     }
     const addr = conn.remoteAddr as Deno.NetAddr;
     if (!this.#policy.allows(addr.hostname, begin.port)) {
       conn.close();
+      this.#exitStreams--;
       return end(EndReason.EXITPOLICY);
     }
     if (circ.closed) {
       conn.close();
+      this.#exitStreams--;
       return;
     }
     conn.setNoDelay(true);
     const stream = new EdgeStream(streamId, conn, this.#streamCircuit(circ));
     circ.streams.set(streamId, stream);
     this.#originate(circ, RelayCommand.CONNECTED, streamId, encodeConnected(addr.hostname));
-    await stream.pump();
+    try {
+      await stream.pump();
+    } finally {
+      this.#exitStreams--;
+    }
   }
 
   #streamCircuit(circ: RelayCircuit) {
@@ -655,11 +702,19 @@ export class Relay {
   }
 
   /** Per-peer statistics. */
-  stats(): { nickname: string; transport: Transport; circuits: number; peers: PeerStats[] } {
-    let circuits = 0;
+  stats(): {
+    nickname: string;
+    transport: Transport;
+    circuits: number;
+    sockets: number;
+    fdBudget: number;
+    refusedConnections: number;
+    peers: PeerStats[];
+  } {
+    const unique = new Set<RelayCircuit>();
     const queued = new Map<string, { q: number; max: number; bytes: number }>();
     for (const [chan, circs] of this.#circuits) {
-      circuits += circs.size;
+      for (const c of circs.values()) unique.add(c);
       const peer = chan.link.peer.identity
         ? this.#relayByIdentity(chan.link.peer.identity)
         : undefined;
@@ -680,7 +735,10 @@ export class Relay {
     return {
       nickname: this.nickname,
       transport: this.#transport,
-      circuits: circuits,
+      circuits: unique.size,
+      sockets: this.#socketsInUse(),
+      fdBudget: this.#fdBudget,
+      refusedConnections: this.#refused,
       peers: [...this.#peerStats.values()].map((s) => ({ ...s })),
     };
   }
