@@ -18,6 +18,7 @@ interface Net {
   server: Deno.HttpServer;
   serverPort: number;
   events: StreamEvent[];
+  directory: SignedDocument;
   stop(): Promise<void>;
 }
 
@@ -39,6 +40,7 @@ export async function startNet(
       directory: () => holder.doc!,
       transport: transports[i] ?? "tor",
       exitAllow: ["127.0.0.1:*"],
+      handshakeTimeoutMs: 2000,
     });
     await r.start();
     relays.push(r);
@@ -77,6 +79,7 @@ export async function startNet(
     server,
     serverPort: server.addr.port,
     events,
+    directory: doc,
     async stop() {
       await client.stop();
       for (const r of relays) await r.stop();

@@ -72,6 +72,8 @@ export interface RelayOptions {
    * (circuits fall back to the shared link), and exit streams end with RESOURCELIMIT.
    */
   fdBudget?: number;
+  /** Drop a peer that has not finished the link handshake by then (default 10 s). */
+  handshakeTimeoutMs?: number;
   /** EWMA half-life (ms); 0 disables EWMA. */
   ewmaHalflifeMs?: number;
   /** Logger. */
@@ -123,6 +125,8 @@ const MAX_QUEUE_BEFORE_BACKPRESSURE = 256;
 /** An onion router. */
 export class Relay {
   readonly nickname: string;
+  /** The relay's long-term keys (to restart it with the same identity). */
+  readonly keys: RelayKeys;
   #o: RelayOptions;
   #listener?: Deno.Listener;
   #bucket?: TokenBucket;
@@ -146,6 +150,7 @@ export class Relay {
   constructor(options: RelayOptions) {
     this.#o = options;
     this.nickname = options.nickname;
+    this.keys = options.keys;
     this.#log = options.log ?? nullLogger;
     if (options.bandwidth) {
       this.#bucket = new TokenBucket(options.bandwidth.rate, options.bandwidth.burst);
@@ -239,6 +244,7 @@ export class Relay {
       link = await linkAccept(conn, {
         keys: { identity: this.#o.keys.identity.public, link: this.#o.keys.link },
         allowRelay: (id) => this.#relayByIdentity(id) !== undefined,
+        ...(this.#o.handshakeTimeoutMs ? { timeoutMs: this.#o.handshakeTimeoutMs } : {}),
       });
     } catch (e) {
       this.#log.warn(

@@ -205,7 +205,12 @@ export class Link {
   }
 }
 
-function withTimeout<T>(p: Promise<T>, conn: ByteStream, what: string): Promise<T> {
+function withTimeout<T>(
+  p: Promise<T>,
+  conn: ByteStream,
+  what: string,
+  ms = HANDSHAKE_TIMEOUT_MS,
+): Promise<T> {
   let timer: ReturnType<typeof setTimeout> | undefined;
   const t = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
@@ -213,7 +218,7 @@ function withTimeout<T>(p: Promise<T>, conn: ByteStream, what: string): Promise<
         conn.close();
       } catch { /* closed */ }
       reject(new LinkError(`${what} timed out`));
-    }, HANDSHAKE_TIMEOUT_MS);
+    }, ms);
   });
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
@@ -281,11 +286,13 @@ export interface LinkAcceptOptions {
   keys: LinkResponderKeys;
   /** Decides whether a relay identity may link to us (e.g. it is in the directory). */
   allowRelay?: (identity: Uint8Array) => boolean;
+  /** A peer that has not finished the handshake by then is dropped (default 10 s). */
+  timeoutMs?: number;
 }
 
 /** Runs the responder's side of the link handshake on an accepted stream. */
 export function linkAccept(conn: ByteStream, options: LinkAcceptOptions): Promise<Link> {
-  return withTimeout(acceptInner(conn, options), conn, "link handshake");
+  return withTimeout(acceptInner(conn, options), conn, "link handshake", options.timeoutMs);
 }
 
 async function acceptInner(conn: ByteStream, o: LinkAcceptOptions): Promise<Link> {

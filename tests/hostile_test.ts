@@ -1,0 +1,276 @@
+// Hostile input and faults: every parser fuzzed (SOCKS, directory, records, link and circuit
+// handshakes), slow-drip and truncated handshakes on a live relay and SOCKS port while an
+// honest transfer runs, and a relay that restarts and rejoins.
+import { assert, assertEquals } from "./_assert.ts";
+import { startNet } from "./_net.ts";
+import { parseGreeting, parseRequest, parseUserPass, SocksError } from "../lib/client/socks.ts";
+import {
+  DirectoryError,
+  generateRelayKeys,
+  makeDocument,
+  verifyDocument,
+} from "../lib/directory/mod.ts";
+import { HandshakeError, ntorClient2, ntorServer } from "../lib/crypto/ntor.ts";
+import { type ByteStream, linkAccept, LinkError } from "../lib/transport/link.ts";
+import { readRecords } from "../lib/stats/load.ts";
+import { fromOnionPerf } from "../lib/report/onionperf.ts";
+import { timedFetch } from "../lib/measure/fetch.ts";
+import { serve } from "../lib/serve/server.ts";
+import { Relay } from "../lib/relay/relay.ts";
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13, s ^= s >>> 17, s ^= s << 5;
+    return (s >>> 0) / 2 ** 32;
+  };
+}
+
+function mutate(seed: Uint8Array, rand: () => number): Uint8Array {
+  const out = seed.slice(0, Math.floor(rand() * (seed.length + 8)));
+  for (let k = 0; k < 1 + Math.floor(rand() * 4) && out.length; k++) {
+    out[Math.floor(rand() * out.length)] = Math.floor(rand() * 256);
+  }
+  return out;
+}
+
+function randomBytes(rand: () => number, max = 300): Uint8Array {
+  return new Uint8Array(Math.floor(rand() * max)).map(() => Math.floor(rand() * 256));
+}
+
+Deno.test("SOCKS parsers survive 5000 random and mutated inputs with SocksError only", () => {
+  const rand = rng(7);
+  const seeds = [
+    Uint8Array.of(5, 2, 0, 2),
+    Uint8Array.of(1, 3, 97, 98, 99, 1, 120),
+    Uint8Array.of(5, 1, 0, 3, 3, 97, 46, 98, 0, 80),
+    Uint8Array.of(5, 1, 0, 4, ...new Uint8Array(16), 1, 187),
+  ];
+  for (let i = 0; i < 5000; i++) {
+    const input = i % 2 ? randomBytes(rand) : mutate(seeds[i % seeds.length]!, rand);
+    for (const f of [parseGreeting, parseUserPass, parseRequest]) {
+      try {
+        f(input);
+      } catch (e) {
+        if (!(e instanceof SocksError)) throw new Error(`untyped error on input ${i}: ${e}`);
+      }
+    }
+  }
+});
+
+Deno.test("verifyDocument and fromOnionPerf refuse 2000 mutated documents with typed errors", () => {
+  const rand = rng(11);
+  const keys = generateRelayKeys();
+  const text = JSON.stringify(
+    makeDocument([{
+      nickname: "x",
+      keys,
+      address: "127.0.0.1",
+      orPort: 1,
+      flags: [],
+      bandwidth: 1,
+      transports: ["tor"],
+    }]).document,
+  );
+  const bytes = new TextEncoder().encode(text);
+  let accepted = 0;
+  for (let i = 0; i < 2000; i++) {
+    const m = new TextDecoder().decode(mutate(bytes, rand));
+    try {
+      verifyDocument(m);
+      accepted++;
+    } catch (e) {
+      if (!(e instanceof DirectoryError)) throw new Error(`untyped error on input ${i}: ${e}`);
+    }
+    try {
+      fromOnionPerf(JSON.parse(m));
+    } catch (e) {
+      if (!(e instanceof SyntaxError || e instanceof TypeError)) {
+        throw new Error(`untyped error ${e}`);
+      }
+    }
+  }
+  // A mutation can only pass if it left the signed content as it was (e.g. cut off nothing).
+  assert(accepted < 50, `${accepted} mutated documents accepted`);
+});
+
+Deno.test("ntor refuses 2000 random onion skins and replies with HandshakeError", () => {
+  const rand = rng(13);
+  const keys = generateRelayKeys();
+  const id = new Uint8Array(20).fill(1);
+  for (let i = 0; i < 2000; i++) {
+    try {
+      ntorServer(
+        { id, onionKey: keys.onion.public, onionSecret: keys.onion.secret },
+        randomBytes(rand, 120),
+      );
+      throw new Error("a random skin was accepted");
+    } catch (e) {
+      if (!(e instanceof HandshakeError)) throw e;
+    }
+    try {
+      ntorClient2({
+        relay: { id, onionKey: keys.onion.public },
+        x: keys.link.secret,
+        publicX: keys.link.public,
+      }, randomBytes(rand, 80));
+      throw new Error("a random reply was accepted");
+    } catch (e) {
+      if (!(e instanceof HandshakeError)) throw e;
+    }
+  }
+});
+
+Deno.test("linkAccept refuses 300 random and mutated hellos with LinkError", async () => {
+  const rand = rng(17);
+  const keys = generateRelayKeys();
+  const hello = new Uint8Array([
+    ...new TextEncoder().encode("PCTCP-LINK1"),
+    0,
+    ...new Uint8Array(84),
+  ]);
+  for (let i = 0; i < 300; i++) {
+    const input = i % 2 ? randomBytes(rand, 200) : mutate(hello, rand);
+    let off = 0;
+    const stream: ByteStream = {
+      read(p) {
+        if (off >= input.length) return Promise.resolve(null);
+        const n = Math.min(p.length, input.length - off);
+        p.set(input.subarray(off, off + n));
+        off += n;
+        return Promise.resolve(n);
+      },
+      write: (p) => Promise.resolve(p.length),
+      close() {},
+    };
+    try {
+      await linkAccept(stream, {
+        keys: { identity: keys.identity.public, link: keys.link },
+        timeoutMs: 1000,
+      });
+      throw new Error("a garbage link was accepted");
+    } catch (e) {
+      if (!(e instanceof LinkError)) throw new Error(`untyped error on input ${i}: ${e}`);
+    }
+  }
+});
+
+Deno.test("readRecords survives random bytes: every bad line reported, nothing thrown", async () => {
+  const rand = rng(19);
+  const dir = await Deno.makeTempDir();
+  try {
+    const f = `${dir}/junk.jsonl`;
+    const good = JSON.stringify({
+      v: 1,
+      run: "r",
+      id: 1,
+      label: "x",
+      url: "u",
+      start: "2026-01-01T00:00:00Z",
+      phases_ms: {},
+      progress_ms: {},
+      outcome: "ok",
+      bytes: 0,
+    });
+    const lines = Array.from(
+      { length: 1000 },
+      (_, i) =>
+        i % 10 === 0 ? good : new TextDecoder().decode(randomBytes(rand, 80)).replace(/\n/g, ""),
+    );
+    await Deno.writeTextFile(f, lines.join("\n") + "\n");
+    let n = 0;
+    const res = await readRecords([f], () => n++);
+    assertEquals(n + res.badCount, lines.filter((l) => l.trim()).length);
+    assert(n >= 100);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("slow-drip and truncated handshakes are dropped while an honest transfer finishes byte-exact", async () => {
+  const net = await startNet(3, ["tor", "tor", "tor"]);
+  const s = await serve();
+  const bad: Deno.TcpConn[] = [];
+  try {
+    const honest = timedFetch(`${s.url}/bytes/2MiB`, {
+      socksHost: "127.0.0.1",
+      socksPort: net.client.socksPort,
+    });
+    // Slow drip on the OR port: one byte now and then, never a whole hello.
+    for (let i = 0; i < 5; i++) {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port: net.relays[0]!.port });
+      await c.write(new TextEncoder().encode("PCTC"));
+      bad.push(c);
+    }
+    // Truncated SOCKS greetings.
+    for (let i = 0; i < 5; i++) {
+      const c = await Deno.connect({ hostname: "127.0.0.1", port: net.client.socksPort });
+      await c.write(Uint8Array.of(5));
+      bad.push(c);
+    }
+    const r = await honest;
+    assertEquals(r.outcome, "ok", r.error ?? "");
+    assertEquals(r.sha256Ok, true);
+    // The relay drops the drippers once its handshake timeout (2 s here) passes.
+    const t0 = performance.now();
+    for (const c of bad.slice(0, 5)) {
+      const got = await c.read(new Uint8Array(8)).catch(() => null);
+      assertEquals(got, null);
+    }
+    assert(performance.now() - t0 < 5000);
+  } finally {
+    for (const c of bad) {
+      try {
+        c.close();
+      } catch { /* closed */ }
+    }
+    await s.stop();
+    await net.stop();
+  }
+});
+
+Deno.test("a relay that restarts with its keys and port rejoins: new circuits through it work", async () => {
+  const net = await startNet(3, ["tor", "tor", "tor"], "tor", ["r1", "r2", "r3"]);
+  const s = await serve();
+  let revived: Relay | undefined;
+  try {
+    assertEquals(
+      (await timedFetch(`${s.url}/bytes/10KiB`, {
+        socksHost: "127.0.0.1",
+        socksPort: net.client.socksPort,
+        socksUser: "a",
+      })).outcome,
+      "ok",
+    );
+    const old = net.relays[1]!;
+    const port = old.port;
+    const keys = old.keys;
+    await old.stop();
+    const during = await timedFetch(`${s.url}/bytes/10KiB`, {
+      socksHost: "127.0.0.1",
+      socksPort: net.client.socksPort,
+      socksUser: "b",
+      timeoutMs: 5000,
+    });
+    assert(during.outcome !== "ok", "a circuit through a stopped relay cannot work");
+    revived = new Relay({
+      keys,
+      nickname: "r2",
+      orPort: port,
+      directory: net.directory,
+      exitAllow: ["127.0.0.1:*"],
+    });
+    await revived.start();
+    const after = await timedFetch(`${s.url}/bytes/10KiB`, {
+      socksHost: "127.0.0.1",
+      socksPort: net.client.socksPort,
+      socksUser: "c",
+      timeoutMs: 10_000,
+    });
+    assertEquals(after.outcome, "ok", after.error ?? "");
+  } finally {
+    await revived?.stop();
+    await s.stop();
+    await net.stop();
+  }
+});
