@@ -59,3 +59,27 @@ export function nonNegative(value: string): number {
   }
   return n;
 }
+
+/**
+ * Resolves on SIGINT or SIGTERM, or when process `exitWith` is gone (checked every second):
+ * processes an experiment starts end with it even if it is killed.
+ */
+export function untilStopped(exitWith?: number): Promise<string> {
+  return new Promise((resolve) => {
+    const done = (why: string) => {
+      clearInterval(timer);
+      resolve(why);
+    };
+    Deno.addSignalListener("SIGINT", () => done("SIGINT"));
+    Deno.addSignalListener("SIGTERM", () => done("SIGTERM"));
+    const timer = exitWith
+      ? setInterval(() => {
+        try {
+          Deno.statSync(`/proc/${exitWith}`);
+        } catch {
+          done(`process ${exitWith} is gone`);
+        }
+      }, 1000)
+      : undefined;
+  });
+}

@@ -4,7 +4,7 @@
  */
 
 import { Command, Option } from "commander";
-import { positiveInt, run } from "./_common.ts";
+import { positiveInt, run, untilStopped } from "./_common.ts";
 import { watchDirectory } from "../lib/directory/watch.ts";
 import { OnionClient } from "../lib/client/client.ts";
 import { makeLogger } from "../lib/util/log.ts";
@@ -20,6 +20,7 @@ interface ClientFlags {
   portFile?: string;
   streamsFile?: string;
   logLevel: "debug" | "info" | "warn" | "error";
+  exitWith?: number;
 }
 
 /** Builds the `client` command. */
@@ -41,6 +42,7 @@ export function clientCommand(): Command {
     )
     .option("--port-file <file>", "write the bound SOCKS port here")
     .option("--streams-file <file>", "append one JSON line per stream (source port → circuit)")
+    .option("--exit-with <pid>", "exit when this process is gone", positiveInt)
     .addOption(
       new Option("--log-level <l>", "log level").choices(["debug", "info", "warn", "error"])
         .default("info"),
@@ -71,10 +73,7 @@ export function clientCommand(): Command {
         await client.start();
         if (o.portFile) await Deno.writeTextFile(o.portFile, `${client.socksPort}\n`);
         log.info(`SOCKS5 on ${o.socksAddress}:${client.socksPort}`);
-        await new Promise<void>((resolve) => {
-          Deno.addSignalListener("SIGINT", () => resolve());
-          Deno.addSignalListener("SIGTERM", () => resolve());
-        });
+        await untilStopped(o.exitWith);
         dir.stop();
         await client.stop();
         streams?.close();

@@ -4,7 +4,7 @@
  */
 
 import { Command, Option } from "commander";
-import { positiveInt, run, UsageError } from "./_common.ts";
+import { positiveInt, run, untilStopped, UsageError } from "./_common.ts";
 import { relayKeysFromJson } from "../lib/directory/keys.ts";
 import { watchDirectory } from "../lib/directory/watch.ts";
 import { Relay } from "../lib/relay/relay.ts";
@@ -32,6 +32,7 @@ interface RelayFlags {
   statsFile?: string;
   ewmaHalflife: number;
   logLevel: "debug" | "info" | "warn" | "error";
+  exitWith?: number;
 }
 
 /** Builds the `relay` command. */
@@ -88,6 +89,7 @@ export function relayCommand(): Command {
     .option("--port-file <file>", "write the bound OR port here")
     .option("--stats-file <file>", "write per-peer statistics (JSON) here every second")
     .option("--ewma-halflife <ms>", "EWMA half-life in ms (0: off)", (v) => Number(v), 30000)
+    .option("--exit-with <pid>", "exit when this process is gone", positiveInt)
     .addOption(
       new Option("--log-level <l>", "log level").choices(["debug", "info", "warn", "error"])
         .default("info"),
@@ -132,11 +134,7 @@ export function relayCommand(): Command {
               .then(() => Deno.rename(`${f}.tmp`, f)).catch(() => {});
           }, 1000);
         }
-        await new Promise<void>((resolve) => {
-          const stop = () => resolve();
-          Deno.addSignalListener("SIGINT", stop);
-          Deno.addSignalListener("SIGTERM", stop);
-        });
+        await untilStopped(o.exitWith);
         clearInterval(statsTimer);
         dir.stop();
         await relay.stop();

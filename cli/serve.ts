@@ -4,7 +4,7 @@
  */
 
 import { Command } from "commander";
-import { positiveInt, run } from "./_common.ts";
+import { positiveInt, run, untilStopped } from "./_common.ts";
 import { serve } from "../lib/serve/server.ts";
 
 /** Builds the `serve` command. */
@@ -16,7 +16,8 @@ export function serveCommand(): Command {
     .option("--address <addr>", "address to listen on", "127.0.0.1")
     .option("--port <port>", "port (default: any free port)", positiveInt)
     .option("--root <dir>", "folder of static files (web pages)")
-    .action((o: { address: string; port?: number; root?: string }) =>
+    .option("--exit-with <pid>", "exit when this process is gone", positiveInt)
+    .action((o: { address: string; port?: number; root?: string; exitWith?: number }) =>
       run(async () => {
         const s = await serve({
           address: o.address,
@@ -24,10 +25,9 @@ export function serveCommand(): Command {
           ...(o.root ? { root: o.root } : {}),
         });
         console.log(JSON.stringify({ server: s.url, port: s.port }));
-        const stop = () => s.stop().then(() => Deno.exit(0));
-        Deno.addSignalListener("SIGINT", stop);
-        Deno.addSignalListener("SIGTERM", stop);
-        await new Promise(() => {});
+        await untilStopped(o.exitWith);
+        await s.stop();
+        Deno.exit(0);
       })
     );
 }

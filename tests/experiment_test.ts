@@ -60,3 +60,61 @@ Deno.test("experiment interference writes summary.json with every metric and per
     await Deno.remove(out, { recursive: true });
   }
 });
+
+for (const signal of ["SIGINT", "SIGKILL"] as const) {
+  Deno.test(`experiment interference stopped by ${signal} leaves no process behind`, async () => {
+    const out = await Deno.makeTempDir();
+    try {
+      const scenario = `${out}/long.json`;
+      await Deno.writeTextFile(
+        scenario,
+        JSON.stringify({
+          name: "long",
+          relays: 3,
+          bandwidths: ["2MiB", "2MiB", "2MiB"],
+          web: { clients: 2, size: "50KiB", thinkS: 0.2 },
+          bulk: { clients: 1, size: "1MiB" },
+          durationS: 60,
+          timeoutS: 20,
+          jitter: 0.2,
+          seed: 1,
+        }),
+      );
+      const child = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          main,
+          "experiment",
+          "interference",
+          "--scenario",
+          scenario,
+          "--out",
+          out,
+        ],
+        stdout: "null",
+        stderr: "null",
+      }).spawn();
+      let pids: number[] = [];
+      for (let i = 0; i < 200 && pids.length < 5; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        try {
+          pids = JSON.parse(await Deno.readTextFile(`${out}/net-tor/state.json`)).processes.map((
+            p: { pid: number },
+          ) => p.pid);
+        } catch { /* not yet */ }
+      }
+      assertEquals(pids.length, 5, "the network came up");
+      await new Promise((r) => setTimeout(r, 500));
+      child.kill(signal);
+      await child.status;
+      // Ctrl-C tears down at once; after a crash the processes notice their owner is gone.
+      for (let i = 0; i < 100 && pids.some(isAlive); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      assertEquals(pids.filter(isAlive), []);
+    } finally {
+      await Deno.remove(out, { recursive: true });
+    }
+  });
+}

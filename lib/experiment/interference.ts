@@ -104,6 +104,7 @@ async function ourNetwork(
     bandwidths: s.bandwidths.map(sizeOf),
     ...(s.path ? { path: s.path } : {}),
     logLevel: "warn",
+    ownerPid: Deno.pid,
   });
   return {
     socks: net.socks,

@@ -37,6 +37,8 @@ export interface NetworkOptions {
   ewmaHalflifeMs?: number;
   /** Log level of the processes. */
   logLevel?: string;
+  /** Every process exits when this one is gone (an experiment passes its own pid). */
+  ownerPid?: number;
 }
 
 /** One process of the network. */
@@ -217,6 +219,7 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
         "127.0.0.1:*",
         "--log-level",
         level,
+        ...(options.ownerPid ? ["--exit-with", String(options.ownerPid)] : []),
       ];
       const rate = options.bandwidths?.[i] ?? options.bandwidth;
       if (rate) args.push("--bandwidth", String(rate), "--burst", String(options.burst ?? rate));
@@ -258,6 +261,7 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
     const serverLog = `${dir}/server/server.log`;
     await Deno.remove(serverLog).catch(() => {});
     const serverArgs = ["serve", ...(options.webRoot ? ["--root", options.webRoot] : [])];
+    if (options.ownerPid) serverArgs.push("--exit-with", String(options.ownerPid));
     const spid = await spawn(serverArgs, serverLog);
     processes.push({ name: "server", pid: spid, log: serverLog });
     await save();
@@ -283,6 +287,7 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
       clientTransport,
       "--log-level",
       level,
+      ...(options.ownerPid ? ["--exit-with", String(options.ownerPid)] : []),
     ];
     if (options.path) cargs.push("--path", options.path.join(","));
     const clog = `${dir}/client/client.log`;

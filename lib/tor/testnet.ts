@@ -73,6 +73,8 @@ export const TESTING_TORRC: string[] = [
   "RunAsDaemon 0",
   "SafeLogging 0",
   "ShutdownWaitLength 0",
+  // Every tor exits when the process that started it is gone, even if that one was killed.
+  `__OwningControllerProcess ${Deno.pid}`,
 ];
 
 const AUTHORITY_TORRC = [
