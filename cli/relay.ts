@@ -8,6 +8,7 @@ import { positiveInt, run, untilStopped, UsageError } from "./_common.ts";
 import { relayKeysFromJson } from "../lib/directory/keys.ts";
 import { watchDirectory } from "../lib/directory/watch.ts";
 import { Relay } from "../lib/relay/relay.ts";
+import { swanctlCheck } from "../lib/transport/ipsec.ts";
 import { parseSize } from "../lib/serve/sizes.ts";
 import { makeLogger } from "../lib/util/log.ts";
 import type { Transport } from "../lib/directory/document.ts";
@@ -117,6 +118,7 @@ export function relayCommand(): Command {
           directory: () => dir.get(),
           transport: o.transport,
           pctcpSecurity: o.pctcpSecurity,
+          ...(o.pctcpSecurity === "ipsec" ? { ipsecCheck: swanctlCheck() } : {}),
           ...(rate ? { bandwidth: { rate, burst: o.burst ? parseSize(o.burst) : rate } } : {}),
           exitAllow: o.exitAllow ?? [],
           pctcpCaps: { perPeer: o.pctcpMaxPerPeer, total: o.pctcpMaxTotal },

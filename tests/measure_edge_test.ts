@@ -4,6 +4,7 @@ import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
 import { startNet } from "./_net.ts";
 import { timedFetch } from "../lib/measure/fetch.ts";
 import { bodySha256, bodyStream } from "../lib/serve/body.ts";
+import { networkDown, networkUp } from "../lib/network/launcher.ts";
 
 const main = new URL("../cli/main.ts", import.meta.url).pathname;
 async function pctcp(...args: string[]) {
@@ -249,6 +250,56 @@ Deno.test("a measurement killed mid-run leaves valid JSONL up to the last fetch,
     assertEquals((await Deno.readTextFile(out)).trim().split("\n").length, before.length + 1);
   } finally {
     await net.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("measure --page fetches the document and its sub-resources and records the page load time", async () => {
+  const dir = await Deno.makeTempDir();
+  const root = new URL("../measurements/web", import.meta.url).pathname;
+  const net = await networkUp({ dir, relays: 3, webRoot: root });
+  try {
+    const out = `${dir}/p.jsonl`;
+    const r = await pctcp(
+      "measure",
+      "--socks",
+      net.socks,
+      "--page",
+      `${net.server}/index.html`,
+      "--count",
+      "2",
+      "--label",
+      "web",
+      "--out",
+      out,
+    );
+    assertEquals(r.code, 0, r.stderr);
+    const recs = (await Deno.readTextFile(out)).trim().split("\n").map((l) => JSON.parse(l));
+    for (const x of recs) {
+      assertEquals(x.outcome, "ok", x.error);
+      assertEquals(x.resources, { count: 10, failed: 0 });
+      assert(x.page_ms >= x.phases_ms.last_byte, "the page ends after its document");
+    }
+  } finally {
+    await networkDown(dir);
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("the client's SOCKS port binds 127.0.0.1 unless told otherwise", async () => {
+  const dir = await Deno.makeTempDir();
+  const net = await networkUp({ dir, relays: 3 });
+  try {
+    const port = Number(net.socks.split(":")[1]);
+    const out = await new Deno.Command("ss", {
+      args: ["-tlnH", `sport = :${port}`],
+      stdout: "piped",
+    }).output();
+    const text = new TextDecoder().decode(out.stdout);
+    assertStringIncludes(text, `127.0.0.1:${port}`);
+    assert(!text.includes(`0.0.0.0:${port}`) && !text.includes(`*:${port}`));
+  } finally {
+    await networkDown(dir);
     await Deno.remove(dir, { recursive: true });
   }
 });

@@ -59,7 +59,7 @@ export interface RelayOptions {
   /** Protection of per-circuit connections (default "tls"). */
   pctcpSecurity?: PctcpSecurity;
   /** Checks that IPsec covers a peer address before a circuit is carried to it. */
-  ipsecCheck?: (address: string) => boolean;
+  ipsecCheck?: (address: string) => boolean | Promise<boolean>;
   /** Write rate limit (bytes/s) and burst. */
   bandwidth?: { rate: number; burst?: number };
   /** Exit allow list (added to the default policy). */
@@ -501,7 +501,7 @@ export class Relay {
     let own = false;
     let reserved = false;
     try {
-      reserved = this.#usePctcp(target);
+      reserved = await this.#usePctcp(target);
       if (reserved) {
         chan = await this.#openChannel(target, "circuit");
         own = true;
@@ -527,8 +527,16 @@ export class Relay {
   }
 
   /** True when this hop should get its own connection (both speak pctcp, caps allow). */
-  #usePctcp(target: RelayEntry): boolean {
+  async #usePctcp(target: RelayEntry): Promise<boolean> {
     if (this.#transport !== "pctcp" || !target.transports.includes("pctcp")) return false;
+    // IPsec fails open: without an SA covering the peer, refuse rather than send in the clear.
+    if ((this.#o.pctcpSecurity ?? "tls") === "ipsec") {
+      if (!(await this.#o.ipsecCheck?.(target.address))) {
+        throw new Error(`no IPsec SA covers ${target.address}; refusing to carry the circuit`);
+      }
+    }
+    // From here on no await: the cap check and the reservation happen together, so
+    // concurrent extends cannot all pass the cap.
     const caps = this.#o.pctcpCaps ?? { perPeer: 512, total: 4096 };
     let perPeer = 0;
     this.#peer(target.nickname, (s) => perPeer = s.circuitConnections);
@@ -539,12 +547,6 @@ export class Relay {
       this.#peer(target.nickname, (s) => s.fallbacks++);
       return false;
     }
-    if ((this.#o.pctcpSecurity ?? "tls") === "ipsec") {
-      if (!this.#o.ipsecCheck?.(target.address)) {
-        throw new Error(`no IPsec SA covers ${target.address}; refusing to carry the circuit`);
-      }
-    }
-    // Reserve the slot now: concurrent extends must not all pass the cap check.
     this.#pctcpTotal++;
     this.#peer(target.nickname, (s) => s.circuitConnections++);
     return true;

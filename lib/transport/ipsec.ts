@@ -1,0 +1,76 @@
+/**
+ * IPsec checks for PCTCP's per-circuit connections. IPsec fails open: with no CHILD_SA there
+ * is no policy and packets go in the clear, so before a relay carries a circuit on its own
+ * connection to a peer it asks strongSwan (`swanctl --list-sas`) whether an INSTALLED
+ * CHILD_SA's remote traffic selector covers the peer's address, and refuses otherwise.
+ * @module
+ */
+
+function ipv4(a: string): number | undefined {
+  const p = a.split(".");
+  if (p.length !== 4 || p.some((x) => !/^\d{1,3}$/.test(x) || Number(x) > 255)) return undefined;
+  return p.reduce((n, x) => n * 256 + Number(x), 0) >>> 0;
+}
+
+function covers(selector: string, address: string): boolean {
+  const [net, bitsText] = selector.split("/");
+  const a = ipv4(address), n = ipv4(net ?? "");
+  if (a === undefined || n === undefined) return false;
+  const bits = bitsText === undefined ? 32 : Number(bitsText);
+  if (bits === 0) return true;
+  const mask = (0xffffffff << (32 - bits)) >>> 0;
+  return ((a & mask) >>> 0) === ((n & mask) >>> 0);
+}
+
+/**
+ * True when `swanctl --list-sas` text shows an INSTALLED CHILD_SA whose remote traffic
+ * selectors cover `address`. The IKE_SA alone is not enough (FACTS.md: check the CHILD_SA).
+ */
+export function childSaCovers(listSas: string, address: string): boolean {
+  let installed = false;
+  for (const raw of listSas.split("\n")) {
+    const line = raw.trim();
+    // A CHILD_SA header: "name: #N, reqid N, STATE, MODE, ..."
+    const child = /^[^:]+: #\d+, reqid \d+, ([A-Z_]+),/.exec(line);
+    if (child) {
+      installed = child[1] === "INSTALLED";
+      continue;
+    }
+    // An IKE_SA header ends the previous CHILD_SA.
+    if (/^[^:]+: #\d+, [A-Z_]+, IKEv[12]/.test(line)) {
+      installed = false;
+      continue;
+    }
+    const remote = /^remote\s+(.+)$/.exec(line);
+    if (installed && remote && !remote[1]!.includes("'")) {
+      for (const ts of remote[1]!.split(/\s+/)) {
+        if (covers(ts.split("[")[0]!, address)) return true;
+      }
+    }
+  }
+  return false;
+}
+
+/** A check that runs `swanctl --list-sas` (cached for `cacheMs`). */
+export function swanctlCheck(
+  options: { swanctl?: string; cacheMs?: number } = {},
+): (address: string) => Promise<boolean> {
+  let cached: { at: number; text: string } | undefined;
+  return async (address) => {
+    const now = Date.now();
+    if (!cached || now - cached.at > (options.cacheMs ?? 1000)) {
+      try {
+        const out = await new Deno.Command(options.swanctl ?? "swanctl", {
+          args: ["--list-sas"],
+          stdout: "piped",
+          stderr: "null",
+        })
+          .output();
+        cached = { at: now, text: out.success ? new TextDecoder().decode(out.stdout) : "" };
+      } catch {
+        cached = { at: now, text: "" }; // no strongSwan: nothing is covered
+      }
+    }
+    return childSaCovers(cached.text, address);
+  };
+}

@@ -1,0 +1,93 @@
+import { assert, assertEquals, assertRejects } from "./_assert.ts";
+import { childSaCovers } from "../lib/transport/ipsec.ts";
+import {
+  generateRelayKeys,
+  makeDocument,
+  type SignedDocument,
+  type Transport,
+} from "../lib/directory/mod.ts";
+import { Relay } from "../lib/relay/relay.ts";
+import { OnionClient } from "../lib/client/client.ts";
+import { parseSs } from "../lib/experiment/sockets.ts";
+
+// The shape of `swanctl --list-sas` (strongSwan 5.9): an IKE_SA, then its CHILD_SAs.
+const LIST_SAS = `pctcp-relay2: #1, ESTABLISHED, IKEv2, 1c4b7ab0c0e1f2a3_i* 9d8e7f6a5b4c3d2e_r
+  local  'relay1' @ 10.77.0.1[4500]
+  remote 'relay2' @ 10.77.0.2[4500]
+  AES_GCM_16-256/PRF_HMAC_SHA2_256/CURVE_25519
+  established 12s ago, rekeying in 13972s
+  pctcp: #1, reqid 1, INSTALLED, TUNNEL-in-UDP, ESP:AES_GCM_16-256
+    installed 12s ago, rekeying in 3342s, expires in 3948s
+    in  c2a3b4d5,  10240 bytes,    40 packets,     1s ago
+    out c9f8e7d6,  20480 bytes,    41 packets,     1s ago
+    local  10.77.0.1/32
+    remote 10.77.0.2/32
+pctcp-relay3: #2, CONNECTING, IKEv2, 2c4b7ab0c0e1f2a3_i* 0000000000000000_r
+  local  'relay1' @ 10.77.0.1[500]
+  remote 'relay3' @ 10.77.0.3[500]
+`;
+
+Deno.test("childSaCovers needs an INSTALLED CHILD_SA whose remote selector covers the peer", () => {
+  assert(childSaCovers(LIST_SAS, "10.77.0.2"));
+  assert(!childSaCovers(LIST_SAS, "10.77.0.3"), "an IKE_SA being set up covers nothing");
+  assert(!childSaCovers(LIST_SAS.replace("INSTALLED", "REKEYED"), "10.77.0.2"));
+  assert(
+    childSaCovers(LIST_SAS.replace("remote 10.77.0.2/32", "remote 10.77.0.0/24"), "10.77.0.9"),
+  );
+  assert(!childSaCovers("", "10.77.0.2"));
+});
+
+Deno.test("an IPsec-required relay refuses circuits to a peer no SA covers, and never opens a clear connection", async () => {
+  const holder: { doc?: SignedDocument } = {};
+  let saUp = false;
+  const relays: Relay[] = [];
+  const specs = [];
+  for (let i = 0; i < 3; i++) {
+    const keys = generateRelayKeys();
+    const r = new Relay({
+      keys,
+      nickname: `r${i + 1}`,
+      directory: () => holder.doc!,
+      transport: "pctcp",
+      pctcpSecurity: "ipsec",
+      ipsecCheck: () => saUp,
+      exitAllow: ["127.0.0.1:*"],
+    });
+    await r.start();
+    relays.push(r);
+    specs.push({
+      nickname: `r${i + 1}`,
+      keys,
+      address: "127.0.0.1",
+      orPort: r.port,
+      flags: i === 2 ? ["exit"] : ["guard"],
+      bandwidth: 1,
+      transports: ["tor", "pctcp"] as Transport[],
+    });
+  }
+  holder.doc = makeDocument(specs).document;
+  const client = new OnionClient({
+    directory: holder.doc,
+    preemptive: false,
+    path: ["r1", "r2", "r3"],
+  });
+  await client.start();
+  const toR2 = async () => {
+    const out = await new Deno.Command("ss", {
+      args: ["-tnH", "state", "established", `dport = :${relays[1]!.port}`],
+      stdout: "piped",
+    }).output();
+    return parseSs(new TextDecoder().decode(out.stdout), new Set([relays[1]!.port])).connections;
+  };
+  try {
+    await assertRejects(() => client.buildCircuit("x"), Error, "truncated");
+    assertEquals(await toR2(), 0, "nothing may reach the peer without IPsec");
+    saUp = true;
+    const c = await client.buildCircuit("y");
+    assert(!c.closed);
+    assertEquals(await toR2(), 1);
+  } finally {
+    await client.stop();
+    for (const r of relays) await r.stop();
+  }
+});
