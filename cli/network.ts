@@ -4,7 +4,7 @@
  */
 
 import { Command, Option } from "commander";
-import { positiveInt, run } from "./_common.ts";
+import { positiveInt, run, UsageError } from "./_common.ts";
 import { networkDown, networkStatus, networkUp } from "../lib/network/launcher.ts";
 import { parseSize } from "../lib/serve/sizes.ts";
 
@@ -38,6 +38,9 @@ export function networkCommand(): Command {
       },
     ) =>
       run(async () => {
+        if (o.netns) {
+          throw new UsageError("--netns is not built yet (issue 4); run on loopback without it");
+        }
         const s = await networkUp({
           relays: o.relays,
           transport: o.transport,

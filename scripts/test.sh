@@ -3,7 +3,7 @@
 # the JUnit report; exits non-zero when a test failed. The README's test command.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-command -v deno >/dev/null 2>&1 || npm install -g deno@2.9.6
+bash scripts/setup.sh   # Deno and the Debian packages the tests use, when missing
 report="$(mktemp -t pctcp-junit.XXXXXX.xml)"
 deno task test --junit-path="$report" "$@"
 rc=$?
