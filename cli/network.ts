@@ -26,8 +26,10 @@ export function networkCommand(): Command {
     .option("--path <r1,r2,r3>", "pin the client's circuits")
     .option("--web-root <dir>", "folder of web pages for the server")
     .option("--json", "print the state as JSON")
+    .option("--netns", "hosts in network namespaces with IPsec between relays (not built yet)")
     .action((
       o: {
+        netns?: boolean;
         relays: number;
         transport: "tor" | "pctcp" | "mixed";
         dir: string;
