@@ -1,18 +1,7 @@
 import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
 import { buildProgram } from "../cli/main.ts";
 import { VERSION } from "../lib/version.ts";
-
-/** Runs `pctcp ARGS` in a subprocess and returns its exit code and output. */
-async function pctcp(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", new URL("../cli/main.ts", import.meta.url).pathname, ...args],
-    stdout: "piped",
-    stderr: "piped",
-    env: { NO_COLOR: "1" },
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+import { pctcp } from "./_cli.ts";
 
 Deno.test("buildProgram lists every command of DESIGN.md", () => {
   const names = buildProgram().commands.map((c) => c.name());

@@ -5,20 +5,9 @@ import { startNet } from "./_net.ts";
 import { timedFetch } from "../lib/measure/fetch.ts";
 import { bodySha256, bodyStream } from "../lib/serve/body.ts";
 import { networkDown, networkUp } from "../lib/network/launcher.ts";
+import { pctcp } from "./_cli.ts";
 
 const main = new URL("../cli/main.ts", import.meta.url).pathname;
-async function pctcp(...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", main, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
-}
 
 Deno.test("timedFetch fetches HTTPS through the onion network and checks the body", async () => {
   const dir = await Deno.makeTempDir();

@@ -1,21 +1,7 @@
 import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
 import { isAlive, networkDown, networkStatus, networkUp } from "../lib/network/launcher.ts";
 import { createHash } from "node:crypto";
-
-const main = new URL("../cli/main.ts", import.meta.url).pathname;
-
-async function pctcp(...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", main, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
-}
+import { pctcp } from "./_cli.ts";
 
 Deno.test("network up starts processes that carry 5 MiB byte-exact; status shows them; down leaves none", async () => {
   const dir = await Deno.makeTempDir();

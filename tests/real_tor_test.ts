@@ -5,22 +5,9 @@ import { assert, assertEquals, assertRejects } from "./_assert.ts";
 import { haveTor, startTorTestnet, type TorTestnet } from "../lib/tor/testnet.ts";
 import { ControlError, TorControl } from "../lib/tor/control.ts";
 import { serve } from "../lib/serve/server.ts";
+import { pctcp } from "./_cli.ts";
 
 const tor = await haveTor();
-const main = new URL("../cli/main.ts", import.meta.url).pathname;
-
-async function pctcp(...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", main, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
-}
 
 Deno.test({
   name:

@@ -2,20 +2,7 @@ import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
 import { fromOnionPerf, toOnionPerf } from "../lib/report/onionperf.ts";
 import { asciiCdf, cdfSpec, ecdf, renderSvg, svgToPng } from "../lib/report/plots.ts";
 import type { MeasureRecord } from "../lib/measure/record.ts";
-
-const main = new URL("../cli/main.ts", import.meta.url).pathname;
-async function pctcp(...args: string[]) {
-  const out = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", main, ...args],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  return {
-    code: out.code,
-    stdout: new TextDecoder().decode(out.stdout),
-    stderr: new TextDecoder().decode(out.stderr),
-  };
-}
+import { pctcp } from "./_cli.ts";
 
 function rec(i: number, over: Partial<MeasureRecord> = {}): MeasureRecord {
   const fb = 10 + (i % 7), lb = 100 + (i % 13) * 3;

@@ -9,6 +9,7 @@
 import { type FetchOptions, type FetchResult, timedFetch } from "./fetch.ts";
 import { type MeasureRecord, RecordWriter, toRecord } from "./record.ts";
 import { VERSION } from "../version.ts";
+import { seededRandom } from "../util/random.ts";
 
 /** What to fetch. */
 export interface Workload {
@@ -73,18 +74,6 @@ export interface RunSummary {
   total: number;
   ok: number;
   failed: number;
-}
-
-/** A seeded PRNG (mulberry32) for reproducible jitter. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A run id from the time: r-YYYYMMDD-HHMMSS. */

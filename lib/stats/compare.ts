@@ -6,6 +6,7 @@
  */
 
 import { percentileSorted } from "./percentile.ts";
+import { seededRandom } from "../util/random.ts";
 
 /** One percentile's comparison. */
 export interface Change {
@@ -33,17 +34,6 @@ export interface Comparison {
   pValue: number;
   /** Sample sizes. */
   n: { base: number; other: number };
-}
-
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** Standard normal CDF (Abramowitz-Stegun 7.1.26 erf). */
@@ -90,7 +80,7 @@ export function compareSamples(
 ): Comparison {
   const bs = Float64Array.from(base).sort(), os = Float64Array.from(other).sort();
   const B = 1000;
-  const random = rng(seed);
+  const random = seededRandom(seed);
   const cap = 20_000;
   const boot = (src: Float64Array) => {
     const n = Math.min(src.length, cap);

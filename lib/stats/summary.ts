@@ -10,6 +10,7 @@
  */
 
 import { percentileSorted } from "./percentile.ts";
+import { seededRandom } from "../util/random.ts";
 import type { MeasureRecord } from "../measure/record.ts";
 
 /** The percentiles every summary reports. */
@@ -53,18 +54,6 @@ export interface GroupSummary {
   page?: Estimate[];
 }
 
-/** A seeded PRNG for the bootstrap (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** Inverse of the standard normal CDF at 0.975. */
 const Z975 = 1.959964;
 
@@ -78,7 +67,7 @@ export function estimate(
   if (n === 0) return ps.map((p) => ({ p, value: NaN, lo: NaN, hi: NaN }));
   if (n <= 20_000) {
     const B = 1000;
-    const random = rng(seed);
+    const random = seededRandom(seed);
     const boots = ps.map(() => new Float64Array(B));
     const sample = new Float64Array(n);
     for (let b = 0; b < B; b++) {
