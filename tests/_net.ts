@@ -9,7 +9,7 @@ import {
   type SignedDocument,
   type Transport,
 } from "../lib/directory/mod.ts";
-import { Relay } from "../lib/relay/relay.ts";
+import { Relay, type RelayOptions } from "../lib/relay/relay.ts";
 import { OnionClient, type StreamEvent } from "../lib/client/client.ts";
 
 interface Net {
@@ -28,6 +28,7 @@ export async function startNet(
   transports: Transport[],
   clientTransport: Transport = "tor",
   path?: string[],
+  relayOptions: Partial<RelayOptions> = {},
 ): Promise<Net> {
   const holder: { doc?: SignedDocument } = {};
   const specs = [];
@@ -41,6 +42,7 @@ export async function startNet(
       transport: transports[i] ?? "tor",
       exitAllow: ["127.0.0.1:*"],
       handshakeTimeoutMs: 2000,
+      ...relayOptions,
     });
     await r.start();
     relays.push(r);

@@ -2,59 +2,25 @@
 // pctcp relay pair. The relay stays up, its per-circuit connections stay under the caps,
 // the rest fall back to the shared link (counted), and honest circuits still move bytes.
 import { assert, assertEquals } from "./_assert.ts";
-import {
-  generateRelayKeys,
-  makeDocument,
-  type SignedDocument,
-  type Transport,
-} from "../lib/directory/mod.ts";
-import { Relay } from "../lib/relay/relay.ts";
+import { startNet } from "./_net.ts";
 import { OnionClient } from "../lib/client/client.ts";
 import { serve } from "../lib/serve/server.ts";
 import { timedFetch } from "../lib/measure/fetch.ts";
 
 Deno.test("1000 circuits at one pctcp relay: caps hold, fallbacks are counted, honest fetches work", async () => {
-  const holder: { doc?: SignedDocument } = {};
-  const relays: Relay[] = [];
-  const specs = [];
-  for (let i = 0; i < 3; i++) {
-    const keys = generateRelayKeys();
-    const r = new Relay({
-      keys,
-      nickname: `r${i + 1}`,
-      directory: () => holder.doc!,
-      transport: "pctcp",
-      exitAllow: ["127.0.0.1:*"],
-      pctcpCaps: { perPeer: 40, total: 60 },
-      fdBudget: 200,
-    });
-    await r.start();
-    relays.push(r);
-    specs.push({
-      nickname: `r${i + 1}`,
-      keys,
-      address: "127.0.0.1",
-      orPort: r.port,
-      flags: i === 2 ? ["exit"] : ["guard"],
-      bandwidth: 1000,
-      transports: ["tor", "pctcp"] as Transport[],
-    });
-  }
-  holder.doc = makeDocument(specs).document;
+  const net = await startNet(3, ["pctcp", "pctcp", "pctcp"], "tor", ["r1", "r2", "r3"], {
+    pctcpCaps: { perPeer: 40, total: 60 },
+    fdBudget: 200,
+  });
+  const relays = net.relays;
   // The attacker reaches the guard over the shared link and asks for circuit after circuit.
-  const attacker = new OnionClient({
-    directory: holder.doc,
-    transport: "tor",
-    preemptive: false,
-    path: ["r1", "r2", "r3"],
-  });
+  const attacker = net.client;
   const honest = new OnionClient({
-    directory: holder.doc,
+    directory: net.directory,
     transport: "tor",
     preemptive: false,
     path: ["r1", "r2", "r3"],
   });
-  await attacker.start();
   await honest.start();
   const s = await serve();
   try {
@@ -81,8 +47,7 @@ Deno.test("1000 circuits at one pctcp relay: caps hold, fallbacks are counted, h
     assertEquals(r.sha256Ok, true);
   } finally {
     await s.stop();
-    await attacker.stop();
     await honest.stop();
-    for (const r of relays) await r.stop();
+    await net.stop();
   }
 });

@@ -6,22 +6,7 @@ const main = new URL("../cli/main.ts", import.meta.url).pathname;
 Deno.test("experiment interference writes summary.json with every metric and percentile, and a report", async () => {
   const out = await Deno.makeTempDir();
   try {
-    const scenario = `${out}/tiny.json`;
-    await Deno.writeTextFile(
-      scenario,
-      JSON.stringify({
-        name: "tiny",
-        relays: 3,
-        path: ["relay1", "relay2", "relay3"],
-        bandwidths: ["2MiB", "1MiB", "2MiB"],
-        web: { clients: 2, size: "50KiB", thinkS: 0.2 },
-        bulk: { clients: 1, size: "1MiB" },
-        durationS: 4,
-        timeoutS: 20,
-        jitter: 0.2,
-        seed: 1,
-      }),
-    );
+    const scenario = new URL("./fixtures/tiny.json", import.meta.url).pathname;
     const r = await new Deno.Command(Deno.execPath(), {
       args: ["run", "-A", main, "experiment", "interference", "--scenario", scenario, "--out", out],
       stdout: "piped",

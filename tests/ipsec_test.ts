@@ -1,13 +1,6 @@
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
 import { childSaCovers } from "../lib/transport/ipsec.ts";
-import {
-  generateRelayKeys,
-  makeDocument,
-  type SignedDocument,
-  type Transport,
-} from "../lib/directory/mod.ts";
-import { Relay } from "../lib/relay/relay.ts";
-import { OnionClient } from "../lib/client/client.ts";
+import { startNet } from "./_net.ts";
 import { parseSs } from "../lib/experiment/sockets.ts";
 
 // The shape of `swanctl --list-sas` (strongSwan 5.9): an IKE_SA, then its CHILD_SAs.
@@ -38,40 +31,13 @@ Deno.test("childSaCovers needs an INSTALLED CHILD_SA whose remote selector cover
 });
 
 Deno.test("an IPsec-required relay refuses circuits to a peer no SA covers, and never opens a clear connection", async () => {
-  const holder: { doc?: SignedDocument } = {};
   let saUp = false;
-  const relays: Relay[] = [];
-  const specs = [];
-  for (let i = 0; i < 3; i++) {
-    const keys = generateRelayKeys();
-    const r = new Relay({
-      keys,
-      nickname: `r${i + 1}`,
-      directory: () => holder.doc!,
-      transport: "pctcp",
-      pctcpSecurity: "ipsec",
-      ipsecCheck: () => saUp,
-      exitAllow: ["127.0.0.1:*"],
-    });
-    await r.start();
-    relays.push(r);
-    specs.push({
-      nickname: `r${i + 1}`,
-      keys,
-      address: "127.0.0.1",
-      orPort: r.port,
-      flags: i === 2 ? ["exit"] : ["guard"],
-      bandwidth: 1,
-      transports: ["tor", "pctcp"] as Transport[],
-    });
-  }
-  holder.doc = makeDocument(specs).document;
-  const client = new OnionClient({
-    directory: holder.doc,
-    preemptive: false,
-    path: ["r1", "r2", "r3"],
+  const net = await startNet(3, ["pctcp", "pctcp", "pctcp"], "tor", ["r1", "r2", "r3"], {
+    pctcpSecurity: "ipsec",
+    ipsecCheck: () => saUp,
   });
-  await client.start();
+  const relays = net.relays;
+  const client = net.client;
   const toR2 = async () => {
     const out = await new Deno.Command("ss", {
       args: ["-tnH", "state", "established", `dport = :${relays[1]!.port}`],
@@ -87,7 +53,6 @@ Deno.test("an IPsec-required relay refuses circuits to a peer no SA covers, and 
     assert(!c.closed);
     assertEquals(await toR2(), 1);
   } finally {
-    await client.stop();
-    for (const r of relays) await r.stop();
+    await net.stop();
   }
 });

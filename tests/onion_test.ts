@@ -2,8 +2,13 @@ import { assert, assertEquals } from "./_assert.ts";
 import { socksConnect } from "./_socks.ts";
 import { startNet } from "./_net.ts";
 
-async function httpGet(socksPort: number, port: number, path: string): Promise<Uint8Array> {
-  const conn = await socksConnect(socksPort, "127.0.0.1", port);
+async function httpGet(
+  socksPort: number,
+  port: number,
+  path: string,
+  user?: string,
+): Promise<Uint8Array> {
+  const conn = await socksConnect(socksPort, "127.0.0.1", port, user);
   await conn.write(
     new TextEncoder().encode(`GET ${path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`),
   );
@@ -50,32 +55,12 @@ Deno.test("OnionClient moves 1 MiB byte-exact over pctcp relays (SENDMEs exercis
 Deno.test("20 concurrent streams on 5 circuits all arrive byte-exact", async () => {
   const net = await startNet(4, ["tor", "pctcp", "tor", "pctcp"], "tor");
   try {
-    const results = await Promise.all(Array.from({ length: 20 }, async (_, i) => {
-      const conn = await socksConnect(
-        net.client.socksPort,
-        "127.0.0.1",
-        net.serverPort,
-        `user${i % 5}`,
-      );
-      await conn.write(
-        new TextEncoder().encode(`GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`),
-      );
-      const chunks: Uint8Array[] = [];
-      const buf = new Uint8Array(65536);
-      for (;;) {
-        const k = await conn.read(buf);
-        if (k === null) break;
-        chunks.push(buf.slice(0, k));
-      }
-      conn.close();
-      const all = new Uint8Array(chunks.reduce((s, c) => s + c.length, 0));
-      let off = 0;
-      for (const c of chunks) all.set(c, off), off += c.length;
-      const sep = all.findIndex((_, j) =>
-        all[j] === 13 && all[j + 1] === 10 && all[j + 2] === 13 && all[j + 3] === 10
-      );
-      return all.subarray(sep + 4);
-    }));
+    const results = await Promise.all(
+      Array.from(
+        { length: 20 },
+        (_, i) => httpGet(net.client.socksPort, net.serverPort, "/big", `user${i % 5}`),
+      ),
+    );
     for (const body of results) {
       assertEquals(body.length, 1 << 20);
       assert(body.every((b, i) => b === ((i * 31 + 7) & 0xff)), "body differs");

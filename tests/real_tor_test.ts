@@ -123,22 +123,7 @@ Deno.test({
   async fn() {
     const out = await Deno.makeTempDir();
     try {
-      const scenario = `${out}/tiny.json`;
-      await Deno.writeTextFile(
-        scenario,
-        JSON.stringify({
-          name: "tiny",
-          relays: 3,
-          path: ["relay1", "relay2", "relay3"],
-          bandwidths: ["2MiB", "1MiB", "2MiB"],
-          web: { clients: 2, size: "50KiB", thinkS: 0.2 },
-          bulk: { clients: 1, size: "1MiB" },
-          durationS: 4,
-          timeoutS: 20,
-          jitter: 0.2,
-          seed: 1,
-        }),
-      );
+      const scenario = new URL("./fixtures/tiny.json", import.meta.url).pathname;
       const r = await pctcp(
         "experiment",
         "interference",
