@@ -23,7 +23,10 @@ export function experimentCommand(): Command {
     .option("--out <dir>", "output folder", "./pctcp-experiment")
     .option("--mixed", "add a half-upgraded (mixed) network arm")
     .option("--duration <s>", "override the scenario's seconds per arm", nonNegative)
-    .option("--netns", "hosts in network namespaces with shaped links and IPsec (not built yet)")
+    .option(
+      "--netns",
+      "hosts in network namespaces, relay links shaped with tc (root; no IPsec yet)",
+    )
     .option(
       "--with-real-tor",
       "add an arm on a private network of Debian's tor (needs tor installed)",
@@ -39,9 +42,6 @@ export function experimentCommand(): Command {
       },
     ) =>
       run(async () => {
-        if (o.netns) {
-          throw new UsageError("--netns is not built yet (issue 7); run on loopback without it");
-        }
         if (o.withRealTor && !(await haveTor())) {
           throw new UsageError("--with-real-tor needs Debian's tor: apt-get install tor");
         }
@@ -58,6 +58,7 @@ export function experimentCommand(): Command {
           out: o.out,
           ...(o.mixed ? { mixed: true } : {}),
           ...(o.withRealTor ? { withRealTor: true } : {}),
+          ...(o.netns ? { netns: true } : {}),
           ...(o.duration !== undefined ? { durationS: o.duration } : {}),
           progress: (l) => quiet ? console.log(l) : console.error(l),
           signal: ctl.signal,

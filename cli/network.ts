@@ -4,7 +4,7 @@
  */
 
 import { Command, Option } from "commander";
-import { positiveInt, run, UsageError } from "./_common.ts";
+import { positiveInt, run } from "./_common.ts";
 import { networkDown, networkStatus, networkUp } from "../lib/network/launcher.ts";
 import { parseSize } from "../lib/serve/sizes.ts";
 
@@ -26,7 +26,10 @@ export function networkCommand(): Command {
     .option("--path <r1,r2,r3>", "pin the client's circuits")
     .option("--web-root <dir>", "folder of web pages for the server")
     .option("--json", "print the state as JSON")
-    .option("--netns", "hosts in network namespaces with IPsec between relays (not built yet)")
+    .option(
+      "--netns",
+      "every relay, the server and the client in its own network namespace (root); --bandwidth shapes links with tc",
+    )
     .action((
       o: {
         netns?: boolean;
@@ -40,13 +43,11 @@ export function networkCommand(): Command {
       },
     ) =>
       run(async () => {
-        if (o.netns) {
-          throw new UsageError("--netns is not built yet (issue 4); run on loopback without it");
-        }
         const s = await networkUp({
           relays: o.relays,
           transport: o.transport,
           dir: o.dir,
+          ...(o.netns ? { netns: true } : {}),
           ...(o.bandwidth ? { bandwidth: parseSize(o.bandwidth) } : {}),
           ...(o.path ? { path: o.path.split(",") } : {}),
           ...(o.webRoot ? { webRoot: o.webRoot } : {}),

@@ -35,6 +35,8 @@ export interface InterferenceOptions {
   mixed?: boolean;
   /** Add an arm on a private network of Debian's tor with the same workload. */
   withRealTor?: boolean;
+  /** Hosts in network namespaces, links shaped with tc (root needed). */
+  netns?: boolean;
   /** Override the scenario's duration (s). */
   durationS?: number;
   /** Progress lines go here. */
@@ -86,6 +88,10 @@ interface ArmNetwork {
   socks: string;
   server: string;
   orPorts: number[];
+  /** Namespaces to sample sockets in (netns mode). */
+  namespaces?: string[];
+  /** How links were emulated. */
+  emulation?: string[];
   circuitLookup?: (port: number) => MeasureRecord["circuit"] | Promise<MeasureRecord["circuit"]>;
   relayStats(): Promise<Record<string, unknown>>;
   stop(): Promise<void>;
@@ -96,6 +102,7 @@ async function ourNetwork(
   arm: Exclude<Arm, "realtor">,
   s: Scenario,
   dir: string,
+  netns = false,
 ): Promise<ArmNetwork> {
   const net: NetworkState = await networkUp({
     dir,
@@ -105,11 +112,15 @@ async function ourNetwork(
     ...(s.path ? { path: s.path } : {}),
     logLevel: "warn",
     ownerPid: Deno.pid,
+    ...(netns ? { netns: true } : {}),
   });
   return {
     socks: net.socks,
     server: net.server,
     orPorts: net.relays.map((r) => r.orPort),
+    namespaces: net.netns?.hosts.filter((h) => h.name.startsWith("relay")).map((h) => h.ns) ?? [],
+    emulation: net.emulation ??
+      ["loopback; relays rate-limited by their token buckets (reads and writes)"],
     circuitLookup: circuitLookupFromLog(net.streams),
     async relayStats() {
       const out: Record<string, unknown> = {};
@@ -175,7 +186,14 @@ async function runArm(
   arm: Arm,
   s: Scenario,
   o: InterferenceOptions,
-): Promise<{ records: string; sockets: SocketSample[]; relayStats: Record<string, unknown> }> {
+): Promise<
+  {
+    records: string;
+    sockets: SocketSample[];
+    relayStats: Record<string, unknown>;
+    emulation: string[];
+  }
+> {
   const say = o.progress ?? (() => {});
   const dir = `${o.out}/net-${arm}`;
   const records = `${o.out}/records-${arm}.jsonl`;
@@ -186,7 +204,10 @@ async function runArm(
       ? `[${arm}] starting a private network of Debian's tor`
       : `[${arm}] starting ${s.relays} relays on loopback`,
   );
-  const net = arm === "realtor" ? await realTorNetwork(s, dir) : await ourNetwork(arm, s, dir);
+  const net = arm === "realtor"
+    ? await realTorNetwork(s, dir)
+    : await ourNetwork(arm, s, dir, o.netns);
+  if (net.emulation) say(`[${arm}] emulation: ${net.emulation.join("; ")}`);
   const sockets: SocketSample[] = [];
   let relayStats: Record<string, unknown> = {};
   try {
@@ -196,7 +217,7 @@ async function runArm(
     let sampling = true;
     const sampler = (async () => {
       while (sampling) {
-        const x = await sampleSockets(orPorts, new Set([socksPort]));
+        const x = await sampleSockets(orPorts, new Set([socksPort]), net.namespaces);
         if (x) sockets.push({ t: Math.round(performance.now() - t0), ...x });
         await new Promise((r) => setTimeout(r, 1000));
       }
@@ -240,7 +261,7 @@ async function runArm(
   } finally {
     await net.stop().catch(() => {});
   }
-  return { records, sockets, relayStats };
+  return { records, sockets, relayStats, emulation: net.emulation ?? [] };
 }
 
 function summarize(c: Comparison, tor: number[], pctcp: number[]) {
@@ -311,6 +332,7 @@ export async function runInterference(o: InterferenceOptions): Promise<Record<st
       relay_to_relay_connections: {
         max: r.sockets.length ? Math.max(...r.sockets.map((x) => x.connections)) : null,
       },
+      emulation: r.emulation,
       samples: r.sockets,
       relays: r.relayStats,
     };

@@ -44,18 +44,29 @@ export function parseSs(
   return s;
 }
 
-/** Runs `ss -tnH state established` once. */
+/** Runs `ss -tnH state established` once (in each of `namespaces`, when given) and sums. */
 export async function sampleSockets(
   orPorts: Set<number>,
   exclude: Set<number>,
+  namespaces: string[] = [],
 ): Promise<Omit<SocketSample, "t"> | undefined> {
+  const total = { connections: 0, sendQ: 0, recvQ: 0, maxSendQ: 0 };
   try {
-    const out = await new Deno.Command("ss", {
-      args: ["-tnH", "state", "established"],
-      stdout: "piped",
-      stderr: "null",
-    }).output();
-    return parseSs(new TextDecoder().decode(out.stdout), orPorts, exclude);
+    for (const ns of namespaces.length ? namespaces : [undefined]) {
+      const cmd = ns ? ["ip", "netns", "exec", ns, "ss"] : ["ss"];
+      const out = await new Deno.Command(cmd[0]!, {
+        args: [...cmd.slice(1), "-tnH", "state", "established"],
+        stdout: "piped",
+        stderr: "null",
+      })
+        .output();
+      const x = parseSs(new TextDecoder().decode(out.stdout), orPorts, exclude);
+      total.connections += x.connections;
+      total.sendQ += x.sendQ;
+      total.recvQ += x.recvQ;
+      total.maxSendQ = Math.max(total.maxSendQ, x.maxSendQ);
+    }
+    return total;
   } catch {
     return undefined;
   }

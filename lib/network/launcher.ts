@@ -14,6 +14,14 @@ import {
 import { makeDocument, type RelaySpec } from "../directory/build.ts";
 import type { Transport } from "../directory/document.ts";
 import { timedFetch } from "../measure/fetch.ts";
+import {
+  createHosts,
+  destroyHosts,
+  inNamespace,
+  type NetnsHosts,
+  probeNetns,
+  shapeHost,
+} from "./netns.ts";
 
 /** Options of `network up`. */
 export interface NetworkOptions {
@@ -39,6 +47,11 @@ export interface NetworkOptions {
   logLevel?: string;
   /** Every process exits when this one is gone (an experiment passes its own pid). */
   ownerPid?: number;
+  /**
+   * Put every relay, the server and the client in its own network namespace (root needed);
+   * bandwidths then shape each relay's link with tc instead of its token bucket.
+   */
+  netns?: boolean;
 }
 
 /** One process of the network. */
@@ -76,6 +89,10 @@ export interface NetworkState {
   streams: string;
   /** When it came up. */
   started: string;
+  /** Namespaces, when the hosts are in network namespaces. */
+  netns?: NetnsHosts;
+  /** How links are emulated (what was used, and what the kernel lacks). */
+  emulation?: string[];
 }
 
 /** How to run this program again as a child (from source or as a compiled binary). */
@@ -94,8 +111,8 @@ function shellQuote(s: string): string {
 }
 
 /** Starts `args` of this program in the background with output to `log`; returns its pid. */
-async function spawn(args: string[], log: string): Promise<number> {
-  const cmd = [...selfCommand(), ...args].map(shellQuote).join(" ");
+async function spawn(args: string[], log: string, prefix: string[] = []): Promise<number> {
+  const cmd = [...prefix, ...selfCommand(), ...args].map(shellQuote).join(" ");
   const child = new Deno.Command("sh", {
     args: ["-c", `exec ${cmd} >>${shellQuote(log)} 2>&1 </dev/null & echo $!`],
     stdout: "piped",
@@ -184,6 +201,24 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
   const save = () =>
     Deno.writeTextFile(`${dir}/state.json`, JSON.stringify(partial, null, 2) + "\n");
   try {
+    if (options.netns) {
+      const support = await probeNetns();
+      if (!support.netns) throw new Error("--netns needs root and iproute2 (ip netns add failed)");
+      partial.netns = await createHosts(dir, [
+        ...Array.from({ length: n }, (_, i) => `relay${i + 1}`),
+        "server",
+        "client",
+      ]);
+      partial.emulation = [
+        `hosts in network namespaces ${partial.netns.tag}-*`,
+        support.netem
+          ? "netem available (not used)"
+          : "no netem in this kernel: no delay or loss emulation",
+      ];
+      await save();
+    }
+    const host = (name: string) => partial.netns?.hosts.find((h) => h.name === name);
+    const serverAddress = host("server")?.address ?? "127.0.0.1";
     await Deno.remove(partial.directory).catch(() => {});
     const specs: RelaySpec[] = [];
     const level = options.logLevel ?? "info";
@@ -216,24 +251,30 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
         "--stats-file",
         `${rdir}/stats.json`,
         "--exit-allow",
-        "127.0.0.1:*",
+        `${serverAddress}:*`,
+        "--address",
+        host(nick)?.address ?? "127.0.0.1",
         "--log-level",
         level,
         ...(options.ownerPid ? ["--exit-with", String(options.ownerPid)] : []),
       ];
       const rate = options.bandwidths?.[i] ?? options.bandwidth;
-      if (rate) args.push("--bandwidth", String(rate), "--burst", String(options.burst ?? rate));
+      const h = host(nick);
+      if (rate && h) partial.emulation!.push(await shapeHost(h, rate));
+      else if (rate) {
+        args.push("--bandwidth", String(rate), "--burst", String(options.burst ?? rate));
+      }
       if (options.ewmaHalflifeMs !== undefined) {
         args.push("--ewma-halflife", String(options.ewmaHalflifeMs));
       }
       const log = `${rdir}/relay.log`;
-      const pid = await spawn(args, log);
+      const pid = await spawn(args, log, h ? inNamespace(h) : []);
       processes.push({ name: nick, pid, log });
       await save();
       specs.push({
         nickname: nick,
         keys,
-        address: "127.0.0.1",
+        address: h?.address ?? "127.0.0.1",
         orPort: 0,
         // First relay(s) guard, last two exits (path choice honours them).
         flags: i === 0 || (n > 4 && i === 1) ? ["guard"] : i >= n - 2 ? ["exit"] : [],
@@ -245,7 +286,7 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
       const p = processes[i]!;
       specs[i]!.orPort = Number(await waitForFile(`${dir}/${p.name}/port`, p.pid, p.log));
     }
-    const { document } = makeDocument(specs, { exitAllow: ["127.0.0.1:*"] });
+    const { document } = makeDocument(specs, { exitAllow: [`${serverAddress}:*`] });
     await Deno.writeTextFile(`${partial.directory}.tmp`, JSON.stringify(document, null, 2));
     await Deno.rename(`${partial.directory}.tmp`, partial.directory);
     partial.relays = specs.map((s, i) => ({
@@ -262,7 +303,9 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
     await Deno.remove(serverLog).catch(() => {});
     const serverArgs = ["serve", ...(options.webRoot ? ["--root", options.webRoot] : [])];
     if (options.ownerPid) serverArgs.push("--exit-with", String(options.ownerPid));
-    const spid = await spawn(serverArgs, serverLog);
+    serverArgs.push("--address", serverAddress);
+    const serverHost = host("server");
+    const spid = await spawn(serverArgs, serverLog, serverHost ? inNamespace(serverHost) : []);
     processes.push({ name: "server", pid: spid, log: serverLog });
     await save();
     const first = await waitForFile(serverLog, spid, serverLog);
@@ -291,16 +334,22 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
     ];
     if (options.path) cargs.push("--path", options.path.join(","));
     const clog = `${dir}/client/client.log`;
-    const cpid = await spawn(cargs, clog);
+    const clientHost = host("client");
+    if (clientHost) cargs.push("--socks-address", clientHost.address);
+    const cpid = await spawn(cargs, clog, clientHost ? inNamespace(clientHost) : []);
     processes.push({ name: "client", pid: cpid, log: clog });
     await save();
-    partial.socks = `127.0.0.1:${await waitForFile(`${dir}/client/port`, cpid, clog)}`;
+    partial.socks = `${clientHost?.address ?? "127.0.0.1"}:${await waitForFile(
+      `${dir}/client/port`,
+      cpid,
+      clog,
+    )}`;
     await save();
     // Ready when a fetch goes through.
     const t0 = Date.now();
     for (;;) {
       const r = await timedFetch(`${partial.server}/bytes/1KiB`, {
-        socksHost: "127.0.0.1",
+        socksHost: partial.socks.split(":")[0]!,
         socksPort: Number(partial.socks.split(":")[1]),
         timeoutMs: 10_000,
         socksUser: "readiness",
@@ -314,6 +363,7 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
     return partial;
   } catch (e) {
     await stopProcesses(processes);
+    if (partial.netns) await destroyHosts(partial.netns);
     await Deno.remove(`${dir}/state.json`).catch(() => {});
     throw e;
   }
@@ -347,6 +397,7 @@ export async function stopProcesses(processes: ProcessInfo[], graceMs = 3000): P
 export async function networkDown(dir = "./pctcp-net"): Promise<{ stopped: number }> {
   const state = await readState(dir);
   const stopped = await stopProcesses(state.processes);
+  if (state.netns) await destroyHosts(state.netns);
   await Deno.remove(`${dir}/state.json`).catch(() => {});
   return { stopped };
 }
