@@ -5,7 +5,7 @@
 
 import { Command, Option } from "commander";
 import { nonNegative, positiveInt, run, UsageError } from "./_common.ts";
-import { runMeasurement, splitHostPort, type Workload } from "../lib/measure/run.ts";
+import { runId, runMeasurement, splitHostPort, type Workload } from "../lib/measure/run.ts";
 import type { MeasureRecord } from "../lib/measure/record.ts";
 import { percentile } from "../lib/stats/percentile.ts";
 import { circuitLookupFromLog } from "../lib/measure/streams.ts";
@@ -100,7 +100,7 @@ export function measureCommand(): Command {
         for (const u of [...(o.url ?? []), ...(o.page ?? [])]) {
           if (!URL.canParse(u)) throw new UsageError(`not a URL: ${u}`);
         }
-        const runName = (await import("../lib/measure/run.ts")).runId();
+        const runName = runId();
         const out = await resolveOut(o.out, runName);
         if (o.control && !o.path) {
           throw new UsageError("--control needs --path (the relays to pin)");
