@@ -22,7 +22,9 @@ export interface TorTestnetOptions {
   bandwidths?: number[];
   /** The tor binary. */
   tor?: string;
-  /** Give up bootstrapping after this many ms (default 120 000). */
+  /** Start afresh this many times in all before giving up (default 2). */
+  attempts?: number;
+  /** Give up one attempt after this many ms (default 90 000). */
   bootstrapTimeoutMs?: number;
   /** A URL on this machine that must be fetched through the client before the network counts
    * as ready (a consensus with exits and a working circuit, not only "Bootstrapped 100%"). */
@@ -129,6 +131,22 @@ async function run(cmd: string, args: string[], stdin?: string): Promise<string>
 
 /** Starts the network; on any failure it stops what it started and throws. */
 export async function startTorTestnet(o: TorTestnetOptions): Promise<TorTestnet> {
+  // A fresh TestingTorNetwork sometimes settles on a consensus it cannot build paths from for
+  // minutes; a second try with new keys is faster than waiting it out.
+  const attempts = o.attempts ?? 2;
+  for (let i = 1;; i++) {
+    try {
+      return await startOnce(i === 1 ? o : { ...o, dir: `${o.dir}-retry${i}` });
+    } catch (e) {
+      if (i >= attempts) throw e;
+      (o.log ?? nullLogger).warn(
+        `tor testnet attempt ${i} failed, retrying: ${(e as Error).message}`,
+      );
+    }
+  }
+}
+
+async function startOnce(o: TorTestnetOptions): Promise<TorTestnet> {
   const tor = o.tor ?? "tor";
   const log = o.log ?? nullLogger;
   const n = o.relays ?? 4;
@@ -257,7 +275,7 @@ export async function startTorTestnet(o: TorTestnetOptions): Promise<TorTestnet>
     children.push(client);
     log.info(`tor testnet: ${n} relays and a client starting in ${o.dir}`);
     // Bootstrapped when the client's log says so.
-    const deadline = Date.now() + (o.bootstrapTimeoutMs ?? 120_000);
+    const deadline = Date.now() + (o.bootstrapTimeoutMs ?? 90_000);
     for (;;) {
       const text = await Deno.readTextFile(`${cdir}/notice.log`).catch(() => "");
       if (text.includes("Bootstrapped 100%")) break;
