@@ -30,9 +30,14 @@ export function networkCommand(): Command {
       "--netns",
       "every relay, the server and the client in its own network namespace (root); --bandwidth shapes links with tc",
     )
+    .option(
+      "--ipsec",
+      "with --netns: strongSwan IPsec between relay hosts, only IKE/ESP on the wire",
+    )
     .action((
       o: {
         netns?: boolean;
+        ipsec?: boolean;
         relays: number;
         transport: "tor" | "pctcp" | "mixed";
         dir: string;
@@ -48,6 +53,7 @@ export function networkCommand(): Command {
           transport: o.transport,
           dir: o.dir,
           ...(o.netns ? { netns: true } : {}),
+          ...(o.ipsec ? { ipsec: true } : {}),
           ...(o.bandwidth ? { bandwidth: parseSize(o.bandwidth) } : {}),
           ...(o.path ? { path: o.path.split(",") } : {}),
           ...(o.webRoot ? { webRoot: o.webRoot } : {}),

@@ -23,6 +23,7 @@ interface RelayFlags {
   transport: Transport;
   pctcpSecurity: "tls" | "ipsec" | "none";
   insecureLab?: boolean;
+  swanctlUri?: string;
   bandwidth?: string;
   burst?: string;
   exitAllow?: string[];
@@ -63,6 +64,10 @@ export function relayCommand(): Command {
         .default("tls"),
     )
     .option("--insecure-lab", "allow --pctcp-security none (no encryption on per-circuit links)")
+    .option(
+      "--swanctl-uri <uri>",
+      "strongSwan's VICI socket for the IPsec check (e.g. unix:///run/charon.vici)",
+    )
     .option("--bandwidth <rate>", "rate limit per second, reads and writes (e.g. 1MiB)")
     .option("--burst <size>", "token bucket burst (default: the rate)")
     .option(
@@ -118,7 +123,9 @@ export function relayCommand(): Command {
           directory: () => dir.get(),
           transport: o.transport,
           pctcpSecurity: o.pctcpSecurity,
-          ...(o.pctcpSecurity === "ipsec" ? { ipsecCheck: swanctlCheck() } : {}),
+          ...(o.pctcpSecurity === "ipsec"
+            ? { ipsecCheck: swanctlCheck(o.swanctlUri ? { uri: o.swanctlUri } : {}) }
+            : {}),
           ...(rate ? { bandwidth: { rate, burst: o.burst ? parseSize(o.burst) : rate } } : {}),
           exitAllow: o.exitAllow ?? [],
           pctcpCaps: { perPeer: o.pctcpMaxPerPeer, total: o.pctcpMaxTotal },

@@ -16,12 +16,20 @@ command -v ss >/dev/null 2>&1 || need+=(iproute2)       # ss: per-circuit connec
 command -v tor >/dev/null 2>&1 || need+=(tor)           # real Tor: private test network, C tor anchor
 command -v openssl >/dev/null 2>&1 || need+=(openssl)   # the HTTPS test makes a self-signed certificate
 [ -d /usr/share/fonts/truetype/dejavu ] || need+=(fonts-dejavu-core)  # text in PNG plots
+# IPsec between relay hosts in namespaces: strongSwan with user-space ESP, nftables.
+[ -x /usr/lib/ipsec/charon ] || need+=(strongswan-charon libstrongswan-standard-plugins)
+command -v swanctl >/dev/null 2>&1 || need+=(strongswan-swanctl)
+[ -f /usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so ] || need+=(libcharon-extra-plugins)
+command -v nft >/dev/null 2>&1 || need+=(nftables)
 if [ "${#need[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${need[*]} with apt-get"
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-    # Debian's tor package may start a system tor; the tests start their own.
-    if command -v service >/dev/null 2>&1; then service tor stop >/dev/null 2>&1 || true; fi
+    # Debian's tor and strongSwan packages may start system daemons; the tests start their own.
+    if command -v service >/dev/null 2>&1; then
+      service tor stop >/dev/null 2>&1 || true
+      service strongswan-starter stop >/dev/null 2>&1 || true
+    fi
   else
     echo "setup: missing ${need[*]} (install them as root with apt-get)" >&2
   fi

@@ -112,7 +112,9 @@ async function ourNetwork(
     ...(s.path ? { path: s.path } : {}),
     logLevel: "warn",
     ownerPid: Deno.pid,
-    ...(netns ? { netns: true } : {}),
+    // On real hosts PCTCP's per-circuit connections run under IPsec, as the design has it;
+    // the tor arm keeps its encrypted shared links.
+    ...(netns ? { netns: true, ipsec: arm !== "tor" } : {}),
   });
   return {
     socks: net.socks,

@@ -22,6 +22,8 @@ import {
   probeNetns,
   shapeHost,
 } from "./netns.ts";
+import { haveIpsecTools, listSas, loadIpsec, prepareIpsec } from "./ipsec_hosts.ts";
+import { childSaCovers } from "../transport/ipsec.ts";
 
 /** Options of `network up`. */
 export interface NetworkOptions {
@@ -52,6 +54,12 @@ export interface NetworkOptions {
    * bandwidths then shape each relay's link with tc instead of its token bucket.
    */
   netns?: boolean;
+  /**
+   * With `netns`: IPsec (strongSwan, user-space ESP) between every pair of relay hosts, an
+   * nftables rule that lets only IKE/ESP reach another relay host, and relays that carry a
+   * per-circuit connection only where a CHILD_SA covers the peer.
+   */
+  ipsec?: boolean;
 }
 
 /** One process of the network. */
@@ -111,8 +119,13 @@ function shellQuote(s: string): string {
 }
 
 /** Starts `args` of this program in the background with output to `log`; returns its pid. */
-async function spawn(args: string[], log: string, prefix: string[] = []): Promise<number> {
-  const cmd = [...prefix, ...selfCommand(), ...args].map(shellQuote).join(" ");
+async function spawn(
+  args: string[],
+  log: string,
+  prefix: string[] = [],
+  raw = false,
+): Promise<number> {
+  const cmd = (raw ? args : [...prefix, ...selfCommand(), ...args]).map(shellQuote).join(" ");
   const child = new Deno.Command("sh", {
     args: ["-c", `exec ${cmd} >>${shellQuote(log)} 2>&1 </dev/null & echo $!`],
     stdout: "piped",
@@ -218,6 +231,45 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
       await save();
     }
     const host = (name: string) => partial.netns?.hosts.find((h) => h.name === name);
+    const vici = new Map<string, string>();
+    if (options.ipsec) {
+      if (!partial.netns) throw new Error("IPsec between relay hosts needs --netns");
+      if (!(await haveIpsecTools())) {
+        throw new Error(
+          "IPsec needs strongSwan and nftables: apt-get install strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins nftables",
+        );
+      }
+      const relayHosts = partial.netns.hosts.filter((x) => x.name.startsWith("relay"));
+      const daemons = await prepareIpsec(dir, relayHosts);
+      for (const d of daemons) {
+        const log = `${d.ipsec.dir}/charon.log`;
+        processes.push({
+          name: `charon-${d.host.name}`,
+          pid: await spawn(d.command, log, [], true),
+          log,
+        });
+        await save();
+      }
+      for (const d of daemons) {
+        await loadIpsec(d.host, d.ipsec);
+        vici.set(d.host.name, d.ipsec.vici);
+      }
+      // Up when every relay host has an INSTALLED CHILD_SA to every other.
+      const t0 = Date.now();
+      for (const d of daemons) {
+        for (const peer of relayHosts.filter((p) => p !== d.host)) {
+          while (!childSaCovers(await listSas(d.host, d.ipsec), peer.address)) {
+            if (Date.now() - t0 > 30_000) {
+              throw new Error(`no CHILD_SA from ${d.host.name} to ${peer.name} after 30 s`);
+            }
+            await new Promise((r) => setTimeout(r, 200));
+          }
+        }
+      }
+      partial.emulation!.push(
+        "IPsec: strongSwan IKEv2, kernel-libipsec user-space ESP (no kernel ESP), nftables IKE/ESP only between relay hosts",
+      );
+    }
     const serverAddress = host("server")?.address ?? "127.0.0.1";
     await Deno.remove(partial.directory).catch(() => {});
     const specs: RelaySpec[] = [];
@@ -267,6 +319,10 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
       if (options.ewmaHalflifeMs !== undefined) {
         args.push("--ewma-halflife", String(options.ewmaHalflifeMs));
       }
+      const v = vici.get(nick);
+      if (v && transport === "pctcp") {
+        args.push("--pctcp-security", "ipsec", "--swanctl-uri", `unix://${v}`);
+      }
       const log = `${rdir}/relay.log`;
       const pid = await spawn(args, log, h ? inNamespace(h) : []);
       processes.push({ name: nick, pid, log });
@@ -283,18 +339,18 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
       });
     }
     for (let i = 0; i < n; i++) {
-      const p = processes[i]!;
+      const p = processes.find((x) => x.name === `relay${i + 1}`)!;
       specs[i]!.orPort = Number(await waitForFile(`${dir}/${p.name}/port`, p.pid, p.log));
     }
     const { document } = makeDocument(specs, { exitAllow: [`${serverAddress}:*`] });
     await Deno.writeTextFile(`${partial.directory}.tmp`, JSON.stringify(document, null, 2));
     await Deno.rename(`${partial.directory}.tmp`, partial.directory);
-    partial.relays = specs.map((s, i) => ({
+    partial.relays = specs.map((s) => ({
       nickname: s.nickname,
       address: s.address,
       orPort: s.orPort,
       transports: s.transports,
-      pid: processes[i]!.pid,
+      pid: processes.find((x) => x.name === s.nickname)!.pid,
       fingerprint: fingerprint(s.keys.identity.public),
     }));
     // The server.

@@ -53,7 +53,7 @@ export function childSaCovers(listSas: string, address: string): boolean {
 
 /** A check that runs `swanctl --list-sas` (cached for `cacheMs`). */
 export function swanctlCheck(
-  options: { swanctl?: string; cacheMs?: number } = {},
+  options: { swanctl?: string; cacheMs?: number; uri?: string } = {},
 ): (address: string) => Promise<boolean> {
   let cached: { at: number; text: string } | undefined;
   return async (address) => {
@@ -61,7 +61,7 @@ export function swanctlCheck(
     if (!cached || now - cached.at > (options.cacheMs ?? 1000)) {
       try {
         const out = await new Deno.Command(options.swanctl ?? "swanctl", {
-          args: ["--list-sas"],
+          args: ["--list-sas", ...(options.uri ? ["--uri", options.uri] : [])],
           stdout: "piped",
           stderr: "null",
         })

@@ -1,0 +1,62 @@
+// PCTCP over IPsec between relay hosts in network namespaces (root, strongSwan, nftables;
+// shown as ignored elsewhere). The wire carries only IKE/ESP between relay hosts (nft
+// counters), 5 MiB arrive byte-exact, and a relay whose charon is killed stops carrying
+// circuits to its peers instead of sending them in the clear.
+import { assert, assertEquals } from "./_assert.ts";
+import { networkDown, networkUp } from "../lib/network/launcher.ts";
+import { probeNetns } from "../lib/network/netns.ts";
+import { haveIpsecTools, nftCounters } from "../lib/network/ipsec_hosts.ts";
+import { timedFetch } from "../lib/measure/fetch.ts";
+
+const ready = Deno.uid() === 0 && (await probeNetns()).netns && await haveIpsecTools();
+
+Deno.test({
+  name:
+    "pctcp over IPsec in namespaces: only IKE/ESP on the wire, bytes exact, a dead charon stops circuits",
+  ignore: !ready,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    try {
+      const net = await networkUp({ dir, relays: 3, transport: "pctcp", netns: true, ipsec: true });
+      const [socksHost, socksPort] = [net.socks.split(":")[0]!, Number(net.socks.split(":")[1])];
+      const relayHosts = net.netns!.hosts.filter((h) => h.name.startsWith("relay"));
+      const r = await timedFetch(`${net.server}/bytes/5MiB`, {
+        socksHost,
+        socksPort,
+        timeoutMs: 60_000,
+      });
+      assertEquals(r.outcome, "ok", r.error ?? "");
+      assertEquals(r.sha256Ok, true);
+      let esp = 0;
+      for (const h of relayHosts) {
+        const c = await nftCounters(h);
+        assertEquals(c.dropped, 0, `${h.name} tried to send plain packets to a relay host`);
+        esp += c.ikeEsp;
+      }
+      assert(esp > 1000, `relay-to-relay traffic went as IKE/ESP (${esp} packets)`);
+      // Kill relay2's charon: its SAs are gone, so it must refuse per-circuit connections.
+      const charon = net.processes.find((p) => p.name === "charon-relay2")!;
+      Deno.kill(charon.pid, "SIGKILL");
+      await new Promise((res) => setTimeout(res, 1500));
+      const refused = await timedFetch(`${net.server}/bytes/10KiB`, {
+        socksHost,
+        socksPort,
+        socksUser: "pctcp-path=relay2,relay1,relay3;after-kill",
+        timeoutMs: 20_000,
+      });
+      assert(refused.outcome !== "ok", "a circuit was carried without IPsec");
+      const log = await Deno.readTextFile(`${dir}/relay2/relay.log`);
+      assert(log.includes("no IPsec SA covers"), "relay2 says why it refused");
+      // Packets of relay2's old connections that would now leave in the clear (its TUN device
+      // died with charon) are what the nft rule drops: counted, not sent.
+      const relay2 = relayHosts.find((h) => h.name === "relay2")!;
+      const after = await nftCounters(relay2);
+      console.log(
+        `relay2 after its charon died: ${after.dropped} plain packets dropped by nft, none sent`,
+      );
+    } finally {
+      await networkDown(dir).catch(() => {});
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
