@@ -7,6 +7,7 @@ import { networkDown, networkUp } from "../lib/network/launcher.ts";
 import { probeNetns } from "../lib/network/netns.ts";
 import { haveIpsecTools, nftCounters } from "../lib/network/ipsec_hosts.ts";
 import { timedFetch } from "../lib/measure/fetch.ts";
+import { pctcp } from "./_cli.ts";
 
 const ready = Deno.uid() === 0 && (await probeNetns()).netns && await haveIpsecTools();
 
@@ -57,6 +58,48 @@ Deno.test({
     } finally {
       await networkDown(dir).catch(() => {});
       await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "experiment interference --netns runs both arms on shaped links, pctcp under IPsec, and cleans up",
+  ignore: !ready,
+  async fn() {
+    const out = await Deno.makeTempDir();
+    try {
+      const scenario = new URL("./fixtures/tiny.json", import.meta.url).pathname;
+      const r = await pctcp(
+        "experiment",
+        "interference",
+        "--scenario",
+        scenario,
+        "--out",
+        out,
+        "--netns",
+      );
+      assertEquals(r.code, 0, r.stderr);
+      const q = JSON.parse(await Deno.readTextFile(`${out}/queues.json`));
+      assert(q.tor.emulation.some((e: string) => e.startsWith("tbf rate")));
+      assert(q.pctcp.emulation.some((e: string) => e.startsWith("IPsec")));
+      assert(!q.tor.emulation.some((e: string) => e.startsWith("IPsec")));
+      const s = JSON.parse(await Deno.readTextFile(`${out}/summary.json`));
+      assert(Number.isFinite(s.web_response.p50.change_pct));
+      const left = new TextDecoder().decode(
+        (await new Deno.Command("ip", { args: ["netns", "list"], stdout: "piped" }).output())
+          .stdout,
+      );
+      for (const arm of ["tor", "pctcp"]) {
+        assert(
+          !(await Deno.stat(`${out}/net-${arm}/state.json`).then(() => true, () => false)),
+          `${arm} state left`,
+        );
+        const tag = /network namespaces (\S+)-\*/.exec(q[arm].emulation[0])![1]!;
+        assert(!left.includes(`${tag}-`), `${arm} namespaces left: ${left}`);
+      }
+    } finally {
+      await Deno.remove(out, { recursive: true });
     }
   },
 });
