@@ -12,7 +12,11 @@ import { percentile } from "../lib/stats/percentile.ts";
 import type { Transport } from "../lib/directory/mod.ts";
 
 const mib = Number(Deno.args[0] ?? 20);
-const results: Record<string, { buildMs: number; mbps: number; rssMiB: number }> = {};
+const results: Record<
+  string,
+  { buildMs: number; mbps: number; rssMiB: number; kibPerCircuit: number; fdsPerCircuit: number }
+> = {};
+const fds = () => [...Deno.readDirSync("/proc/self/fd")].length;
 for (const t of ["tor", "pctcp"] as Transport[]) {
   const net = await startNet(3, [t, t, t], t, ["r1", "r2", "r3"]);
   const s = await serve();
@@ -31,10 +35,16 @@ for (const t of ["tor", "pctcp"] as Transport[]) {
         (r.bytes / 1e6) / (((r.phases.last_byte ?? 0) - (r.phases.first_byte ?? 0)) / 1000),
       );
     }
+    // Memory and file descriptors per circuit: 300 more circuits through the same relays
+    // (client and relays in this process, so both ends of every link count).
+    const fd0 = fds(), rss0 = Deno.memoryUsage().rss;
+    for (let i = 0; i < 300; i++) await net.client.buildCircuit(`m${i}`);
     results[t] = {
       buildMs: percentile(builds, 50),
       mbps: percentile(rates, 50),
       rssMiB: Deno.memoryUsage().rss / 2 ** 20,
+      kibPerCircuit: (Deno.memoryUsage().rss - rss0) / 1024 / 300,
+      fdsPerCircuit: (fds() - fd0) / 300,
     };
   } finally {
     await s.stop();
@@ -52,4 +62,9 @@ console.log(
   `bulk ${mib} MiB, one stream, 3 hops in one process (median of 3): tor ${
     tor.mbps.toFixed(1)
   } MB/s, pctcp ${pctcp.mbps.toFixed(1)} MB/s (ratio ${(pctcp.mbps / tor.mbps).toFixed(2)})`,
+);
+console.log(
+  `per circuit (client and relays in this process): tor ${tor.kibPerCircuit.toFixed(1)} KiB, ${
+    tor.fdsPerCircuit.toFixed(2)
+  } fds; pctcp ${pctcp.kibPerCircuit.toFixed(1)} KiB, ${pctcp.fdsPerCircuit.toFixed(2)} fds`,
 );

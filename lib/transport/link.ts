@@ -70,7 +70,8 @@ export interface ByteStream {
 }
 
 class Reader {
-  #buf: Uint8Array = new Uint8Array(131072);
+  // Small to start (an idle link costs little; PCTCP has one per circuit), grown on demand.
+  #buf: Uint8Array = new Uint8Array(16384);
   #start = 0;
   #end = 0;
   #conn: ByteStream;
@@ -80,10 +81,18 @@ class Reader {
   async exactly(n: number): Promise<Uint8Array | null> {
     while (this.#end - this.#start < n) {
       const have = this.#end - this.#start;
-      if (this.#buf.length - this.#end < 65536 || this.#buf.length < n) {
-        const next = new Uint8Array(Math.max(this.#buf.length, n + 65536));
-        next.set(this.#buf.subarray(this.#start, this.#end));
-        this.#buf = next;
+      if (this.#buf.length - this.#end < 4096 || this.#buf.length - this.#start < n) {
+        // Compact, and grow when what is wanted does not fit.
+        const size = this.#buf.length - this.#start >= n && this.#buf.length - have >= 4096
+          ? this.#buf.length
+          : Math.max(this.#buf.length * 2, n + 16384);
+        if (size === this.#buf.length) {
+          this.#buf.copyWithin(0, this.#start, this.#end);
+        } else {
+          const next = new Uint8Array(size);
+          next.set(this.#buf.subarray(this.#start, this.#end));
+          this.#buf = next;
+        }
         this.#start = 0;
         this.#end = have;
       }
