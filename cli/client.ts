@@ -19,6 +19,7 @@ interface ClientFlags {
   transport: Transport;
   portFile?: string;
   streamsFile?: string;
+  securityNote?: string;
   logLevel: "debug" | "info" | "warn" | "error";
   exitWith?: number;
 }
@@ -42,6 +43,7 @@ export function clientCommand(): Command {
     )
     .option("--port-file <file>", "write the bound SOCKS port here")
     .option("--streams-file <file>", "append one JSON line per stream (source port → circuit)")
+    .option("--security-note <text>", "repeat this in every stream event (e.g. insecure lab mode)")
     .option("--exit-with <pid>", "exit when this process is gone", positiveInt)
     .addOption(
       new Option("--log-level <l>", "log level").choices(["debug", "info", "warn", "error"])
@@ -64,6 +66,7 @@ export function clientCommand(): Command {
           socksAddress: o.socksAddress,
           socksPort: o.socksPort,
           transport: o.transport,
+          ...(o.securityNote ? { securityNote: o.securityNote } : {}),
           ...(o.path ? { path: o.path.split(",").map((s) => s.trim()).filter(Boolean) } : {}),
           ...(streams
             ? { onStream: (e) => streams.writeSync(enc.encode(JSON.stringify(e) + "\n")) }

@@ -34,10 +34,15 @@ export function networkCommand(): Command {
       "--ipsec",
       "with --netns: strongSwan IPsec between relay hosts, only IKE/ESP on the wire",
     )
+    .option(
+      "--insecure-lab",
+      "pctcp per-circuit connections unencrypted (said in logs and records)",
+    )
     .action((
       o: {
         netns?: boolean;
         ipsec?: boolean;
+        insecureLab?: boolean;
         relays: number;
         transport: "tor" | "pctcp" | "mixed";
         dir: string;
@@ -54,6 +59,7 @@ export function networkCommand(): Command {
           dir: o.dir,
           ...(o.netns ? { netns: true } : {}),
           ...(o.ipsec ? { ipsec: true } : {}),
+          ...(o.insecureLab ? { insecureLab: true } : {}),
           ...(o.bandwidth ? { bandwidth: parseSize(o.bandwidth) } : {}),
           ...(o.path ? { path: o.path.split(",") } : {}),
           ...(o.webRoot ? { webRoot: o.webRoot } : {}),

@@ -91,3 +91,45 @@ Deno.test("networkUp refuses a second network in the same folder", async () => {
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("network up --insecure-lab: relay logs and every joined record say the per-circuit links are unencrypted", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const up = await pctcp(
+      "network",
+      "up",
+      "--dir",
+      dir,
+      "--transport",
+      "pctcp",
+      "--insecure-lab",
+      "--json",
+    );
+    assertEquals(up.code, 0, up.stderr);
+    const s = JSON.parse(up.stdout);
+    const out = `${dir}/m.jsonl`;
+    const m = await pctcp(
+      "measure",
+      "--socks",
+      s.socks,
+      "--url",
+      `${s.server}/bytes/100KiB`,
+      "--count",
+      "2",
+      "--out",
+      out,
+      "--streams",
+      s.streams,
+    );
+    assertEquals(m.code, 0, m.stderr);
+    const recs = (await Deno.readTextFile(out)).trim().split("\n").map((l) => JSON.parse(l));
+    for (const r of recs) {
+      assertEquals(r.outcome, "ok");
+      assertStringIncludes(r.circuit.security, "INSECURE LAB MODE");
+    }
+    assertStringIncludes(await Deno.readTextFile(`${dir}/relay1/relay.log`), "INSECURE LAB MODE");
+  } finally {
+    await pctcp("network", "down", "--dir", dir);
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -64,6 +64,8 @@ export interface ClientOptions {
   buildTimeoutMs?: number;
   /** Stream attach timeout, ms (default 30 000). */
   streamTimeoutMs?: number;
+  /** Said in every stream event, e.g. that the network runs in insecure lab mode. */
+  securityNote?: string;
   /** Called for every stream attached to a circuit (joins SOCKS source ports to circuits). */
   onStream?: (event: StreamEvent) => void;
   /** Logger. */
@@ -86,6 +88,8 @@ export interface StreamEvent {
   buildMs: number;
   /** "ok" or the SOCKS reply code's name. */
   outcome: string;
+  /** The network's security note, when it has one (insecure lab mode). */
+  security?: string;
 }
 
 /** A circuit built by this client. */
@@ -577,6 +581,7 @@ export class OnionClient {
         circuit: circ.id,
         path: circ.path.map((r) => r.nickname),
         buildMs: Math.round(circ.buildMs * 1000) / 1000,
+        ...(this.#o.securityNote ? { security: this.#o.securityNote } : {}),
       };
       if (result !== "connected") {
         const code = endReasonToReply(result);

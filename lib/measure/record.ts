@@ -26,7 +26,7 @@ export interface MeasureRecord {
   status: number | null;
   sha256: string | null;
   sha256_ok: boolean | null;
-  circuit: { id: string; path: string[]; build_ms: number | null } | null;
+  circuit: { id: string; path: string[]; build_ms: number | null; security?: string } | null;
   source_port: number | null;
   outcome: string;
   error: string | null;

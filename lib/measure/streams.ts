@@ -28,6 +28,7 @@ export function circuitLookupFromLog(
             id: String(e.circuit),
             path: e.path,
             build_ms: e.buildMs ?? null,
+            ...(e.security ? { security: e.security } : {}),
           });
         } catch { /* partial line */ }
       }

@@ -60,6 +60,11 @@ export interface NetworkOptions {
    * per-circuit connection only where a CHILD_SA covers the peer.
    */
   ipsec?: boolean;
+  /**
+   * pctcp relays send per-circuit connections unencrypted (`--pctcp-security none
+   * --insecure-lab`); relay logs and every measurement record joined to a circuit say so.
+   */
+  insecureLab?: boolean;
 }
 
 /** One process of the network. */
@@ -322,6 +327,8 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
       const v = vici.get(nick);
       if (v && transport === "pctcp") {
         args.push("--pctcp-security", "ipsec", "--swanctl-uri", `unix://${v}`);
+      } else if (options.insecureLab && transport === "pctcp") {
+        args.push("--pctcp-security", "none", "--insecure-lab");
       }
       const log = `${rdir}/relay.log`;
       const pid = await spawn(args, log, h ? inNamespace(h) : []);
@@ -392,6 +399,12 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
     const clog = `${dir}/client/client.log`;
     const clientHost = host("client");
     if (clientHost) cargs.push("--socks-address", clientHost.address);
+    if (options.insecureLab) {
+      cargs.push(
+        "--security-note",
+        "INSECURE LAB MODE: per-circuit connections between relays are not encrypted",
+      );
+    }
     const cpid = await spawn(cargs, clog, clientHost ? inNamespace(clientHost) : []);
     processes.push({ name: "client", pid: cpid, log: clog });
     await save();
