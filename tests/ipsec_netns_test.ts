@@ -103,3 +103,68 @@ Deno.test({
     }
   },
 });
+
+Deno.test({
+  name:
+    "experiment interference --netns killed with SIGKILL leaves no namespace, charon or process",
+  ignore: !ready,
+  async fn() {
+    const out = await Deno.makeTempDir();
+    try {
+      const scenario = `${out}/long.json`;
+      await Deno.writeTextFile(
+        scenario,
+        JSON.stringify({
+          ...JSON.parse(await Deno.readTextFile(new URL("./fixtures/tiny.json", import.meta.url))),
+          durationS: 8,
+        }),
+      );
+      const child = new Deno.Command(Deno.execPath(), {
+        args: [
+          "run",
+          "-A",
+          new URL("../cli/main.ts", import.meta.url).pathname,
+          "experiment",
+          "interference",
+          "--scenario",
+          scenario,
+          "--out",
+          out,
+          "--netns",
+        ],
+        stdout: "piped",
+        stderr: "null",
+      }).spawn();
+      const errText = new Response(child.stdout).text();
+      // Wait until the pctcp arm (with charons) is up, then kill the experiment outright.
+      let state: { processes: { pid: number; name: string }[]; netns: { tag: string } } | undefined;
+      for (let i = 0; i < 600 && !state?.processes.some((p) => p.name === "watchdog"); i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        state = await Deno.readTextFile(`${out}/net-pctcp/state.json`).then(
+          JSON.parse,
+          () => undefined,
+        );
+      }
+      try {
+        child.kill("SIGKILL");
+      } catch { /* already gone */ }
+      await child.status;
+      assert(state, `the pctcp arm came up: ${(await errText).slice(-400)}`);
+      const pids = state.processes.map((p) => p.pid);
+      const alive = (pid: number) => Deno.stat(`/proc/${pid}`).then(() => true, () => false);
+      let left: number[] = pids;
+      for (let i = 0; i < 100 && left.length; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        left = (await Promise.all(pids.map(async (p) => (await alive(p)) ? p : 0))).filter(Boolean);
+      }
+      assertEquals(left, [], "processes left");
+      const ns = new TextDecoder().decode(
+        (await new Deno.Command("ip", { args: ["netns", "list"], stdout: "piped" }).output())
+          .stdout,
+      );
+      assert(!ns.includes(`${state.netns.tag}-`), `namespaces left: ${ns}`);
+    } finally {
+      await Deno.remove(out, { recursive: true });
+    }
+  },
+});

@@ -429,6 +429,27 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
       }
       await new Promise((res) => setTimeout(res, 300));
     }
+    if (options.ownerPid && partial.netns) {
+      // Our processes end with their owner (--exit-with); namespaces and charons do not, so a
+      // watchdog removes them if the owner dies without `down` (a crash, SIGKILL).
+      const n = partial.netns;
+      const charons = processes.filter((x) => x.name.startsWith("charon-")).map((x) => x.pid);
+      const script = [
+        `while kill -0 ${options.ownerPid} 2>/dev/null; do sleep 1; done`,
+        ...(charons.length ? [`kill -9 ${charons.join(" ")} 2>/dev/null`] : []),
+        ...n.hosts.map((h) => `ip netns del ${h.ns} 2>/dev/null`),
+        `ip netns del ${n.hub} 2>/dev/null`,
+        `ip link del ${n.tag}r 2>/dev/null`,
+        "true",
+      ].join("; ");
+      const log = `${dir}/watchdog.log`;
+      processes.push({
+        name: "watchdog",
+        pid: await spawn(["sh", "-c", script], log, [], true),
+        log,
+      });
+      await save();
+    }
     return partial;
   } catch (e) {
     await stopProcesses(processes);
