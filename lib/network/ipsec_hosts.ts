@@ -10,6 +10,8 @@
  * @module
  */
 
+import { runCommand } from "../util/command.ts";
+
 import type { NetnsHost } from "./netns.ts";
 
 /** A relay host's IPsec daemon. */
@@ -22,17 +24,7 @@ export interface IpsecHost {
   dir: string;
 }
 
-async function sh(cmd: string[], allowFail = false): Promise<string> {
-  const out = await new Deno.Command(cmd[0]!, {
-    args: cmd.slice(1),
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success && !allowFail) {
-    throw new Error(`${cmd.join(" ")} failed: ${new TextDecoder().decode(out.stderr).trim()}`);
-  }
-  return new TextDecoder().decode(out.stdout);
-}
+const sh = runCommand;
 
 /** True if strongSwan's charon, swanctl and nft are installed. */
 export async function haveIpsecTools(): Promise<boolean> {

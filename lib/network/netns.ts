@@ -7,17 +7,9 @@
  * @module
  */
 
-async function sh(cmd: string[], allowFail = false): Promise<string> {
-  const out = await new Deno.Command(cmd[0]!, {
-    args: cmd.slice(1),
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  if (!out.success && !allowFail) {
-    throw new Error(`${cmd.join(" ")} failed: ${new TextDecoder().decode(out.stderr).trim()}`);
-  }
-  return new TextDecoder().decode(out.stdout);
-}
+import { runCommand } from "../util/command.ts";
+
+const sh = runCommand;
 
 /** What the machine offers for emulation. */
 export interface NetnsSupport {
