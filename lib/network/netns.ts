@@ -86,7 +86,11 @@ export function netnsTag(dir: string): { tag: string; subnet: number } {
 
 /** Creates the hub, the hosts and their links; on failure removes what it made. */
 export async function createHosts(dir: string, names: string[]): Promise<NetnsHosts> {
-  const { tag, subnet } = netnsTag(dir);
+  const { tag, subnet: preferred } = netnsTag(dir);
+  // Another network of ours may hold that /24 on the root namespace: take the next free one.
+  const used = await sh(["ip", "-4", "addr", "show"], true);
+  let subnet = preferred;
+  while (used.includes(`10.77.${subnet}.`)) subnet = 64 + ((subnet - 64 + 1) % 128);
   const net = `10.77.${subnet}`;
   const hub = `${tag}-hub`;
   const made: string[] = [];
