@@ -32,6 +32,8 @@ Deno.test({
         transport: "pctcp",
         netns: true,
         bandwidth: 8 * 1024 * 1024,
+        // Pinned, so relay1 certainly holds a connection to relay2 for the check below.
+        path: ["relay1", "relay2", "relay3"],
       });
       tag = net.netns!.tag;
       assert(
