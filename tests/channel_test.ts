@@ -1,6 +1,6 @@
 import { assert, assertEquals } from "./_assert.ts";
 import { EwmaCounts, TokenBucket } from "../lib/channel/mod.ts";
-import { DeliverWindow, PackageWindow } from "../lib/circuit/mod.ts";
+import { CircuitPackageWindow, DeliverWindow, PackageWindow } from "../lib/circuit/mod.ts";
 
 Deno.test("EwmaCounts halves a count per half-life and picks the quietest circuit", () => {
   let t = 0;
@@ -47,4 +47,16 @@ Deno.test("PackageWindow and DeliverWindow follow tor-spec's SENDME arithmetic",
   const tight = new DeliverWindow(1, 1);
   tight.received();
   assertEquals(new DeliverWindow(0, 1).received(), "violation");
+});
+
+Deno.test("CircuitPackageWindow checks each SENDME v1 digest against the one kept", () => {
+  const w = new CircuitPackageWindow();
+  for (let i = 0; i < 200; i++) {
+    w.take();
+    w.packaged(() => new Uint8Array(20).fill(i));
+  }
+  assertEquals(w.circuitSendme(new Uint8Array(20).fill(99)), "ok");
+  assertEquals(w.circuitSendme(new Uint8Array(20).fill(7)), "digest");
+  const full = new CircuitPackageWindow();
+  assertEquals(full.circuitSendme(undefined), "unexpected");
 });

@@ -189,9 +189,8 @@ export class Channel {
     if (this.#queued === 0) return undefined;
     let id: number | undefined;
     if (this.#ewma) {
-      const active: number[] = [];
-      for (const [k, q] of this.#queues) if (q.length) active.push(k);
-      id = this.#ewma.pick(active);
+      // Only non-empty queues are kept, so every key is an active circuit.
+      id = this.#ewma.pick(this.#queues.keys());
     } else {
       id = this.#rr.shift();
     }

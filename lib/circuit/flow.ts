@@ -5,6 +5,8 @@
  * @module
  */
 
+import { bytesEqual } from "../crypto/kdf.ts";
+
 /** Circuit-level window start and increment (tor-spec §7.3). */
 export const CIRCWINDOW_START = 1000;
 /** Cells a circuit-level SENDME acknowledges. */
@@ -96,5 +98,34 @@ export class DeliverWindow {
       return "sendme";
     }
     return "ok";
+  }
+}
+
+/**
+ * A circuit's package window with SENDME v1 authentication (tor-spec §7.3, proposal 289):
+ * after every 100th DATA cell sent, the sender keeps the running digest of that cell; each
+ * circuit SENDME must carry the oldest kept digest.
+ */
+export class CircuitPackageWindow extends PackageWindow {
+  #sent = 0;
+  #digests: Uint8Array[] = [];
+
+  constructor() {
+    super(CIRCWINDOW_START, CIRCWINDOW_INCREMENT);
+  }
+
+  /** One DATA cell was sent; `digest` reads the running digest after it (called every 100th). */
+  packaged(digest: () => Uint8Array): void {
+    if (++this.#sent % CIRCWINDOW_INCREMENT === 0) this.#digests.push(digest());
+  }
+
+  /**
+   * A circuit SENDME arrived with `digest` (undefined for v0): "ok", or why it must close the
+   * circuit: "digest" (not the digest we kept) or "unexpected" (the window would overflow).
+   */
+  circuitSendme(digest: Uint8Array | undefined): "ok" | "digest" | "unexpected" {
+    const want = this.#digests.shift();
+    if (digest && want && !bytesEqual(digest, want)) return "digest";
+    return this.sendme() ? "ok" : "unexpected";
   }
 }

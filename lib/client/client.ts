@@ -18,14 +18,13 @@ import {
   encodeSendme,
   HandshakeType,
 } from "../cell/messages.ts";
-import { bytesEqual } from "../crypto/kdf.ts";
 import { ntorClient1, ntorClient2 } from "../crypto/ntor.ts";
 import { ClientCrypto } from "../crypto/relay_crypto.ts";
 import {
+  CircuitPackageWindow,
   CIRCWINDOW_INCREMENT,
   CIRCWINDOW_START,
   DeliverWindow,
-  PackageWindow,
 } from "../circuit/flow.ts";
 import { Channel } from "../channel/channel.ts";
 import { linkConnect } from "../transport/link.ts";
@@ -105,16 +104,11 @@ export class ClientCircuit {
   readonly crypto: ClientCrypto = new ClientCrypto();
   readonly streams: Map<number, EdgeStream> = new Map();
   readonly pending: Map<number, (reason: number | "connected") => void> = new Map();
-  readonly packageWindow: PackageWindow = new PackageWindow(
-    CIRCWINDOW_START,
-    CIRCWINDOW_INCREMENT,
-  );
+  readonly packageWindow: CircuitPackageWindow = new CircuitPackageWindow();
   readonly deliverWindow: DeliverWindow = new DeliverWindow(
     CIRCWINDOW_START,
     CIRCWINDOW_INCREMENT,
   );
-  sentData = 0;
-  sendmeDigests: Uint8Array[] = [];
   ownChannel = false;
   #nextStream = 1;
   #waiter?: { resolve: (b: Uint8Array) => void; reject: (e: Error) => void } | undefined;
@@ -418,12 +412,8 @@ export class OnionClient {
       }
       case RelayCommand.SENDME:
         if (rc.streamId === 0) {
-          const digest = decodeSendme(rc.data);
-          const want = circ.sendmeDigests.shift();
-          if (digest && want && !bytesEqual(digest, want)) {
-            throw new Error("SENDME digest mismatch");
-          }
-          if (!circ.packageWindow.sendme()) throw new Error("unexpected circuit SENDME");
+          const verdict = circ.packageWindow.circuitSendme(decodeSendme(rc.data));
+          if (verdict !== "ok") throw new Error(`circuit SENDME refused: ${verdict}`);
         } else if (circ.streams.get(rc.streamId)?.sendme() === false) {
           throw new Error("unexpected stream SENDME");
         }
@@ -614,10 +604,7 @@ export class OnionClient {
         sendRelay: (cmd, id, data) => circ.sendRelay(cmd, id, data),
         packageWindow: circ.packageWindow,
         onDataPackaged: () => {
-          circ.sentData++;
-          if (circ.sentData % CIRCWINDOW_INCREMENT === 0) {
-            circ.sendmeDigests.push(circ.crypto.lastForwardDigest(circ.crypto.hops - 1));
-          }
+          circ.packageWindow.packaged(() => circ.crypto.lastForwardDigest(circ.crypto.hops - 1));
         },
         removeStream: (id) => circ.streams.delete(id),
       });

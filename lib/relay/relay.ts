@@ -20,19 +20,18 @@ import {
   encodeSendme,
   HandshakeType,
 } from "../cell/messages.ts";
-import { bytesEqual } from "../crypto/kdf.ts";
 import { ntorServer } from "../crypto/ntor.ts";
 import { RelayCrypto } from "../crypto/relay_crypto.ts";
 import {
+  CircuitPackageWindow,
   CIRCWINDOW_INCREMENT,
   CIRCWINDOW_START,
   DeliverWindow,
-  PackageWindow,
 } from "../circuit/flow.ts";
 import { Channel } from "../channel/channel.ts";
 import { TokenBucket } from "../channel/token_bucket.ts";
 import { type Link, linkAccept, linkConnect } from "../transport/link.ts";
-import { identityDigest, type RelayKeys } from "../directory/keys.ts";
+import { fingerprint, identityDigest, type RelayKeys } from "../directory/keys.ts";
 import type { RelayEntry, SignedDocument, Transport } from "../directory/document.ts";
 import { fromBase64, toHex } from "../util/bytes.ts";
 import { EdgeStream } from "../edge/stream.ts";
@@ -110,10 +109,8 @@ interface RelayCircuit {
   next?: Hop | undefined;
   crypto: RelayCrypto;
   streams: Map<number, EdgeStream>;
-  packageWindow: PackageWindow;
+  packageWindow: CircuitPackageWindow;
   deliverWindow: DeliverWindow;
-  sentDataCells: number;
-  sendmeDigests: Uint8Array[];
   extending: boolean;
   /** The per-circuit connection made for `next`, closed with the circuit. */
   ownNext?: boolean;
@@ -127,6 +124,8 @@ export class Relay {
   readonly nickname: string;
   /** The relay's long-term keys (to restart it with the same identity). */
   readonly keys: RelayKeys;
+  /** Our fingerprint, to find ourselves in the directory. */
+  readonly #fingerprint: string;
   #o: RelayOptions;
   #listener?: Deno.Listener;
   #bucket?: TokenBucket;
@@ -151,6 +150,7 @@ export class Relay {
     this.#o = options;
     this.nickname = options.nickname;
     this.keys = options.keys;
+    this.#fingerprint = fingerprint(options.keys.identity.public);
     this.#log = options.log ?? nullLogger;
     if (options.bandwidth) {
       this.#bucket = new TokenBucket(options.bandwidth.rate, options.bandwidth.burst);
@@ -216,7 +216,7 @@ export class Relay {
   }
 
   #relayByIdentity(identity: Uint8Array): RelayEntry | undefined {
-    const fp = toHex(identityDigest(identity)).toUpperCase();
+    const fp = fingerprint(identity);
     return this.#dir.relays.find((r) => r.fingerprint === fp);
   }
 
@@ -385,10 +385,8 @@ export class Relay {
       prev: { chan, circId: cell.circId },
       crypto: new RelayCrypto(keys),
       streams: new Map(),
-      packageWindow: new PackageWindow(CIRCWINDOW_START, CIRCWINDOW_INCREMENT),
+      packageWindow: new CircuitPackageWindow(),
       deliverWindow: new DeliverWindow(CIRCWINDOW_START, CIRCWINDOW_INCREMENT),
-      sentDataCells: 0,
-      sendmeDigests: [],
       extending: false,
       closed: false,
     };
@@ -462,12 +460,8 @@ export class Relay {
         return;
       case RelayCommand.SENDME:
         if (rc.streamId === 0) {
-          const digest = decodeSendme(rc.data);
-          const want = circ.sendmeDigests.shift();
-          if (digest && want && !bytesEqual(digest, want)) {
-            throw new Error("SENDME digest mismatch");
-          }
-          if (!circ.packageWindow.sendme()) throw new Error("unexpected circuit SENDME");
+          const verdict = circ.packageWindow.circuitSendme(decodeSendme(rc.data));
+          if (verdict !== "ok") throw new Error(`circuit SENDME refused: ${verdict}`);
         } else {
           const s = circ.streams.get(rc.streamId);
           if (s && !s.sendme()) throw new Error("unexpected stream SENDME");
@@ -597,9 +591,7 @@ export class Relay {
     const end = (reason: number) =>
       this.#originate(circ, RelayCommand.END, streamId, Uint8Array.of(reason));
     if (streamId === 0 || circ.streams.has(streamId)) return end(EndReason.TORPROTOCOL);
-    const me = this.#dir.relays.find((r) =>
-      r.fingerprint === toHex(identityDigest(this.#o.keys.identity.public)).toUpperCase()
-    );
+    const me = this.#dir.relays.find((r) => r.fingerprint === this.#fingerprint);
     if (!me?.flags.includes("exit")) return end(EndReason.EXITPOLICY);
     let begin;
     try {
@@ -646,10 +638,7 @@ export class Relay {
         this.#originate(circ, command, streamId, data),
       packageWindow: circ.packageWindow,
       onDataPackaged: () => {
-        circ.sentDataCells++;
-        if (circ.sentDataCells % CIRCWINDOW_INCREMENT === 0) {
-          circ.sendmeDigests.push(circ.crypto.lastBackwardDigest);
-        }
+        circ.packageWindow.packaged(() => circ.crypto.lastBackwardDigest);
       },
       drained: async () => {
         // Tor's local back-pressure: stop packaging while the circuit queue is long.
