@@ -1,4 +1,4 @@
-import { assert, assertEquals } from "./_assert.ts";
+import { assert, assertEquals, assertRejects } from "./_assert.ts";
 import { percentile } from "../lib/stats/percentile.ts";
 import { estimate, Summarizer } from "../lib/stats/summary.ts";
 import {
@@ -112,4 +112,33 @@ Deno.test("filterRecord filters by relay, window and outcome", () => {
   assert(!filterRecord(r, { since: new Date("2027-01-01") }));
   assert(filterRecord(r, { until: new Date("2027-01-01"), outcomes: ["ok"] }));
   assert(!filterRecord(r, { outcomes: ["timeout"] }));
+});
+
+Deno.test("readRecords expands globs and folders, skips run-settings files, refuses an empty glob", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(`${dir}/2026/11`, { recursive: true });
+    await Deno.writeTextFile(`${dir}/daily-20261124.jsonl`, JSON.stringify(rec({ id: 1 })) + "\n");
+    await Deno.writeTextFile(`${dir}/daily-20261125.jsonl`, JSON.stringify(rec({ id: 2 })) + "\n");
+    await Deno.writeTextFile(
+      `${dir}/daily-20261125.jsonl.runs.jsonl`,
+      JSON.stringify({ type: "run", run: "r" }) + "\n",
+    );
+    await Deno.writeTextFile(`${dir}/2026/11/deep.jsonl`, JSON.stringify(rec({ id: 3 })) + "\n");
+    const ids = async (names: string[]) => {
+      const seen: number[] = [];
+      const res = await readRecords(names, (r) => seen.push(r.id));
+      return { seen, files: res.files.map((f) => f.slice(dir.length + 1)) };
+    };
+    assertEquals(await ids([`${dir}/daily-*.jsonl`]), {
+      seen: [1, 2],
+      files: ["daily-20261124.jsonl", "daily-20261125.jsonl"],
+    });
+    assertEquals((await ids([`${dir}/**/*.jsonl`])).seen.sort(), [1, 2, 3]);
+    assertEquals((await ids([`${dir}/daily-2026112[5].jsonl`])).seen, [2]);
+    assertEquals((await ids([dir])).seen, [1, 2]);
+    await assertRejects(() => readRecords([`${dir}/weekly-*.jsonl`], () => {}), RangeError);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });
