@@ -5,7 +5,18 @@
 
 import { Command, Option } from "commander";
 import { nonNegative, positiveInt, run, UsageError } from "./_common.ts";
-import { runId, runMeasurement, splitHostPort, type Workload } from "../lib/measure/run.ts";
+import {
+  type Arm,
+  type ArmOrder,
+  armSocksUser,
+  DEFAULT_CIRCUIT_AGE_S,
+  DEFAULT_TIMEOUT_MS,
+  type OverrunPolicy,
+  runId,
+  runMeasurement,
+  splitHostPort,
+  type Workload,
+} from "../lib/measure/run.ts";
 import type { MeasureRecord } from "../lib/measure/record.ts";
 import { percentile } from "../lib/stats/percentile.ts";
 import { circuitLookupFromLog } from "../lib/measure/streams.ts";
@@ -19,6 +30,8 @@ interface MeasureFlags {
   count?: number;
   duration?: number;
   interval: number;
+  think?: number;
+  overrun: OverrunPolicy;
   jitter: number;
   concurrency: number;
   timeout?: number;
@@ -33,6 +46,34 @@ interface MeasureFlags {
   controlPassword?: string;
   controlCookie?: string;
   caCert?: string[];
+  arm: string[];
+  order: ArmOrder;
+  circuitAge: number;
+  guard?: string;
+  exit?: string;
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function relayList(s: string): string[] {
+  return s.split(",").map((x) => x.trim()).filter(Boolean);
+}
+
+/** Parses `--arm NAME=R1,R2,R3` (or `NAME=MIDDLE` with --guard/--exit); usage errors. */
+export function parseArms(specs: string[], guard?: string, exit?: string): Arm[] {
+  const arms = specs.map((spec) => {
+    const m = /^([A-Za-z0-9_.-]+)=(.+)$/.exec(spec);
+    if (!m) throw new UsageError(`--arm expects NAME=RELAY,RELAY,…, got ${JSON.stringify(spec)}`);
+    const path = [...(guard ? [guard] : []), ...relayList(m[2]!), ...(exit ? [exit] : [])];
+    if (!path.length) throw new UsageError(`--arm ${m[1]} names no relay`);
+    return { name: m[1]!, path };
+  });
+  if (arms.length === 1) throw new UsageError("--arm: give at least two arms to compare");
+  const names = new Set(arms.map((a) => a.name));
+  if (names.size !== arms.length) throw new UsageError("--arm: arm names must differ");
+  return arms;
 }
 
 async function resolveOut(out: string, run: string): Promise<string> {
@@ -60,13 +101,33 @@ export function measureCommand(): Command {
     .option("--duration <s>", "stop starting fetches after this many seconds", nonNegative)
     .option(
       "--interval <s>",
-      "seconds between a worker's fetch starts (0: back to back)",
+      "seconds between a worker's fetch starts, a monitor's schedule (0: back to back)",
       nonNegative,
       0,
     )
-    .option("--jitter <fraction>", "interval jitter, e.g. 0.2 for ±20 %", nonNegative, 0)
+    .option(
+      "--think <s>",
+      "seconds a worker pauses after a fetch ends, a person reading the page (not with --interval)",
+      nonNegative,
+    )
+    .addOption(
+      new Option(
+        "--overrun <policy>",
+        "a fetch ran past its next slot: late = start the next at once and record the slip; skip = drop missed slots (counted)",
+      ).choices(["late", "skip"]).default("late"),
+    )
+    .option(
+      "--jitter <fraction>",
+      "interval or think-time jitter, e.g. 0.2 for ±20 %",
+      nonNegative,
+      0,
+    )
     .option("--concurrency <n>", "parallel workers per workload", positiveInt, 1)
-    .option("--timeout <ms>", "per-fetch timeout in ms", positiveInt)
+    .option(
+      "--timeout <ms>",
+      `per-fetch timeout in ms (default ${DEFAULT_TIMEOUT_MS}, OnionPerf's; never shortened by the schedule)`,
+      positiveInt,
+    )
     .option("--seed <n>", "seed of the jitter", positiveInt)
     .option("--transport <name>", "transport label for the records (tor, pctcp, …)")
     .option(
@@ -84,6 +145,26 @@ export function measureCommand(): Command {
     )
     .option("--control-password <pw>", "control port password (default: SAFECOOKIE or COOKIE)")
     .option("--control-cookie <file>", "control auth cookie file (default: from PROTOCOLINFO)")
+    .option(
+      "--arm <name=path>",
+      "an arm to compare: NAME=R1,R2,R3 (nicknames or fingerprints; repeat, at least two); fetches alternate between arms",
+      collect,
+      [],
+    )
+    .option("--guard <relay>", "with --arm: every arm's first hop (arms then name the rest)")
+    .option("--exit <relay>", "with --arm: every arm's last hop")
+    .addOption(
+      new Option(
+        "--order <order>",
+        "with --arm: round-robin, or blocks (each block one fetch per arm in a seeded random order)",
+      ).choices(["round-robin", "blocks"]).default("blocks"),
+    )
+    .option(
+      "--circuit-age <s>",
+      `with --arm: a fresh circuit per arm after this many seconds (also after a failure; default ${DEFAULT_CIRCUIT_AGE_S}, Tor's MaxCircuitDirtiness)`,
+      positiveInt,
+      DEFAULT_CIRCUIT_AGE_S,
+    )
     .option("--ca-cert <pem...>", "extra trusted CA certificates for HTTPS (e.g. a test server's)")
     .addOption(new Option("--quiet", "print only errors and the final line"))
     .action((o: MeasureFlags) =>
@@ -102,13 +183,31 @@ export function measureCommand(): Command {
         }
         const runName = runId();
         const out = await resolveOut(o.out, runName);
-        if (o.control && !o.path) {
-          throw new UsageError("--control needs --path (the relays to pin)");
+        if (o.interval > 0 && o.think !== undefined && o.think > 0) {
+          throw new UsageError(
+            "--interval (start to start) and --think (end to start) exclude each other",
+          );
         }
-        const path = o.path?.split(",").map((x) => x.trim()).filter(Boolean);
+        if (o.arm.length && o.path) throw new UsageError("--arm and --path exclude each other");
+        if ((o.guard || o.exit) && !o.arm.length) {
+          throw new UsageError("--guard and --exit go with --arm");
+        }
+        const arms = o.arm.length ? parseArms(o.arm, o.guard, o.exit) : undefined;
+        for (const a of arms ?? []) {
+          const longest = armSocksUser(a, 99999, `${runName}-${o.label}-${o.concurrency}`);
+          if (new TextEncoder().encode(longest).length > 255) {
+            throw new UsageError(
+              `--arm ${a.name}: the path is too long for a SOCKS user name (255 bytes); use nicknames or fewer hops`,
+            );
+          }
+        }
+        if (o.control && !o.path && !arms) {
+          throw new UsageError("--control needs --path or --arm (the relays to pin)");
+        }
+        const path = o.path ? relayList(o.path) : undefined;
         let pinned: PinnedCircuits | undefined;
-        if (o.control && path) {
-          pinned = await PinnedCircuits.open(o.control, path, {
+        if (o.control && (path || arms)) {
+          pinned = await PinnedCircuits.open(o.control, path ?? null, {
             ...(o.controlPassword !== undefined ? { password: o.controlPassword } : {}),
             ...(o.controlCookie ? { cookieFile: o.controlCookie } : {}),
           });
@@ -136,6 +235,9 @@ export function measureCommand(): Command {
             ...(o.count ? { count: o.count } : {}),
             ...(o.duration !== undefined ? { durationS: o.duration } : {}),
             intervalS: o.interval,
+            ...(o.think !== undefined ? { thinkS: o.think } : {}),
+            overrun: o.overrun,
+            ...(arms ? { arms, armOrder: o.order, circuitAgeS: o.circuitAge } : {}),
             jitter: o.jitter,
             concurrency: o.concurrency,
             ...(o.timeout ? { timeoutMs: o.timeout } : {}),
@@ -149,7 +251,8 @@ export function measureCommand(): Command {
             ...(path && !pinned ? { socksUserPrefix: `pctcp-path=${path.join(",")};` } : {}),
             onRecord: (r: MeasureRecord) => {
               if (r.outcome !== "ok") {
-                console.error(`pctcp: fetch ${r.id} ${r.url}: ${r.outcome}: ${r.error}`);
+                const arm = r.arm ? ` [${r.arm}]` : "";
+                console.error(`pctcp: fetch ${r.id}${arm} ${r.url}: ${r.outcome}: ${r.error}`);
               } else if (r.phases_ms.last_byte !== undefined) times.push(r.phases_ms.last_byte);
               if (tty) {
                 const p50 = times.length ? percentile(times, 50).toFixed(1) : "-";

@@ -6,9 +6,14 @@
 import { Command, Option } from "commander";
 import { run, UsageError } from "./_common.ts";
 import { readRecords } from "../lib/stats/load.ts";
-import { groupKey, Summarizer, type TimeBase } from "../lib/stats/summary.ts";
+import {
+  DEFAULT_GROUPING,
+  type GroupField,
+  type GroupSummary,
+  Summarizer,
+  type TimeBase,
+} from "../lib/stats/summary.ts";
 import { asciiCdf, type Series } from "../lib/report/plots.ts";
-import type { MeasureRecord } from "../lib/measure/record.ts";
 import {
   compactRows,
   methodNote,
@@ -26,6 +31,31 @@ interface StatsFlags {
   since?: string;
   until?: string;
   outcome?: string[];
+  censor?: boolean;
+  by?: string;
+}
+
+const GROUP_FIELDS: readonly GroupField[] = ["transport", "size", "url", "arm"];
+
+/** Parses `--by arm` / `--by transport,size` (the label always groups); a usage error. */
+export function parseGrouping(by: string | undefined): readonly GroupField[] {
+  if (by === undefined) return DEFAULT_GROUPING;
+  const fields = by.split(",").map((x) => x.trim()).filter((x) => x && x !== "label");
+  for (const f of fields) {
+    if (!GROUP_FIELDS.includes(f as GroupField)) {
+      throw new UsageError(
+        `--by: unknown field ${JSON.stringify(f)} (label, ${GROUP_FIELDS.join(", ")})`,
+      );
+    }
+  }
+  return fields as GroupField[];
+}
+
+/** The lines that tell what the percentiles of each group leave out. */
+export function warningLines(groups: GroupSummary[]): string[] {
+  const name = (g: GroupSummary) =>
+    [g.label, g.transport, g.arm ? `[${g.arm}]` : null].filter(Boolean).join("/");
+  return groups.filter((g) => g.warning).map((g) => `warning: ${name(g)}: ${g.warning}`);
 }
 
 /** The filter flags of a command. */
@@ -91,11 +121,19 @@ export function statsCommand(): Command {
         new Option("--base <b>", "where times count from").choices(["onionperf", "tgen"]).default(
           "onionperf",
         ),
+      )
+      .option(
+        "--censor",
+        "count timeouts as censored at their timeout (percentiles that reach them read ≥) instead of leaving them out",
+      )
+      .option(
+        "--by <fields>",
+        "group by the label and these fields: transport,size,url,arm (default all; --by arm compares arms)",
       ),
   ).action((files: string[], o: StatsFlags) =>
     run(async () => {
       const filter = filterFrom(o);
-      const s = new Summarizer(o.base);
+      const s = new Summarizer(o.base, { censor: o.censor ?? false, by: parseGrouping(o.by) });
       let kept = 0;
       const { records, bad, badCount } = await readRecords(files, (r) => {
         if (filterRecord(r, filter)) {
@@ -112,17 +150,14 @@ export function statsCommand(): Command {
       const format = o.format ?? (Deno.stdout.isTerminal() ? "table" : "csv");
       if (format === "table") {
         console.log(renderRows(compactRows(groups), "table"));
-        console.log(`${kept} of ${records} records; ${methodNote(o.base)}`);
+        console.log(`${kept} of ${records} records; ${methodNote(o.base, o.censor)}`);
+        for (const w of warningLines(groups)) console.log(w);
         const byLabel = new Map<string, Series[]>();
         for (const g of groups) {
-          const samples = s.samples(
-            groupKey(
-              { label: g.label, transport: g.transport, size: g.size, url: g.url } as MeasureRecord,
-            ),
-          );
+          const samples = s.samples(g.key);
           if (!samples?.download.length) continue;
           const list = byLabel.get(g.label) ?? [];
-          list.push({ name: `${g.transport ?? g.url}`, values: samples.download });
+          list.push({ name: `${g.arm ?? g.transport ?? g.url}`, values: samples.download });
           byLabel.set(g.label, list);
         }
         for (const [label, series] of byLabel) {
@@ -139,6 +174,8 @@ export function statsCommand(): Command {
         }
       } else {
         Deno.stdout.writeSync(new TextEncoder().encode(renderRows(summaryRows(groups), format)));
+        // Machine formats keep stdout clean; what the percentiles leave out goes to stderr.
+        for (const w of warningLines(groups)) console.error(`pctcp: ${w}`);
       }
       return records === 0 ? 1 : 0;
     })

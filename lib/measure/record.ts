@@ -26,7 +26,14 @@ export interface MeasureRecord {
   status: number | null;
   sha256: string | null;
   sha256_ok: boolean | null;
-  circuit: { id: string; path: string[]; build_ms: number | null; security?: string } | null;
+  circuit: {
+    id: string;
+    path: string[];
+    build_ms: number | null;
+    security?: string;
+    /** Why the proxy could not give a circuit (the fetch then failed with outcome `circuit`). */
+    error?: string;
+  } | null;
   source_port: number | null;
   outcome: string;
   error: string | null;
@@ -34,6 +41,27 @@ export interface MeasureRecord {
   page_ms?: number;
   /** Web pages: sub-resources fetched and how many failed. */
   resources?: { count: number; failed: number };
+  /** The per-fetch timeout this fetch ran under, ms (timeouts are censored at it). */
+  timeout_ms?: number;
+  /** When the schedule meant this fetch to start (ISO 8601); `start` is when it did. */
+  scheduled_start?: string;
+  /** Actual minus scheduled start, ms (positive: late). */
+  slip_ms?: number;
+  /** True if the fetch before ran past this one's slot, so this one started late. */
+  late?: boolean;
+  /** Slots dropped before this fetch because the one before ran past them (overrun skip). */
+  skipped_slots?: number;
+  /** The arm this fetch went through (`measure --arm`). */
+  arm?: string;
+  /** The relays the arm asked for, guard first. */
+  arm_path?: string[];
+  /** Which of this worker's circuits for the arm: n-th, made because of "first", "age" or
+   * "failure", and since when. */
+  arm_circuit?: { n: number; reason: string; since: string };
+  /** The block of the interleaved order (one fetch per arm per block and worker). */
+  arm_block?: number;
+  /** The schedule worker that made the fetch (0-based). */
+  worker?: number;
 }
 
 /** Builds a record from a fetch result. */

@@ -25,6 +25,35 @@ export interface Workload {
   concurrency?: number;
 }
 
+/**
+ * The default per-fetch timeout, ms: OnionPerf's (its TGen model gives each stream
+ * `timeout="270 seconds"`, torproject/onionperf onionperf/model.py). A schedule never shortens
+ * it: a fetch slower than its interval runs on and the overrun policy decides what follows.
+ */
+export const DEFAULT_TIMEOUT_MS = 270_000;
+
+/** Tor's MaxCircuitDirtiness default (10 minutes): an arm's circuit is used this long. */
+export const DEFAULT_CIRCUIT_AGE_S = 600;
+
+/**
+ * What a worker does when a fetch runs past the start of its next slot (interval schedules):
+ * `late` starts the next fetch as soon as this one ends (the slot is `interval` after the
+ * previous actual start, as OnionPerf's TGen model waits for both the pause and the stream)
+ * and records the slip; `skip` keeps a fixed grid and drops the slots that passed, counted.
+ */
+export type OverrunPolicy = "late" | "skip";
+
+/** One arm of a comparison: a name and the relays its circuits go through, guard first. */
+export interface Arm {
+  /** Name written to each record's `arm`. */
+  name: string;
+  /** Relays (nicknames or fingerprints), guard first. */
+  path: string[];
+}
+
+/** How fetches are spread over arms: round robin, or a seeded random order in each block. */
+export type ArmOrder = "round-robin" | "blocks";
+
 /** Options of a run. */
 export interface RunOptions {
   /** SOCKS5 proxy, HOST:PORT. */
@@ -33,16 +62,28 @@ export interface RunOptions {
   workloads: Workload[];
   /** Fetches per worker (default 1 when no duration). */
   count?: number;
-  /** Stop starting fetches after this many seconds. */
+  /** Stop starting fetches after this many seconds (fetches under way finish). */
   durationS?: number;
   /** Seconds between the starts of a worker's fetches (0: back to back). */
   intervalS?: number;
+  /** Seconds each worker pauses after a fetch ends (a person reading the page); a workload's
+   * own `thinkS` wins. Not together with `intervalS`. */
+  thinkS?: number;
   /** Jitter as a fraction of the interval and think time (0.2 = ±20 %). */
   jitter?: number;
   /** Workers per workload. */
   concurrency?: number;
-  /** Per-fetch timeout in ms (must be shorter than the interval when one is set). */
+  /** Per-fetch timeout in ms (default {@link DEFAULT_TIMEOUT_MS}, whatever the interval). */
   timeoutMs?: number;
+  /** What follows a fetch that ran past its slot (default "late"). */
+  overrun?: OverrunPolicy;
+  /** Arms: each fetch goes through one of them, interleaved per worker; records say which. */
+  arms?: Arm[];
+  /** Order of arms within a worker's fetches (default "blocks": seeded random per block). */
+  armOrder?: ArmOrder;
+  /** A fresh circuit per arm after this many seconds (default {@link DEFAULT_CIRCUIT_AGE_S});
+   * also after a failed fetch. */
+  circuitAgeS?: number;
   /** Transport label for the records (e.g. "tor", "pctcp"; null for an outside proxy). */
   transport?: string | null;
   /** Isolate each worker's streams with its own SOCKS user name (default true). */
@@ -67,6 +108,15 @@ export interface RunOptions {
   signal?: AbortSignal;
 }
 
+/** Counts of one arm. */
+export interface ArmCounts {
+  total: number;
+  ok: number;
+  failed: number;
+  /** Circuits used (fresh ones counted when made). */
+  circuits: number;
+}
+
 /** What a run did. */
 export interface RunSummary {
   run: string;
@@ -74,6 +124,41 @@ export interface RunSummary {
   total: number;
   ok: number;
   failed: number;
+  /** Fetches that started late because the one before ran past their slot (policy late). */
+  late: number;
+  /** Slots dropped because a fetch ran past them (policy skip). */
+  skipped: number;
+  /** Per arm, when the run has arms. */
+  arms?: Record<string, ArmCounts>;
+}
+
+/** The SOCKS user name that pins an arm's circuit number `n` (our client and
+ * {@link PinnedCircuits} read `pctcp-path=`; the rest isolates). */
+export function armSocksUser(arm: Arm, n: number, rest: string): string {
+  return `pctcp-path=${arm.path.join(",")};arm=${arm.name};c=${n};${rest}`;
+}
+
+/** The arm of each of a worker's slots: round robin from `offset`, or blocks of one fetch
+ * per arm in a random order from `random`. Returns the arm index and block number of slot i. */
+export function armSlot(
+  i: number,
+  arms: number,
+  order: ArmOrder,
+  offset: number,
+  blockOrder: number[][],
+  random: () => number,
+): { arm: number; block: number } {
+  const block = Math.floor(i / arms);
+  if (order === "round-robin") return { arm: (i + offset) % arms, block };
+  while (blockOrder.length <= block) {
+    const perm = Array.from({ length: arms }, (_, k) => k);
+    for (let k = arms - 1; k > 0; k--) {
+      const j = Math.floor(random() * (k + 1));
+      [perm[k], perm[j]] = [perm[j]!, perm[k]!];
+    }
+    blockOrder.push(perm);
+  }
+  return { arm: blockOrder[block]![i % arms]!, block };
 }
 
 /** A run id from the time: r-YYYYMMDD-HHMMSS. */
@@ -138,22 +223,60 @@ function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   });
 }
 
-/** Runs the schedule; writes records to `options.out`, run settings to `out.runs.jsonl`. */
+/** Wall-clock ISO time of a monotonic instant. */
+function wallIso(mono: number): string {
+  return new Date(performance.timeOrigin + mono).toISOString();
+}
+
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
+
+/** Outcomes after which an arm's next fetch gets a fresh circuit (not the server's answers). */
+const CIRCUIT_SUSPECT = (outcome: string) => outcome !== "ok" && outcome !== "http";
+
+/**
+ * Runs the schedule; writes records to `options.out`, run settings to `out.runs.jsonl`.
+ *
+ * Each worker runs its fetches one after another. With an interval, fetch k+1 is scheduled
+ * `interval` after fetch k started; a fetch is never cut short by the schedule (only by the
+ * timeout), and when it runs past the next slot the overrun policy decides. With think time,
+ * the next fetch is scheduled a pause after this one ended. Records carry `scheduled_start`
+ * and `slip_ms` (actual − scheduled start) beside the actual `start`.
+ */
 export async function runMeasurement(options: RunOptions): Promise<RunSummary> {
   const [host, portText] = splitHostPort(options.socks);
   const run = options.run ?? runId();
   const seed = options.seed ?? Math.floor(Math.random() * 2 ** 31);
-  const random = seededRandom(seed);
   const intervalMs = (options.intervalS ?? 0) * 1000;
-  const timeoutMs = options.timeoutMs ??
-    (intervalMs > 0 ? intervalMs * 0.9 : 60_000);
-  if (intervalMs > 0 && timeoutMs >= intervalMs) {
+  if (intervalMs > 0 && (options.thinkS ?? 0) > 0) {
     throw new RangeError(
-      `the per-fetch timeout (${timeoutMs} ms) must be shorter than the interval (${intervalMs} ms)`,
+      "give an interval (start to start) or a think time (end to start), not both",
     );
   }
+  const timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+  const overrun = options.overrun ?? "late";
+  const jitter = options.jitter ?? 0;
+  const arms = options.arms ?? [];
+  if (arms.length === 1) throw new RangeError("arms compare: give at least two");
+  if (new Set(arms.map((a) => a.name)).size !== arms.length) {
+    throw new RangeError("arm names must differ");
+  }
+  const armOrder = options.armOrder ?? "blocks";
+  const circuitAgeMs = (options.circuitAgeS ?? DEFAULT_CIRCUIT_AGE_S) * 1000;
   const writer = await RecordWriter.open(options.out);
-  const summary: RunSummary = { run, out: options.out, total: 0, ok: 0, failed: 0 };
+  const summary: RunSummary = {
+    run,
+    out: options.out,
+    total: 0,
+    ok: 0,
+    failed: 0,
+    late: 0,
+    skipped: 0,
+  };
+  if (arms.length) {
+    summary.arms = Object.fromEntries(
+      arms.map((a) => [a.name, { total: 0, ok: 0, failed: 0, circuits: 0 }]),
+    );
+  }
   try {
     const meta = await RecordWriter.open(`${options.out}.runs.jsonl`);
     try {
@@ -170,6 +293,8 @@ export async function runMeasurement(options: RunOptions): Promise<RunSummary> {
           onRecord: undefined,
           signal: undefined,
           timeoutMs,
+          overrun,
+          ...(arms.length ? { armOrder, circuitAgeS: circuitAgeMs / 1000 } : {}),
         },
         deno: Deno.version.deno,
         host: Deno.hostname(),
@@ -186,33 +311,76 @@ export async function runMeasurement(options: RunOptions): Promise<RunSummary> {
     let w = 0;
     for (const wl of options.workloads) {
       for (let c = 0; c < (wl.concurrency ?? options.concurrency ?? 1); c++) {
+        const worker = w++;
+        // Each worker draws from its own seeded stream, so its order does not depend on timing.
+        const random = seededRandom((seed + Math.imul(worker, 0x9e3779b1)) >>> 0);
+        const isolation = options.isolate === false ? run : `${run}-${wl.label}-${c}`;
         const user = options.isolate === false
           ? options.socksUserPrefix
-          : `${options.socksUserPrefix ?? ""}${run}-${wl.label}-${c}`;
-        const offset = w++;
+          : `${options.socksUserPrefix ?? ""}${isolation}`;
+        const thinkMs = (wl.thinkS ?? options.thinkS ?? 0) * 1000;
+        const jittered = (ms: number) => ms * (1 + jitter * (2 * random() - 1));
+        const blockOrder: number[][] = [];
+        const armState = new Map<
+          string,
+          { n: number; since: number; reason: string; bad: boolean }
+        >();
         workers.push((async () => {
+          let planned = performance.now();
+          let startAt = planned;
+          let late = false;
+          let skippedBefore = 0;
           for (let i = 0; i < count; i++) {
             if (options.signal?.aborted) return;
-            if (deadline !== undefined && performance.now() >= deadline) return;
-            const t0 = performance.now();
-            const url = wl.urls[(i + offset) % wl.urls.length]!;
+            if (deadline !== undefined && startAt >= deadline) return;
+            const wait = startAt - performance.now();
+            if (wait > 0) await sleep(wait, options.signal);
+            if (options.signal?.aborted) return;
+            const url = wl.urls[(i + worker) % wl.urls.length]!;
+            let armFields: Partial<MeasureRecord> = {};
+            let socksUser = user;
+            let arm: Arm | undefined;
+            if (arms.length) {
+              const slot = armSlot(i, arms.length, armOrder, worker, blockOrder, random);
+              arm = arms[slot.arm]!;
+              const now = performance.now();
+              let st = armState.get(arm.name);
+              if (!st) st = { n: 1, since: now, reason: "first", bad: false };
+              else if (st.bad) st = { n: st.n + 1, since: now, reason: "failure", bad: false };
+              else if (now - st.since >= circuitAgeMs) {
+                st = { n: st.n + 1, since: now, reason: "age", bad: false };
+              }
+              if (armState.get(arm.name) !== st) summary.arms![arm.name]!.circuits++;
+              armState.set(arm.name, st);
+              socksUser = armSocksUser(arm, st.n, isolation);
+              armFields = {
+                arm: arm.name,
+                arm_path: arm.path,
+                arm_circuit: { n: st.n, reason: st.reason, since: wallIso(st.since) },
+                arm_block: slot.block,
+                worker,
+              };
+            }
             const fo: FetchOptions = {
               ...(options.caCerts ? { caCerts: options.caCerts } : {}),
               socksHost: host,
               socksPort: Number(portText),
               timeoutMs,
-              ...(user ? { socksUser: user } : {}),
+              ...(socksUser ? { socksUser } : {}),
+            };
+            const meta = {
+              run,
+              id: nextId++,
+              label: wl.label,
+              transport: options.transport ?? null,
+              url,
             };
             let rec: MeasureRecord;
+            let startMono: number;
             if (wl.kind === "page") {
               const p = await fetchPage(url, fo);
-              rec = toRecord(p.doc, {
-                run,
-                id: nextId++,
-                label: wl.label,
-                transport: options.transport ?? null,
-                url,
-              });
+              startMono = p.doc.startMono;
+              rec = toRecord(p.doc, meta);
               rec.page_ms = p.pageMs;
               rec.resources = { count: p.count, failed: p.failed };
               if (p.doc.outcome === "ok" && p.failed > 0) {
@@ -221,34 +389,58 @@ export async function runMeasurement(options: RunOptions): Promise<RunSummary> {
               }
             } else {
               const r = await timedFetch(url, fo);
-              rec = toRecord(r, {
-                run,
-                id: nextId++,
-                label: wl.label,
-                transport: options.transport ?? null,
-                url,
-              });
+              startMono = r.startMono;
+              rec = toRecord(r, meta);
             }
+            const end = performance.now();
+            rec.timeout_ms = timeoutMs;
+            rec.scheduled_start = wallIso(planned);
+            rec.slip_ms = round3(startMono - planned);
+            rec.late = late;
+            if (skippedBefore) rec.skipped_slots = skippedBefore;
+            Object.assign(rec, armFields);
             if (options.circuitLookup && rec.source_port !== null) {
               rec.circuit = (await options.circuitLookup(rec.source_port)) ?? null;
             }
+            if (rec.circuit?.error && rec.outcome !== "ok" && rec.outcome !== "timeout") {
+              // The proxy could not build the circuit: say so rather than "socks".
+              rec.outcome = "circuit";
+              rec.error = `${rec.error}; ${rec.circuit.error}`;
+            }
             await writer.append(rec);
             summary.total++;
+            if (late) summary.late++;
+            summary.skipped += skippedBefore;
             if (rec.outcome === "ok") {
               summary.ok++;
               await Deno.writeTextFile(`${options.out}.fresh`, `${new Date().toISOString()}\n`);
             } else summary.failed++;
-            options.onRecord?.(rec);
-            if (wl.thinkS) {
-              await sleep(
-                wl.thinkS * 1000 * (1 + (options.jitter ?? 0) * (2 * random() - 1)),
-                options.signal,
-              );
-            } else if (intervalMs > 0) {
-              const j = (options.jitter ?? 0) * (2 * random() - 1);
-              const wait = intervalMs * (1 + j) - (performance.now() - t0);
-              if (wait > 0) await sleep(wait, options.signal);
+            if (arm) {
+              const a = summary.arms![arm.name]!;
+              a.total++;
+              if (rec.outcome === "ok") a.ok++;
+              else a.failed++;
+              if (CIRCUIT_SUSPECT(rec.outcome)) armState.get(arm.name)!.bad = true;
             }
+            options.onRecord?.(rec);
+            // The next slot.
+            late = false;
+            skippedBefore = 0;
+            if (thinkMs > 0) {
+              planned = end + jittered(thinkMs);
+            } else if (intervalMs > 0) {
+              if (overrun === "skip") {
+                planned += jittered(intervalMs);
+                while (planned < end) {
+                  skippedBefore++;
+                  planned += jittered(intervalMs);
+                }
+              } else {
+                planned = startMono + jittered(intervalMs);
+                late = planned < end;
+              }
+            } else planned = end;
+            startAt = Math.max(planned, end);
           }
         })());
       }

@@ -8,6 +8,7 @@ import { stringify } from "csv-stringify";
 import type { GroupSummary } from "../stats/summary.ts";
 import { PERCENTILE_METHOD } from "../stats/percentile.ts";
 import { formatSize } from "../serve/sizes.ts";
+import { formatBound } from "../stats/censor.ts";
 
 /** Output formats of `stats`. */
 export type TableFormat = "table" | "csv" | "json" | "markdown";
@@ -24,6 +25,11 @@ export function summaryRows(groups: GroupSummary[]): (string | number)[][] {
     "error_rate",
     ...["p10", "p25", "p50", "p75", "p90", "p99"].flatMap((p) => [`${p}_ms`, `${p}_lo`, `${p}_hi`]),
     "errors",
+    "arm",
+    "timeouts",
+    "failed",
+    "excluded",
+    "lower_bounds",
   ];
   const rows: (string | number)[][] = [header];
   for (const g of groups) {
@@ -43,6 +49,11 @@ export function summaryRows(groups: GroupSummary[]): (string | number)[][] {
         Number(g.errorRate.toFixed(4)),
         ...est.flatMap((e) => [round(e.value), round(e.lo), round(e.hi)]),
         Object.entries(g.errors).map(([k, v]) => `${k}:${v}`).join(" "),
+        g.arm ?? "",
+        g.timeouts,
+        g.failed,
+        g.excluded,
+        est.filter((e) => e.censored?.value).map((e) => `p${e.p}`).join(" "),
       ]);
     }
   }
@@ -54,12 +65,14 @@ function round(x: number): number | string {
 }
 
 /** A note saying what the numbers are. */
-export function methodNote(base: "onionperf" | "tgen"): string {
+export function methodNote(base: "onionperf" | "tgen", censored = false): string {
   return `times in ms ${
     base === "tgen" ? "from the request (tgen)" : "from stream start, SOCKS included (OnionPerf)"
   }; ` +
     `percentiles: ${PERCENTILE_METHOD}; intervals: 95 % (bootstrap, 1000 resamples; order statistics above 20 000 samples); ` +
-    `failed fetches are counted, not timed`;
+    (censored
+      ? "timeouts censored at their timeout (≥: a lower bound), other failures counted, not timed"
+      : "failed and timed-out fetches are counted, not timed");
 }
 
 /** Renders rows in a format. */
@@ -98,15 +111,18 @@ export function compactRows(groups: GroupSummary[]): (string | number)[][] {
     "group",
     "metric",
     "n ok/all",
+    "timeout",
+    "failed",
     "p50 ms [95% CI]",
     "p75 ms",
     "p90 ms [95% CI]",
     "errors",
   ]];
+  const b = formatBound;
   for (const g of groups) {
     const name = `${g.label}${g.transport ? "/" + g.transport : ""}${
       g.size !== null ? " " + formatSize(g.size) : ""
-    }`;
+    }${g.arm ? " [" + g.arm + "]" : ""}`;
     for (const [metric, est] of [["response", g.response], ["download", g.download]] as const) {
       const e50 = est.find((e) => e.p === 50)!,
         e75 = est.find((e) => e.p === 75)!,
@@ -115,9 +131,15 @@ export function compactRows(groups: GroupSummary[]): (string | number)[][] {
         name,
         metric,
         `${g.ok}/${g.count}`,
-        `${e50.value.toFixed(1)} [${e50.lo.toFixed(1)}, ${e50.hi.toFixed(1)}]`,
-        e75.value.toFixed(1),
-        `${e90.value.toFixed(1)} [${e90.lo.toFixed(1)}, ${e90.hi.toFixed(1)}]`,
+        g.timeouts,
+        g.failed,
+        `${b(e50.value, e50.censored?.value)} [${b(e50.lo, e50.censored?.lo)}, ${
+          b(e50.hi, e50.censored?.hi)
+        }]`,
+        b(e75.value, e75.censored?.value),
+        `${b(e90.value, e90.censored?.value)} [${b(e90.lo, e90.censored?.lo)}, ${
+          b(e90.hi, e90.censored?.hi)
+        }]`,
         Object.entries(g.errors).map(([k, v]) => `${k}:${v}`).join(" ") || "-",
       ]);
     }

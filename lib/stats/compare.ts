@@ -2,11 +2,15 @@
  * Comparisons of two sample sets: the change of OTHER against BASE at each percentile in %,
  * with a 95 % bootstrap interval (both sides resampled), the speed-up factor with its
  * uncertainty, and a two-sided Mann-Whitney U test (normal approximation, tie-corrected).
+ * Arms of one run compare paired by time block (a block bootstrap and a signed-rank test of
+ * per-block ratios), and a comparison says what makes it doubtful (sample sizes, failure
+ * rates).
  * @module
  */
 
-import { percentileSorted } from "./percentile.ts";
+import { percentile, percentileSorted } from "./percentile.ts";
 import { seededRandom } from "../util/random.ts";
+import { boundedPercentile, type Sample, type SortedSample, sortSample } from "./censor.ts";
 
 /** One percentile's comparison. */
 export interface Change {
@@ -22,6 +26,9 @@ export interface Change {
   lo: number;
   /** 95 % interval of the change, %. */
   hi: number;
+  /** With censored timeouts: the change is at least (`at-least`) or at most (`at-most`) this,
+   * or cannot be told (`unknown`: both percentiles are lower bounds). */
+  bound?: "at-least" | "at-most" | "unknown";
 }
 
 /** A whole comparison of one metric. */
@@ -78,40 +85,97 @@ export function compareSamples(
   ps: readonly number[] = [50, 75, 90],
   seed = 7,
 ): Comparison {
-  const bs = Float64Array.from(base).sort(), os = Float64Array.from(other).sort();
+  return compareSampleSets(
+    { values: base, censoredAt: [] },
+    { values: other, censoredAt: [] },
+    { ps, seed },
+  );
+}
+
+/** Options of {@link compareSampleSets} and {@link compareArms}. */
+export interface CompareOptions {
+  /** Percentiles (default 50, 75, 90). */
+  ps?: readonly number[];
+  /** Bootstrap seed (default 7). */
+  seed?: number;
+}
+
+/** Where a censored change stands: a change computed with a lower-bound percentile. */
+function changeBound(baseAtLeast: boolean, otherAtLeast: boolean): Change["bound"] {
+  if (baseAtLeast && otherAtLeast) return "unknown";
+  if (otherAtLeast) return "at-least";
+  if (baseAtLeast) return "at-most";
+  return undefined;
+}
+
+/**
+ * Compares OTHER with BASE, either side possibly with timeouts censored at their timeout: a
+ * percentile that reaches a censored value is a lower bound, so its change is one too (the
+ * change carries `bound`). Both sides are resampled (1000 bootstrap replicates).
+ */
+export function compareSampleSets(
+  base: Sample,
+  other: Sample,
+  options: CompareOptions = {},
+): Comparison {
+  const bs = sortSample(base), os = sortSample(other);
+  return compareSorted(bs, os, options, (random) => [resample(bs, random), resample(os, random)], {
+    base: [...base.values, ...base.censoredAt],
+    other: [...other.values, ...other.censoredAt],
+  });
+}
+
+function resample(s: SortedSample, random: () => number, cap = 20_000): SortedSample {
+  const n = Math.min(s.v.length, cap);
+  const idx = new Uint32Array(n);
+  for (let i = 0; i < n; i++) idx[i] = Math.floor(random() * s.v.length);
+  idx.sort();
+  const v = new Float64Array(n), cens = new Uint8Array(n);
+  let firstCensored = n;
+  for (let i = 0; i < n; i++) {
+    v[i] = s.v[idx[i]!]!;
+    cens[i] = s.cens[idx[i]!]!;
+    if (cens[i] && firstCensored === n) firstCensored = i;
+  }
+  return { v, cens, firstCensored };
+}
+
+function compareSorted(
+  bs: SortedSample,
+  os: SortedSample,
+  options: CompareOptions,
+  draw: (random: () => number) => [SortedSample, SortedSample],
+  all: { base: number[]; other: number[] },
+): Comparison {
+  const ps = options.ps ?? [50, 75, 90];
   const B = 1000;
-  const random = seededRandom(seed);
-  const cap = 20_000;
-  const boot = (src: Float64Array) => {
-    const n = Math.min(src.length, cap);
-    const s = new Float64Array(n);
-    for (let i = 0; i < n; i++) s[i] = src[Math.floor(random() * src.length)]!;
-    return s.sort();
-  };
+  const random = seededRandom(options.seed ?? 7);
   const qs = [...ps, 50];
   const changes = qs.map(() => new Float64Array(B));
   for (let b = 0; b < B; b++) {
-    const x = boot(bs), y = boot(os);
+    const [x, y] = draw(random);
     qs.forEach((p, k) => {
-      const bv = percentileSorted(x, p);
-      changes[k]![b] = ((percentileSorted(y, p) - bv) / bv) * 100;
+      const bv = percentileSorted(x.v, p);
+      changes[k]![b] = ((percentileSorted(y.v, p) - bv) / bv) * 100;
     });
   }
   const out: Change[] = ps.map((p, k) => {
-    const base = percentileSorted(bs, p), oth = percentileSorted(os, p);
+    const b = boundedPercentile(bs, p), o = boundedPercentile(os, p);
     const c = changes[k]!.sort();
+    const bound = changeBound(b.atLeast, o.atLeast);
     return {
       p,
-      base,
-      other: oth,
-      changePct: ((oth - base) / base) * 100,
+      base: b.value,
+      other: o.value,
+      changePct: ((o.value - b.value) / b.value) * 100,
       lo: percentileSorted(c, 2.5),
       hi: percentileSorted(c, 97.5),
+      ...(bound ? { bound } : {}),
     };
   });
   const med = changes[qs.length - 1]!.sort();
   const f = (pct: number) => 1 / (1 + pct / 100);
-  const m50 = percentileSorted(os, 50) / percentileSorted(bs, 50);
+  const m50 = percentileSorted(os.v, 50) / percentileSorted(bs.v, 50);
   return {
     changes: out,
     factor: {
@@ -119,15 +183,171 @@ export function compareSamples(
       lo: f(percentileSorted(med, 97.5)),
       hi: f(percentileSorted(med, 2.5)),
     },
-    pValue: mannWhitney(base, other),
-    n: { base: base.length, other: other.length },
+    pValue: mannWhitney(all.base, all.other),
+    n: { base: all.base.length, other: all.other.length },
   };
+}
+
+/** Two-sided Wilcoxon signed-rank p-value of paired differences (zeros dropped, ties
+ * averaged, normal approximation with tie correction). */
+export function signedRank(diffs: number[]): number {
+  const d = diffs.filter((x) => x !== 0 && Number.isFinite(x));
+  const n = d.length;
+  if (n === 0) return NaN;
+  const sorted = d.map((x) => [Math.abs(x), x > 0 ? 1 : -1] as const).sort((a, b) => a[0] - b[0]);
+  let wPlus = 0, tie = 0;
+  for (let i = 0; i < n;) {
+    let j = i;
+    while (j < n && sorted[j]![0] === sorted[i]![0]) j++;
+    const rank = (i + j + 1) / 2;
+    const t = j - i;
+    tie += t * t * t - t;
+    for (let k = i; k < j; k++) if (sorted[k]![1] > 0) wPlus += rank;
+    i = j;
+  }
+  const mean = n * (n + 1) / 4;
+  const sigma = Math.sqrt(n * (n + 1) * (2 * n + 1) / 24 - tie / 48);
+  if (sigma === 0) return 1;
+  const z = (wPlus - mean) / sigma;
+  return 2 * (1 - normCdf(Math.abs(z)));
+}
+
+/** One time block of an arms run: each arm's samples in it. */
+export interface ArmBlock {
+  /** BASE's samples in the block. */
+  base: Sample;
+  /** OTHER's samples in the block. */
+  other: Sample;
+}
+
+/** A comparison of two arms paired by time block. */
+export interface ArmComparison extends Comparison {
+  /** Blocks where both arms have a sample (the ones compared). */
+  pairedBlocks: number;
+  /** Blocks where only one arm has a sample (left out). */
+  unpairedBlocks: number;
+  /** Wilcoxon signed-rank p-value of the per-block log ratio of medians. */
+  pairedPValue: number;
+  /** Median over blocks of OTHER/BASE (per-block medians). */
+  medianBlockRatio: number;
+}
+
+function median(s: Sample): number {
+  return percentileSorted(sortSample(s).v, 50);
+}
+
+/**
+ * Compares two arms of one run paired by time block: only blocks where both arms have a
+ * sample count, the bootstrap resamples whole blocks (both arms' samples of a drawn block
+ * together, so a slow minute weighs on both), the changes per percentile come with their 95 %
+ * interval as in {@link compareSamples}, beside the Mann-Whitney U of the pooled samples and a
+ * Wilcoxon signed-rank test of the per-block ratios.
+ */
+export function compareArms(blocks: ArmBlock[], options: CompareOptions = {}): ArmComparison {
+  const nonEmpty = (s: Sample) => s.values.length + s.censoredAt.length > 0;
+  const paired = blocks.filter((b) => nonEmpty(b.base) && nonEmpty(b.other));
+  const unpaired = blocks.filter((b) => nonEmpty(b.base) !== nonEmpty(b.other)).length;
+  const pool = (list: ArmBlock[], side: "base" | "other"): Sample => ({
+    values: list.flatMap((b) => b[side].values),
+    censoredAt: list.flatMap((b) => b[side].censoredAt),
+  });
+  const base = pool(paired, "base"), other = pool(paired, "other");
+  const draw = (random: () => number): [SortedSample, SortedSample] => {
+    const pick: ArmBlock[] = [];
+    for (let i = 0; i < paired.length; i++) {
+      pick.push(paired[Math.floor(random() * paired.length)]!);
+    }
+    return [sortSample(pool(pick, "base")), sortSample(pool(pick, "other"))];
+  };
+  const c = compareSorted(sortSample(base), sortSample(other), options, draw, {
+    base: [...base.values, ...base.censoredAt],
+    other: [...other.values, ...other.censoredAt],
+  });
+  const logRatios = paired.map((b) => Math.log(median(b.other) / median(b.base)));
+  return {
+    ...c,
+    pairedBlocks: paired.length,
+    unpairedBlocks: unpaired,
+    pairedPValue: signedRank(logRatios),
+    medianBlockRatio: Math.exp(percentile(logRatios, 50)),
+  };
+}
+
+/** Two-sided p-value that two failure rates are equal (two-proportion z-test). */
+export function twoProportions(failA: number, nA: number, failB: number, nB: number): number {
+  if (!nA || !nB) return NaN;
+  const p = (failA + failB) / (nA + nB);
+  const se = Math.sqrt(p * (1 - p) * (1 / nA + 1 / nB));
+  if (se === 0) return 1;
+  const z = (failA / nA - failB / nB) / se;
+  return 2 * (1 - normCdf(Math.abs(z)));
+}
+
+/** Counts of one side for {@link comparisonDoubts}. */
+export interface SideCounts {
+  /** Name (arm or file). */
+  name: string;
+  /** Fetches. */
+  count: number;
+  /** Successful. */
+  ok: number;
+  /** Timed out. */
+  timeouts: number;
+  /** Failed otherwise. */
+  failed: number;
+}
+
+/**
+ * Why a comparison may mislead: sample sizes that differ by more than a fifth, failure rates
+ * that differ (two-proportion test p < 0.05 and at least 2 points apart) — then successes
+ * alone compare different populations — and too few paired blocks.
+ */
+export function comparisonDoubts(
+  a: SideCounts,
+  b: SideCounts,
+  pairedBlocks?: number,
+): string[] {
+  const out: string[] = [];
+  if (Math.min(a.ok, b.ok) < 0.8 * Math.max(a.ok, b.ok)) {
+    out.push(
+      `sample sizes differ: ${a.ok} successful fetches (${a.name}) vs ${b.ok} (${b.name})`,
+    );
+  }
+  const fa = a.count - a.ok, fb = b.count - b.ok;
+  const p = twoProportions(fa, a.count, fb, b.count);
+  const ra = a.count ? fa / a.count : 0, rb = b.count ? fb / b.count : 0;
+  if (p < 0.05 && Math.abs(ra - rb) >= 0.02) {
+    out.push(
+      `failure rates differ: ${
+        (ra * 100).toFixed(1)
+      } % (${a.name}: ${a.timeouts} timeouts, ${a.failed} other) vs ${
+        (rb * 100).toFixed(1)
+      } % (${b.name}: ${b.timeouts} timeouts, ${b.failed} other), p = ${
+        p.toPrecision(2)
+      }: percentiles of successes compare different populations (try --censor)`,
+    );
+  }
+  if (pairedBlocks !== undefined && pairedBlocks < 10) {
+    out.push(`only ${pairedBlocks} time blocks have both arms: wide intervals, doubt the result`);
+  }
+  return out;
 }
 
 /** The paper's words for one change: "improved by 62 % at the median" / "worsened by …". */
 export function describeChange(metric: string, c: Change): string {
   const where = c.p === 50 ? "at the median" : `at the ${c.p}th percentile`;
   const ci = `(95 % CI ${fmtPct(c.lo)} .. ${fmtPct(c.hi)})`;
+  if (c.bound === "unknown") {
+    return `${metric}: cannot tell ${where}: both sides reach censored timeouts (≥ ${
+      c.base.toFixed(0)
+    } ms, ≥ ${c.other.toFixed(0)} ms)`;
+  }
+  if (c.bound) {
+    const rel = c.bound === "at-least" ? "≥" : "≤";
+    return `${metric}: change ${rel} ${
+      fmtPct(c.changePct)
+    } ${where} (a censored timeout bounds it) ${ci}`;
+  }
   if (c.lo <= 0 && c.hi >= 0) {
     return `${metric}: no clear change ${where}: ${fmtPct(c.changePct)} ${ci}`;
   }
