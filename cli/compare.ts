@@ -10,8 +10,6 @@ import { run, UsageError } from "./_common.ts";
 import { readRecords } from "../lib/stats/load.ts";
 import { filterRecord } from "../lib/stats/filter.ts";
 import {
-  type ArmBlock,
-  compareArms,
   compareSampleSets,
   type Comparison,
   comparisonDoubts,
@@ -19,7 +17,13 @@ import {
   describeFactor,
   type SideCounts,
 } from "../lib/stats/compare.ts";
-import { type Sample, timeoutOf } from "../lib/stats/censor.ts";
+import {
+  addToSide,
+  ArmCollector,
+  newSide,
+  sampleSize as size,
+  type SideSamples as Side,
+} from "../lib/stats/arms.ts";
 import { exclusionWarning } from "../lib/stats/summary.ts";
 import type { MeasureRecord } from "../lib/measure/record.ts";
 import { type FilterFlags, filterFrom, withFilters } from "./stats.ts";
@@ -35,46 +39,6 @@ interface CompareFlags extends FilterFlags {
   by?: string;
   baseline?: string;
 }
-
-/** One side's samples and counts of one label. */
-interface Side {
-  counts: SideCounts;
-  response: Sample;
-  download: Sample;
-}
-
-function newSide(name: string): Side {
-  return {
-    counts: { name, count: 0, ok: 0, timeouts: 0, failed: 0 },
-    response: { values: [], censoredAt: [] },
-    download: { values: [], censoredAt: [] },
-  };
-}
-
-/** Adds a record to a side: successes timed, timeouts counted (and censored with `censor`). */
-function addTo(side: Side, r: MeasureRecord, base: TimeBase, censor: boolean): void {
-  side.counts.count++;
-  const off = base === "tgen" ? (r.phases_ms.request ?? 0) : 0;
-  const fb = r.phases_ms.first_byte, lb = r.phases_ms.last_byte;
-  if (r.outcome === "ok") {
-    side.counts.ok++;
-    if (fb !== undefined) side.response.values.push(fb - off);
-    if (lb !== undefined) side.download.values.push(lb - off);
-    return;
-  }
-  if (r.outcome !== "timeout") {
-    side.counts.failed++;
-    return;
-  }
-  side.counts.timeouts++;
-  const t = censor ? timeoutOf(r) : undefined;
-  if (t === undefined) return;
-  if (fb !== undefined) side.response.values.push(fb - off);
-  else side.response.censoredAt.push(t - off);
-  side.download.censoredAt.push(t - off);
-}
-
-const size = (s: Sample) => s.values.length + s.censoredAt.length;
 
 function report(
   lines: string[],
@@ -134,94 +98,34 @@ export function compareCommand(): Command {
       const lines: string[] = [];
       const doubts: string[] = [];
       if (o.by === "arm") {
-        // label → arm → side; label → block → arm → samples
-        const sides = new Map<string, Map<string, Side>>();
-        const blocks = new Map<string, Map<string, Map<string, Side>>>();
-        const armOrder: string[] = [];
-        let noArm = 0;
+        const col = new ArmCollector({ base: o.base, censor });
         const res = await readRecords(files, (r) => {
-          if (!keep(r)) return;
-          if (!r.arm) {
-            noArm++;
-            return;
-          }
-          if (!armOrder.includes(r.arm)) armOrder.push(r.arm);
-          let byArm = sides.get(r.label);
-          if (!byArm) sides.set(r.label, byArm = new Map());
-          let side = byArm.get(r.arm);
-          if (!side) byArm.set(r.arm, side = newSide(r.arm));
-          addTo(side, r, o.base, censor);
-          const bk = `${r.run}|${r.worker ?? 0}|${r.arm_block ?? r.id}`;
-          let byBlock = blocks.get(r.label);
-          if (!byBlock) blocks.set(r.label, byBlock = new Map());
-          let inBlock = byBlock.get(bk);
-          if (!inBlock) byBlock.set(bk, inBlock = new Map());
-          let bs = inBlock.get(r.arm);
-          if (!bs) inBlock.set(r.arm, bs = newSide(r.arm));
-          addTo(bs, r, o.base, censor);
+          if (keep(r)) col.add(r);
         });
         for (const b of res.bad) console.error(`pctcp: ${b.file}:${b.line}: skipped: ${b.reason}`);
-        if (noArm) console.error(`pctcp: ${noArm} records without an arm left out`);
-        const baseline = o.baseline ?? armOrder[0];
-        if (!baseline || armOrder.length < 2) {
+        const arms = col.arms;
+        if (arms.length < 2) {
           console.error(
             `pctcp: --by arm needs records of two arms (measure --arm); found ${
-              armOrder.length ? armOrder.join(", ") : "none"
+              arms.length ? arms.join(", ") : "none"
             }`,
           );
           return 1;
         }
-        if (!armOrder.includes(baseline)) {
-          throw new UsageError(`--baseline ${baseline}: no such arm (${armOrder.join(", ")})`);
+        if (o.baseline && !arms.includes(o.baseline)) {
+          throw new UsageError(`--baseline ${o.baseline}: no such arm (${arms.join(", ")})`);
         }
-        for (const [label, byArm] of sides) {
-          const bSide = byArm.get(baseline);
-          if (!bSide) continue;
-          for (const arm of armOrder) {
-            const oSide = byArm.get(arm);
-            if (arm === baseline || !oSide) continue;
-            lines.push(`${label}: ${arm} against ${baseline}, paired by time block`);
-            lines.push(countsLine(bSide.counts, censor), countsLine(oSide.counts, censor));
-            for (const metric of METRICS) {
-              const armBlocks: ArmBlock[] = [];
-              for (const inBlock of blocks.get(label)!.values()) {
-                const empty = { values: [], censoredAt: [] };
-                armBlocks.push({
-                  base: inBlock.get(baseline)?.[metric] ?? empty,
-                  other: inBlock.get(arm)?.[metric] ?? empty,
-                });
-              }
-              if (!size(bSide[metric]) || !size(oSide[metric])) continue;
-              const c = compareArms(armBlocks);
-              if (c.pairedBlocks === 0) continue;
-              out[`${label}_${metric}_${arm}_vs_${baseline}`] = {
-                ...c,
-                counts: { [baseline]: bSide.counts, [arm]: oSide.counts },
-              };
-              report(
-                lines,
-                label,
-                metric,
-                c,
-                baseline,
-                arm,
-                `; ${c.pairedBlocks} paired blocks (${c.unpairedBlocks} unpaired left out), per-block ratio ${
-                  c.medianBlockRatio.toFixed(3)
-                }, signed-rank p = ${c.pairedPValue.toPrecision(2)}`,
-              );
-              if (metric === "download") {
-                doubts.push(
-                  ...comparisonDoubts(bSide.counts, oSide.counts, c.pairedBlocks).map((d) =>
-                    `${label} ${arm} vs ${baseline}: ${d}`
-                  ),
-                );
-              }
-            }
-            for (const s of [bSide, oSide]) {
-              const w = exclusionWarning(s.counts, { censored: censor });
-              if (w) doubts.push(`${label} [${s.counts.name}]: ${w}`);
-            }
-          }
+        const rep = col.compare(o.baseline);
+        if (rep.withoutArm) {
+          console.error(`pctcp: ${rep.withoutArm} records without an arm left out`);
+        }
+        lines.push(...rep.lines);
+        doubts.push(...rep.doubts);
+        for (const x of rep.results) {
+          out[`${x.label}_${x.metric}_${x.arm}_vs_${x.baseline}`] = {
+            ...x.comparison,
+            counts: { [x.baseline]: x.counts.baseline, [x.arm]: x.counts.arm },
+          };
         }
       } else {
         if (files.length !== 2) {
@@ -234,7 +138,7 @@ export function compareCommand(): Command {
             if (!keep(r)) return;
             let side = by.get(r.label);
             if (!side) by.set(r.label, side = newSide(file));
-            addTo(side, r, o.base, censor);
+            addToSide(side, r, { base: o.base, censor });
           });
           for (const b of res.bad) {
             console.error(`pctcp: ${b.file}:${b.line}: skipped: ${b.reason}`);

@@ -1,6 +1,13 @@
 import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
 import { fromOnionPerf, toOnionPerf } from "../lib/report/onionperf.ts";
-import { asciiCdf, cdfSpec, ecdf, renderSvg, svgToPng } from "../lib/report/plots.ts";
+import {
+  asciiCdf,
+  binTimeSeries,
+  cdfSpec,
+  ecdf,
+  renderSvg,
+  svgToPng,
+} from "../lib/report/plots.ts";
 import type { MeasureRecord } from "../lib/measure/record.ts";
 import { pctcp } from "./_cli.ts";
 
@@ -116,4 +123,80 @@ Deno.test("export csv always has the error class; export onionperf, import and r
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("report over a glob of daily files: one CDF per arm, a time series of both, the paired comparison", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    await Deno.mkdir(`${dir}/daily`);
+    let id = 0;
+    for (const day of [24, 25, 26]) {
+      const lines: string[] = [];
+      for (let block = 0; block < 20; block++) {
+        for (const arm of ["tor", "pctcp"]) {
+          id++;
+          const lb = (arm === "pctcp" ? 200 : 300) + (id % 17) * 5;
+          lines.push(JSON.stringify(rec(id, {
+            label: "web",
+            run: `r-202611${day}`,
+            start: new Date(Date.UTC(2026, 10, day, 1, block, arm === "tor" ? 0 : 30))
+              .toISOString(),
+            phases_ms: { first_byte: lb / 4, last_byte: lb },
+            outcome: arm === "pctcp" && block === 3 ? "timeout" : "ok",
+            error: arm === "pctcp" && block === 3 ? "no answer within 2000 ms" : null,
+            arm,
+            arm_block: block,
+            worker: 0,
+          })));
+        }
+      }
+      await Deno.writeTextFile(`${dir}/daily/measure-202611${day}.jsonl`, lines.join("\n") + "\n");
+    }
+    const out = `${dir}/report`;
+    const r = await pctcp(
+      "report",
+      `${dir}/daily/measure-*.jsonl`,
+      "--out",
+      out,
+      "--baseline",
+      "tor",
+    );
+    assertEquals(r.code, 0, r.stderr);
+    assertEquals(r.stdout.trim(), `${out}/report.html`);
+    const html = await Deno.readTextFile(`${out}/report.html`);
+    const has = (text: string, part: string) => assert(text.includes(part), `missing: ${part}`);
+    has(html, "120 records from 3 file(s)");
+    has(html, "web: pctcp against tor, paired by time block");
+    // Three blocks lost their pctcp fetch to a timeout: left out of the pairing, said so.
+    has(html, "57 paired blocks (3 unpaired left out)");
+    has(html, "pctcp: 60 fetches, 57 ok, 3 timed out");
+    const cdfSvg = await Deno.readTextFile(`${out}/cdf-web-download.svg`);
+    has(cdfSvg, "pctcp (n=57)");
+    has(cdfSvg, "tor (n=60)");
+    const ts = await Deno.readTextFile(`${out}/timeseries-download.svg`);
+    has(ts, "web/pctcp");
+    has(ts, "web/tor");
+    // A folder is not a glob: without --out, files need a folder.
+    const bad = await pctcp("report", `${dir}/daily/measure-20261124.jsonl`);
+    assertEquals(bad.code, 2);
+    const none = await pctcp("report", `${dir}/daily/weekly-*.jsonl`, "--out", out);
+    assertEquals(none.code, 1);
+    assertStringIncludes(none.stderr, "no files match");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("binTimeSeries gives per group and bin the median of successes and the failures", () => {
+  const pts = Array.from({ length: 400 }, (_, i) => ({
+    time: new Date(Date.UTC(2026, 10, 24) + i * 60_000).toISOString(),
+    value: i % 2 ? 100 : 300,
+    group: i % 2 ? "a" : "b",
+    ok: i % 10 !== 0,
+  }));
+  const bins = binTimeSeries(pts, 10);
+  assert(bins.length >= 18 && bins.length <= 22, `${bins.length} bins`);
+  assert(bins.filter((b) => b.group === "a").every((b) => b.value === 100));
+  assertEquals(bins.reduce((a, b) => a + b.failed, 0), 40);
+  assertEquals(bins.reduce((a, b) => a + b.n, 0), 360);
 });

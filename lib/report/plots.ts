@@ -110,6 +110,74 @@ export function timeSeriesSpec(title: string, yTitle: string, points: TimePoint[
   } as Spec;
 }
 
+/** One bin of a binned time series: the median of a group's successful values in it. */
+export interface BinnedPoint {
+  /** Bin middle, ISO 8601. */
+  time: string;
+  /** Median, ms. */
+  value: number;
+  /** Group name. */
+  group: string;
+  /** Successful fetches in the bin. */
+  n: number;
+  /** Failed fetches in the bin. */
+  failed: number;
+}
+
+/**
+ * Bins a long time series (days of fetches) into about `bins` equal spans: per group and bin,
+ * the median of successful values and the count of failures.
+ */
+export function binTimeSeries(points: TimePoint[], bins = 200): BinnedPoint[] {
+  const times = points.map((p) => Date.parse(p.time)).filter(Number.isFinite);
+  if (!times.length) return [];
+  const t0 = Math.min(...times), t1 = Math.max(...times);
+  const width = Math.max(1000, (t1 - t0) / bins);
+  const cells = new Map<string, { group: string; bin: number; ok: number[]; failed: number }>();
+  for (const p of points) {
+    const bin = Math.floor((Date.parse(p.time) - t0) / width);
+    const key = `${p.group}\0${bin}`;
+    let c = cells.get(key);
+    if (!c) cells.set(key, c = { group: p.group, bin, ok: [], failed: 0 });
+    if (p.ok) c.ok.push(p.value);
+    else c.failed++;
+  }
+  const out: BinnedPoint[] = [];
+  for (const c of cells.values()) {
+    const v = c.ok.sort((a, b) => a - b);
+    const mid = v.length % 2
+      ? v[(v.length - 1) / 2]!
+      : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+    out.push({
+      time: new Date(t0 + (c.bin + 0.5) * width).toISOString(),
+      value: v.length ? mid : NaN,
+      group: c.group,
+      n: v.length,
+      failed: c.failed,
+    });
+  }
+  return out.filter((p) => Number.isFinite(p.value)).sort((a, b) =>
+    a.time.localeCompare(b.time) || a.group.localeCompare(b.group)
+  );
+}
+
+/** A binned time series: per group a line through the bins' medians. */
+export function binnedTimeSeriesSpec(title: string, yTitle: string, points: BinnedPoint[]): Spec {
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title,
+    width: 560,
+    height: 280,
+    data: { values: points },
+    mark: { type: "line", point: { filled: true, size: 14 } },
+    encoding: {
+      x: { field: "time", type: "temporal", title: "fetch start (bin middle)" },
+      y: { field: "value", type: "quantitative", title: yTitle },
+      color: { field: "group", type: "nominal", title: null },
+    },
+  } as Spec;
+}
+
 /** Renders a vega-lite spec to SVG. */
 export async function renderSvg(spec: Spec): Promise<string> {
   const view = new vega.View(vega.parse(vl.compile(spec).spec), { renderer: "none" });
