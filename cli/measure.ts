@@ -67,7 +67,13 @@ export function parseArms(specs: string[], guard?: string, exit?: string): Arm[]
     const m = /^([A-Za-z0-9_.-]+)=(.+)$/.exec(spec);
     if (!m) throw new UsageError(`--arm expects NAME=RELAY,RELAY,…, got ${JSON.stringify(spec)}`);
     const path = [...(guard ? [guard] : []), ...relayList(m[2]!), ...(exit ? [exit] : [])];
-    if (!path.length) throw new UsageError(`--arm ${m[1]} names no relay`);
+    if (path.length < 3) {
+      throw new UsageError(
+        `--arm ${
+          m[1]
+        }: ${path.length} relay(s); a circuit needs guard, middle and exit (give --guard and --exit, or whole paths)`,
+      );
+    }
     return { name: m[1]!, path };
   });
   if (arms.length === 1) throw new UsageError("--arm: give at least two arms to compare");
@@ -76,7 +82,13 @@ export function parseArms(specs: string[], guard?: string, exit?: string): Arm[]
   return arms;
 }
 
-async function resolveOut(out: string, run: string): Promise<string> {
+/** The output file: `{date}` (UTC YYYYMMDD) and `{run}` filled in (a daily file from cron);
+ * a folder gets `measure-RUN.jsonl`. */
+export async function resolveOut(out: string, run: string, now = new Date()): Promise<string> {
+  const date = now.toISOString().slice(0, 10).replaceAll("-", "");
+  out = out.replaceAll("{date}", date).replaceAll("{run}", run);
+  const parent = out.includes("/") ? out.slice(0, out.lastIndexOf("/")) : "";
+  if (parent && !out.endsWith("/")) await Deno.mkdir(parent, { recursive: true });
   let isDir = out.endsWith("/");
   try {
     isDir ||= (await Deno.stat(out)).isDirectory;
@@ -95,7 +107,10 @@ export function measureCommand(): Command {
     .requiredOption("--socks <host:port>", "SOCKS5 proxy (ours, or a Tor client's SocksPort)")
     .option("--url <url...>", "URL(s) to fetch as files (e.g. http://127.0.0.1:8080/bytes/5MiB)")
     .option("--page <url...>", "URL(s) of web pages: the document and its sub-resources")
-    .requiredOption("--out <file|dir>", "JSONL file to append to, or a folder")
+    .requiredOption(
+      "--out <file|dir>",
+      "JSONL file to append to ({date} becomes the UTC day, {run} the run id), or a folder",
+    )
     .option("--label <name>", "label of the records", "measure")
     .option("--count <n>", "fetches per worker", positiveInt)
     .option("--duration <s>", "stop starting fetches after this many seconds", nonNegative)

@@ -5,7 +5,9 @@
 // and on a private network of Debian's tor (two middles pinned through the control port).
 import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
 import { pctcp } from "./_cli.ts";
-import { armSlot, armSocksUser } from "../lib/measure/run.ts";
+import { armSlot, armSocksUser, runMeasurement } from "../lib/measure/run.ts";
+import { resolveOut } from "../cli/measure.ts";
+import { slowServer, tinySocks } from "./_slow.ts";
 import { compareArms, comparisonDoubts } from "../lib/stats/compare.ts";
 import { seededRandom } from "../lib/util/random.ts";
 import { networkDown, networkUp } from "../lib/network/launcher.ts";
@@ -273,4 +275,70 @@ Deno.test({
       await Deno.remove(dir, { recursive: true });
     }
   },
+});
+
+Deno.test("runMeasurement with arms gives each arm a fresh circuit (SOCKS user name) when its circuit is old", async () => {
+  const dir = await Deno.makeTempDir();
+  const proxy = tinySocks(), web = slowServer();
+  try {
+    const out = `${dir}/age.jsonl`;
+    const sum = await runMeasurement({
+      socks: `127.0.0.1:${proxy.port}`,
+      workloads: [{ label: "web", urls: [`${web.url}/slow/5`] }],
+      arms: [{ name: "a", path: ["g", "m1", "e"] }, { name: "b", path: ["g", "m2", "e"] }],
+      armOrder: "round-robin",
+      circuitAgeS: 0.5,
+      intervalS: 0.15,
+      count: 10,
+      out,
+      run: "r-age",
+    });
+    assertEquals(sum.arms!.a!.ok, 5);
+    const recs = await records(out);
+    const a = recs.filter((x) => x.arm === "a");
+    assert(
+      a.some((x) => x.arm_circuit?.reason === "age"),
+      JSON.stringify(a.map((x) => x.arm_circuit)),
+    );
+    assert(sum.arms!.a!.circuits >= 2);
+    // The first fetch of each circuit says so; the proxy saw one user name per circuit.
+    assertEquals(a.filter((x) => x.arm_circuit?.first).length, sum.arms!.a!.circuits);
+    const aUsers = new Set(proxy.users.filter((u) => u.includes(";arm=a;")));
+    assertEquals(aUsers.size, sum.arms!.a!.circuits);
+    for (const u of aUsers) assertEquals(pathFromSocksUser(u), ["g", "m1", "e"]);
+  } finally {
+    await proxy.stop();
+    await web.stop();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("measure --out {date} makes a daily file; an arm of fewer than 3 relays is a usage error", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const f = await resolveOut(
+      `${dir}/daily/arms-{date}.jsonl`,
+      "r-1",
+      new Date("2026-11-26T23:00:00Z"),
+    );
+    assertEquals(f, `${dir}/daily/arms-20261126.jsonl`);
+    assert((await Deno.stat(`${dir}/daily`)).isDirectory);
+    const r = await pctcp(
+      "measure",
+      "--socks",
+      "127.0.0.1:9",
+      "--url",
+      "http://127.0.0.1:9/",
+      "--arm",
+      "a=m1",
+      "--arm",
+      "b=m2",
+      "--out",
+      `${dir}/x.jsonl`,
+    );
+    assertEquals(r.code, 2);
+    assertStringIncludes(r.stderr, "a circuit needs guard, middle and exit");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
 });

@@ -56,8 +56,9 @@ export interface MeasureRecord {
   /** The relays the arm asked for, guard first. */
   arm_path?: string[];
   /** Which of this worker's circuits for the arm: n-th, made because of "first", "age" or
-   * "failure", and since when. */
-  arm_circuit?: { n: number; reason: string; since: string };
+   * "failure", since when, and `first` on the circuit's first fetch (whose time includes the
+   * circuit's build, as a Tor client's first stream on a fresh circuit does). */
+  arm_circuit?: { n: number; reason: string; since: string; first?: boolean };
   /** The block of the interleaved order (one fetch per arm per block and worker). */
   arm_block?: number;
   /** The schedule worker that made the fetch (0-based). */

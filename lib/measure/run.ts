@@ -350,13 +350,19 @@ export async function runMeasurement(options: RunOptions): Promise<RunSummary> {
               else if (now - st.since >= circuitAgeMs) {
                 st = { n: st.n + 1, since: now, reason: "age", bad: false };
               }
-              if (armState.get(arm.name) !== st) summary.arms![arm.name]!.circuits++;
+              const fresh = armState.get(arm.name) !== st;
+              if (fresh) summary.arms![arm.name]!.circuits++;
               armState.set(arm.name, st);
               socksUser = armSocksUser(arm, st.n, isolation);
               armFields = {
                 arm: arm.name,
                 arm_path: arm.path,
-                arm_circuit: { n: st.n, reason: st.reason, since: wallIso(st.since) },
+                arm_circuit: {
+                  n: st.n,
+                  reason: st.reason,
+                  since: wallIso(st.since),
+                  ...(fresh ? { first: true } : {}),
+                },
                 arm_block: slot.block,
                 worker,
               };
