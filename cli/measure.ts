@@ -219,6 +219,11 @@ export function measureCommand(): Command {
         if (o.control && !o.path && !arms) {
           throw new UsageError("--control needs --path or --arm (the relays to pin)");
         }
+        if (o.streams && !(await Deno.stat(o.streams).then((st) => st.isFile, () => false))) {
+          throw new UsageError(
+            `--streams ${o.streams}: no such file (network status --json names the client's stream log)`,
+          );
+        }
         const path = o.path ? relayList(o.path) : undefined;
         let pinned: PinnedCircuits | undefined;
         if (o.control && (path || arms)) {
