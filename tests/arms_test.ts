@@ -237,6 +237,9 @@ Deno.test({
         `a=${m1}`,
         "--arm",
         `b=${m2}`,
+        // A relay this network does not have: every circuit of the arm fails; the run goes on.
+        "--arm",
+        `ghost=${"AB".repeat(20)}`,
         "--guard",
         g!,
         "--exit",
@@ -244,15 +247,22 @@ Deno.test({
         "--order",
         "round-robin",
         "--count",
-        "6",
+        "9",
         "--timeout",
         "30000",
         "--out",
         out,
       );
       assertEquals(r.code, 0, r.stderr);
-      const recs = await records(out);
-      assertEquals(recs.map((x) => x.arm), ["a", "b", "a", "b", "a", "b"]);
+      const all = await records(out);
+      assertEquals(all.map((x) => x.arm).join(" "), "a b ghost a b ghost a b ghost");
+      const ghost = all.filter((x) => x.arm === "ghost");
+      for (const x of ghost) {
+        assertEquals(x.outcome, "circuit", x.error ?? "");
+        assertStringIncludes(x.error ?? "", "EXTENDCIRCUIT");
+      }
+      assertEquals(ghost.map((x) => x.arm_circuit?.reason), ["first", "failure", "failure"]);
+      const recs = all.filter((x) => x.arm !== "ghost");
       for (const x of recs) {
         assertEquals(x.outcome, "ok", x.error ?? "");
         const want = [g, x.arm === "a" ? m1 : m2, e];
