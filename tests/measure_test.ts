@@ -126,7 +126,7 @@ Deno.test("timedFetch turns failures into outcomes: proxy down, SOCKS refusal, s
   assertEquals(short.bytes, 5);
 });
 
-Deno.test("timedFetch agrees with curl within 2 ms at the median (loopback, same proxy and URL)", async () => {
+Deno.test("timedFetch agrees with curl at the median within 1 ms plus the measured noise (loopback, same proxy and URL)", async () => {
   // The instrument alone: a plain SOCKS5 forwarder and the server, each its own process, so
   // neither our fetcher nor curl shares an event loop with them, and no onion routing adds
   // fetch-to-fetch noise larger than what is being checked.
@@ -182,20 +182,27 @@ Deno.test("timedFetch agrees with curl within 2 ms at the median (loopback, same
       curl.lb.push(total!);
     }
     const m = (x: number[]) => percentile(x, 50);
-    const d1 = Math.abs(m(ours.fb) - m(curl.fb));
-    const d2 = Math.abs(m(ours.lb) - m(curl.lb));
-    assert(
-      d1 < 2,
-      `response time medians differ by ${d1.toFixed(2)} ms (ours ${m(ours.fb).toFixed(2)}, curl ${
-        m(curl.fb).toFixed(2)
-      })`,
-    );
-    assert(
-      d2 < 2,
-      `download time medians differ by ${d2.toFixed(2)} ms (ours ${m(ours.lb).toFixed(2)}, curl ${
-        m(curl.lb).toFixed(2)
-      })`,
-    );
+    // The tolerance comes from this run's own noise: 1 ms (curl's process start-up is not in
+    // its timings, ours has no such gap) plus three standard errors of the difference of the
+    // two medians, each estimated from its sample's interquartile range (σ ≈ IQR / 1.349,
+    // SE(median) ≈ 1.253 σ / √n). Quiet machine: ≈ 1.1 ms; loaded 2-core machine: larger.
+    const se = (x: number[]) =>
+      1.253 * (percentile(x, 75) - percentile(x, 25)) / 1.349 / Math.sqrt(x.length);
+    for (
+      const [what, a, b] of [
+        ["response time", ours.fb, curl.fb],
+        ["download time", ours.lb, curl.lb],
+      ] as const
+    ) {
+      const d = Math.abs(m(a) - m(b));
+      const tol = 1 + 3 * Math.hypot(se(a), se(b));
+      assert(
+        d < tol,
+        `${what} medians differ by ${d.toFixed(2)} ms > ${tol.toFixed(2)} ms (ours ${
+          m(a).toFixed(2)
+        }, curl ${m(b).toFixed(2)})`,
+      );
+    }
   } finally {
     for (const c of [proxy, server]) {
       try {
