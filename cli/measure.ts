@@ -10,6 +10,7 @@ import type { MeasureRecord } from "../lib/measure/record.ts";
 import { percentile } from "../lib/stats/percentile.ts";
 import { circuitLookupFromLog } from "../lib/measure/streams.ts";
 import { PinnedCircuits } from "../lib/tor/pinned.ts";
+import { expandDatePattern } from "../lib/schedule/date_pattern.ts";
 
 interface MeasureFlags {
   socks: string;
@@ -33,6 +34,7 @@ interface MeasureFlags {
   controlPassword?: string;
   controlCookie?: string;
   caCert?: string[];
+  client: "raw" | "undici" | "node";
 }
 
 async function resolveOut(out: string, run: string): Promise<string> {
@@ -54,7 +56,10 @@ export function measureCommand(): Command {
     .requiredOption("--socks <host:port>", "SOCKS5 proxy (ours, or a Tor client's SocksPort)")
     .option("--url <url...>", "URL(s) to fetch as files (e.g. http://127.0.0.1:8080/bytes/5MiB)")
     .option("--page <url...>", "URL(s) of web pages: the document and its sub-resources")
-    .requiredOption("--out <file|dir>", "JSONL file to append to, or a folder")
+    .requiredOption(
+      "--out <file|dir>",
+      "JSONL file to append to, or a folder; %Y %m %d %H %M %S expand to the start time",
+    )
     .option("--label <name>", "label of the records", "measure")
     .option("--count <n>", "fetches per worker", positiveInt)
     .option("--duration <s>", "stop starting fetches after this many seconds", nonNegative)
@@ -85,6 +90,10 @@ export function measureCommand(): Command {
     .option("--control-password <pw>", "control port password (default: SAFECOOKIE or COOKIE)")
     .option("--control-cookie <file>", "control auth cookie file (default: from PROTOCOLINFO)")
     .option("--ca-cert <pem...>", "extra trusted CA certificates for HTTPS (e.g. a test server's)")
+    .addOption(
+      new Option("--client <c>", "HTTP client: raw (socket-level timing), undici, node")
+        .choices(["raw", "undici", "node"]).default("raw"),
+    )
     .addOption(new Option("--quiet", "print only errors and the final line"))
     .action((o: MeasureFlags) =>
       run(async () => {
@@ -101,7 +110,13 @@ export function measureCommand(): Command {
           if (!URL.canParse(u)) throw new UsageError(`not a URL: ${u}`);
         }
         const runName = runId();
-        const out = await resolveOut(o.out, runName);
+        let outName: string; // %Y-%m-%d etc. expanded now: a cron entry writes daily files
+        try {
+          outName = expandDatePattern(o.out);
+        } catch (e) {
+          throw new UsageError((e as Error).message);
+        }
+        const out = await resolveOut(outName, runName);
         if (o.control && !o.path) {
           throw new UsageError("--control needs --path (the relays to pin)");
         }
@@ -133,6 +148,7 @@ export function measureCommand(): Command {
             ...(caCerts ? { caCerts } : {}),
             socks: o.socks,
             workloads,
+            client: o.client,
             ...(o.count ? { count: o.count } : {}),
             ...(o.duration !== undefined ? { durationS: o.duration } : {}),
             intervalS: o.interval,

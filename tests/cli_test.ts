@@ -19,6 +19,7 @@ Deno.test("buildProgram lists every command of DESIGN.md", () => {
       "compare",
       "report",
       "experiment",
+      "schedule",
     ]
   ) assert(names.includes(want), `missing command ${want}`);
 });

@@ -61,6 +61,8 @@ export interface RunOptions {
   ) => MeasureRecord["circuit"] | Promise<MeasureRecord["circuit"]>;
   /** Extra trusted CA certificates (PEM) for HTTPS. */
   caCerts?: string[];
+  /** HTTP client of every fetch (default raw; see fetch.ts and clients.ts). */
+  client?: "raw" | "undici" | "node";
   /** Called after each record is written. */
   onRecord?: (record: MeasureRecord) => void;
   /** Aborts the run (pending fetches finish or time out). */
@@ -202,6 +204,7 @@ export async function runMeasurement(options: RunOptions): Promise<RunSummary> {
               socksPort: Number(portText),
               timeoutMs,
               ...(user ? { socksUser: user } : {}),
+              ...(options.client ? { client: options.client } : {}),
             };
             let rec: MeasureRecord;
             if (wl.kind === "page") {
