@@ -16,7 +16,38 @@ export interface BadLine {
   reason: string;
 }
 
-/** Calls `onRecord` for each record of each file; returns the bad lines. */
+/**
+ * Expands `*`, `?` and `[…]` in the last path component (`onionperf/onionperf-*.jsonl`, the
+ * daily files of a cron entry, when the shell did not), sorted by name; other names are kept
+ * as given. A pattern that matches nothing is an error naming it.
+ */
+export async function expandFileGlobs(files: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const f of files) {
+    const slash = f.lastIndexOf("/");
+    const base = f.slice(slash + 1);
+    if (!/[*?[]/.test(base)) {
+      out.push(f);
+      continue;
+    }
+    const dir = slash >= 0 ? f.slice(0, slash) || "/" : ".";
+    const re = new RegExp(
+      "^" + base.replace(/[.+^${}()|\\]/g, "\\$&").replace(/\*/g, ".*").replace(/\?/g, ".") +
+        "$",
+    );
+    const found: string[] = [];
+    for await (const e of Deno.readDir(dir)) {
+      if (e.isFile && re.test(e.name) && !e.name.endsWith(".runs.jsonl")) {
+        found.push(slash >= 0 ? `${f.slice(0, slash)}/${e.name}` : e.name);
+      }
+    }
+    if (!found.length) throw new Error(`no file matches ${f}`);
+    out.push(...found.sort());
+  }
+  return out;
+}
+
+/** Calls `onRecord` for each record of each file (globs expanded); returns the bad lines. */
 export async function readRecords(
   files: string[],
   onRecord: (r: MeasureRecord, file: string) => void,
@@ -25,7 +56,7 @@ export async function readRecords(
   const bad: BadLine[] = [];
   let badCount = 0, records = 0;
   const max = options.maxBadReported ?? 100;
-  for (const file of files) {
+  for (const file of await expandFileGlobs(files)) {
     const f = await Deno.open(file);
     let lineNo = 0;
     let rest = "";
