@@ -23,7 +23,7 @@ secs=$(($(date +%s) - t0))
 # tests too.
 summary="$(awk -v skips="$PCTCP_SKIP_LOG" '
   function unxml(s) {
-    gsub(/&quot;/, "\"", s); gsub(/&lt;/, "<", s); gsub(/&gt;/, ">", s); gsub(/&amp;/, "\\&", s)
+    gsub(/&quot;/, "\"", s); gsub(/&apos;/, "\047", s); gsub(/&lt;/, "<", s); gsub(/&gt;/, ">", s); gsub(/&amp;/, "\\&", s)
     return s
   }
   function attr(line, key) {
