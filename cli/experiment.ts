@@ -25,7 +25,7 @@ export function experimentCommand(): Command {
     .option("--duration <s>", "override the scenario's seconds per arm", nonNegative)
     .option(
       "--netns",
-      "hosts in network namespaces, relay links shaped with tc (root; no IPsec yet)",
+      "hosts in network namespaces, relay links shaped with tc (root); pctcp and mixed arms run under strongSwan IPsec",
     )
     .option(
       "--with-real-tor",

@@ -19,6 +19,7 @@ import { reportCommand } from "./report.ts";
 import { experimentCommand } from "./experiment.ts";
 import { exportCommand } from "./export.ts";
 import { importCommand } from "./import.ts";
+import { scheduleCommand } from "./schedule.ts";
 
 /** Builds the whole command tree (exported so tests can inspect it). */
 export function buildProgram(): Command {
@@ -43,6 +44,7 @@ export function buildProgram(): Command {
       exportCommand,
       importCommand,
       experimentCommand,
+      scheduleCommand,
     ]
   ) program.addCommand(make());
   return program;

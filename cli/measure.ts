@@ -21,6 +21,7 @@ import type { MeasureRecord } from "../lib/measure/record.ts";
 import { percentile } from "../lib/stats/percentile.ts";
 import { circuitLookupFromLog } from "../lib/measure/streams.ts";
 import { PinnedCircuits } from "../lib/tor/pinned.ts";
+import { expandDatePattern } from "../lib/schedule/date_pattern.ts";
 
 interface MeasureFlags {
   socks: string;
@@ -51,6 +52,7 @@ interface MeasureFlags {
   circuitAge: number;
   guard?: string;
   exit?: string;
+  client: "raw" | "undici" | "node";
 }
 
 function collect(value: string, previous: string[]): string[] {
@@ -82,11 +84,10 @@ export function parseArms(specs: string[], guard?: string, exit?: string): Arm[]
   return arms;
 }
 
-/** The output file: `{date}` (UTC YYYYMMDD) and `{run}` filled in (a daily file from cron);
- * a folder gets `measure-RUN.jsonl`. */
-export async function resolveOut(out: string, run: string, now = new Date()): Promise<string> {
-  const date = now.toISOString().slice(0, 10).replaceAll("-", "");
-  out = out.replaceAll("{date}", date).replaceAll("{run}", run);
+/** The output file, with `{run}` filled in (date fields were expanded before, by
+ * `expandDatePattern`); its folder is made; a folder gets `measure-RUN.jsonl`. */
+export async function resolveOut(out: string, run: string): Promise<string> {
+  out = out.replaceAll("{run}", run);
   const parent = out.includes("/") ? out.slice(0, out.lastIndexOf("/")) : "";
   if (parent && !out.endsWith("/")) await Deno.mkdir(parent, { recursive: true });
   let isDir = out.endsWith("/");
@@ -109,7 +110,7 @@ export function measureCommand(): Command {
     .option("--page <url...>", "URL(s) of web pages: the document and its sub-resources")
     .requiredOption(
       "--out <file|dir>",
-      "JSONL file to append to ({date} becomes the UTC day, {run} the run id), or a folder",
+      "JSONL file to append to, or a folder; %Y %m %d %H %M %S expand to the start time, {run} to the run id",
     )
     .option("--label <name>", "label of the records", "measure")
     .option("--count <n>", "fetches per worker", positiveInt)
@@ -181,6 +182,10 @@ export function measureCommand(): Command {
       DEFAULT_CIRCUIT_AGE_S,
     )
     .option("--ca-cert <pem...>", "extra trusted CA certificates for HTTPS (e.g. a test server's)")
+    .addOption(
+      new Option("--client <c>", "HTTP client: raw (socket-level timing), undici, node")
+        .choices(["raw", "undici", "node"]).default("raw"),
+    )
     .addOption(new Option("--quiet", "print only errors and the final line"))
     .action((o: MeasureFlags) =>
       run(async () => {
@@ -197,7 +202,13 @@ export function measureCommand(): Command {
           if (!URL.canParse(u)) throw new UsageError(`not a URL: ${u}`);
         }
         const runName = runId();
-        const out = await resolveOut(o.out, runName);
+        let outName: string; // %Y-%m-%d etc. expanded now: a cron entry writes daily files
+        try {
+          outName = expandDatePattern(o.out);
+        } catch (e) {
+          throw new UsageError((e as Error).message);
+        }
+        const out = await resolveOut(outName, runName);
         if (o.interval > 0 && o.think !== undefined && o.think > 0) {
           throw new UsageError(
             "--interval (start to start) and --think (end to start) exclude each other",
@@ -252,6 +263,7 @@ export function measureCommand(): Command {
             ...(caCerts ? { caCerts } : {}),
             socks: o.socks,
             workloads,
+            client: o.client,
             ...(o.count ? { count: o.count } : {}),
             ...(o.duration !== undefined ? { durationS: o.duration } : {}),
             intervalS: o.interval,

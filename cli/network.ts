@@ -5,7 +5,7 @@
 
 import { Command, Option } from "commander";
 import { positiveInt, run } from "./_common.ts";
-import { networkDown, networkStatus, networkUp } from "../lib/network/launcher.ts";
+import { describeStop, networkDown, networkStatus, networkUp } from "../lib/network/launcher.ts";
 import { parseSize } from "../lib/serve/sizes.ts";
 
 /** Builds the `network` command. */
@@ -116,12 +116,14 @@ export function networkCommand(): Command {
       })
     );
   net.command("down")
-    .description("stop every process the network started")
+    .description(
+      "stop every process the network started (SIGTERM, SIGKILL after 3 s); return when all are gone",
+    )
     .option("--dir <dir>", "state folder", "./pctcp-net")
     .action((o: { dir: string }) =>
       run(async () => {
         const r = await networkDown(o.dir);
-        console.log(`network down: ${r.stopped} processes stopped`);
+        console.log(`network down: ${describeStop(r)}`);
       })
     );
   return net;

@@ -21,6 +21,7 @@ command -v openssl >/dev/null 2>&1 || need+=(openssl)   # the HTTPS test makes a
 command -v swanctl >/dev/null 2>&1 || need+=(strongswan-swanctl)
 [ -f /usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so ] || need+=(libcharon-extra-plugins)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
+[ -x /usr/sbin/cron ] || need+=(cron)                   # pctcp schedule: tested against a real cron daemon
 if [ "${#need[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${need[*]} with apt-get"

@@ -90,3 +90,20 @@ export function hex(s: string): Uint8Array {
   for (let i = 0; i < out.length; i++) out[i] = parseInt(clean.slice(2 * i, 2 * i + 2), 16);
   return out;
 }
+
+/**
+ * For `Deno.test({ ignore: skipUnless(ok, reason) })`: true (ignore the test) unless `ok`.
+ * A skip is recorded with its reason in `$PCTCP_SKIP_LOG` (set by scripts/test.sh), which
+ * names every skipped test and why above its closing line.
+ */
+export function skipUnless(ok: unknown, reason: string): boolean {
+  if (ok) return false;
+  const log = Deno.env.get("PCTCP_SKIP_LOG");
+  if (log) {
+    // The caller's file, from the stack: "at file:///…/tests/x_test.ts:12:3".
+    const where = new Error().stack?.split("\n")[2]?.match(/(file:\/\/\/[^:)]+)/)?.[1] ?? "";
+    const file = where ? new URL(where).pathname : "?";
+    Deno.writeTextFileSync(log, `${file}\t${reason}\n`, { append: true });
+  }
+  return true;
+}

@@ -7,6 +7,7 @@ import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
 import { pctcp } from "./_cli.ts";
 import { armSlot, armSocksUser, runMeasurement } from "../lib/measure/run.ts";
 import { resolveOut } from "../cli/measure.ts";
+import { expandDatePattern } from "../lib/schedule/date_pattern.ts";
 import { slowServer, tinySocks } from "./_slow.ts";
 import { compareArms, comparisonDoubts } from "../lib/stats/compare.ts";
 import { seededRandom } from "../lib/util/random.ts";
@@ -323,15 +324,14 @@ Deno.test("runMeasurement with arms gives each arm a fresh circuit (SOCKS user n
   }
 });
 
-Deno.test("measure --out {date} makes a daily file; an arm of fewer than 3 relays is a usage error", async () => {
+Deno.test("measure --out %Y-%m-%d makes a daily file in a new folder; an arm of fewer than 3 relays is a usage error", async () => {
   const dir = await Deno.makeTempDir();
   try {
     const f = await resolveOut(
-      `${dir}/daily/arms-{date}.jsonl`,
+      expandDatePattern(`${dir}/daily/arms-%Y-%m-%d-{run}.jsonl`, new Date(2026, 10, 26, 23)),
       "r-1",
-      new Date("2026-11-26T23:00:00Z"),
     );
-    assertEquals(f, `${dir}/daily/arms-20261126.jsonl`);
+    assertEquals(f, `${dir}/daily/arms-2026-11-26-r-1.jsonl`);
     assert((await Deno.stat(`${dir}/daily`)).isDirectory);
     const r = await pctcp(
       "measure",

@@ -1,5 +1,7 @@
 import { assert, assertEquals } from "./_assert.ts";
-import { EwmaCounts, TokenBucket } from "../lib/channel/mod.ts";
+import { Channel, EwmaCounts, TokenBucket } from "../lib/channel/mod.ts";
+import { CELL_LEN, CellCommand } from "../lib/cell/cell.ts";
+import type { Link } from "../lib/transport/link.ts";
 import { CircuitPackageWindow, DeliverWindow, PackageWindow } from "../lib/circuit/mod.ts";
 
 Deno.test("EwmaCounts halves a count per half-life and picks the quietest circuit", () => {
@@ -45,7 +47,7 @@ Deno.test("PackageWindow and DeliverWindow follow tor-spec's SENDME arithmetic",
   assertEquals(verdicts.filter((v) => v === "sendme").length, 1);
   assertEquals(verdicts[99], "sendme");
   const tight = new DeliverWindow(1, 1);
-  tight.received();
+  assertEquals(tight.received(), "sendme", "a window of 1 with increment 1 asks for a SENDME");
   assertEquals(new DeliverWindow(0, 1).received(), "violation");
 });
 
@@ -59,4 +61,119 @@ Deno.test("CircuitPackageWindow checks each SENDME v1 digest against the one kep
   assertEquals(w.circuitSendme(new Uint8Array(20).fill(7)), "digest");
   const full = new CircuitPackageWindow();
   assertEquals(full.circuitSendme(undefined), "unexpected");
+});
+
+/**
+ * A link whose writes complete only when the test says so: each write is recorded as the list
+ * of cells it carried ("circId:tag", tag = the payload's first byte), so a test sees batches
+ * and their order. Reads never return (the channel's read loop is not started).
+ */
+class FakeLink {
+  writes: string[][] = [];
+  closed = false;
+  closes = 0;
+  #gates: (() => void)[] = [];
+
+  write(p: Uint8Array): Promise<void> {
+    assertEquals(p.length % CELL_LEN, 0, "a write carries whole cells");
+    const cells: string[] = [];
+    for (let off = 0; off < p.length; off += CELL_LEN) {
+      const circId = new DataView(p.buffer, p.byteOffset + off).getUint32(0);
+      cells.push(`${circId}:${p[off + 5]}`);
+    }
+    this.writes.push(cells);
+    return new Promise((resolve) => this.#gates.push(resolve));
+  }
+  read(): Promise<Uint8Array | null> {
+    return new Promise(() => {});
+  }
+  close(): void {
+    this.closed = true;
+    this.closes++;
+  }
+  /** Lets the pending write complete and waits until the channel has reacted. */
+  async release(): Promise<void> {
+    this.#gates.shift()?.();
+    for (let i = 0; i < 5; i++) await new Promise((r) => setTimeout(r, 0));
+  }
+  /** Releases writes until none is pending. */
+  async drain(): Promise<void> {
+    while (this.#gates.length) await this.release();
+  }
+}
+
+function channelOn(link: FakeLink, ewmaHalflifeMs = 30_000) {
+  const closed: (Error | undefined)[] = [];
+  const ch = new Channel(link as unknown as Link, {
+    initiator: true,
+    onCell() {},
+    onClose: (_c, e) => closed.push(e),
+    ewmaHalflifeMs,
+  });
+  return { ch, closed };
+}
+
+function payload(tag: number): Uint8Array {
+  return new Uint8Array(509).fill(tag);
+}
+
+Deno.test("Channel writes a control cell queued behind circuit cells before them", async () => {
+  const link = new FakeLink();
+  const { ch } = channelOn(link);
+  ch.send(7, CellCommand.RELAY, payload(1)); // written at once; the write stays pending
+  ch.send(7, CellCommand.RELAY, payload(2));
+  ch.send(9, CellCommand.RELAY, payload(3));
+  ch.sendControl({ circId: 5, command: CellCommand.DESTROY, payload: payload(4) });
+  assertEquals(link.writes, [["7:1"]]);
+  await link.drain();
+  assertEquals(link.writes[1]?.[0], "5:4", `second write was ${link.writes[1]}`);
+  assertEquals(link.writes.flat().sort(), ["5:4", "7:1", "7:2", "9:3"]);
+  ch.close();
+});
+
+Deno.test("Channel lets a quiet circuit's cell overtake a loud circuit's backlog (EWMA); round-robin does not", async () => {
+  async function firstOfQuiet(ewmaHalflifeMs: number): Promise<number> {
+    const link = new FakeLink();
+    const { ch } = channelOn(link, ewmaHalflifeMs);
+    const loud = 0x80000001, quiet = 0x80000002;
+    for (let i = 0; i < 300; i++) ch.send(loud, CellCommand.RELAY, payload(1));
+    await link.release(); // the first cell
+    await link.release(); // one batch: the loud circuit now has a high EWMA count
+    ch.send(quiet, CellCommand.RELAY, payload(2));
+    await link.release();
+    const next = link.writes[link.writes.length - 1]!;
+    ch.close();
+    return next.indexOf(`${quiet}:2`);
+  }
+  assertEquals(await firstOfQuiet(30_000), 0, "with EWMA the quiet cell goes first");
+  assert((await firstOfQuiet(0)) > 0, "without EWMA the loud circuit is served first");
+});
+
+Deno.test("Channel batches queued cells into writes of at most 64 cells", async () => {
+  const link = new FakeLink();
+  const { ch } = channelOn(link);
+  for (let i = 0; i < 200; i++) ch.send(3, CellCommand.RELAY, payload(i & 0xff));
+  await link.drain();
+  assertEquals(link.writes.map((w) => w.length), [1, 64, 64, 64, 7]);
+  assertEquals(link.writes.flat().map((c) => Number(c.split(":")[1])), [
+    ...Array.from({ length: 200 }, (_, i) => i & 0xff),
+  ], "one circuit's cells keep their order");
+  assertEquals(ch.stats.cellsSent, 200);
+  ch.close();
+});
+
+Deno.test("Channel.closeAfterFlush writes everything queued, then closes the link once", async () => {
+  const link = new FakeLink();
+  const { ch, closed } = channelOn(link);
+  for (let i = 0; i < 100; i++) ch.send(11, CellCommand.RELAY, payload(i));
+  ch.sendControl({ circId: 11, command: CellCommand.DESTROY, payload: payload(0) });
+  ch.closeAfterFlush();
+  assert(!link.closed && !ch.closed, "closed before the queue was written");
+  await link.drain();
+  assertEquals(link.writes.flat().length, 101);
+  assert(link.closed && ch.closed, "not closed after the flush");
+  assertEquals(link.closes, 1);
+  assertEquals(closed, [undefined]);
+  ch.send(11, CellCommand.RELAY, payload(1));
+  assertEquals(link.writes.flat().length, 101, "a closed channel writes nothing");
 });

@@ -2,7 +2,7 @@
 // shown as ignored elsewhere). The wire carries only IKE/ESP between relay hosts (nft
 // counters), 5 MiB arrive byte-exact, and a relay whose charon is killed stops carrying
 // circuits to its peers instead of sending them in the clear.
-import { assert, assertEquals } from "./_assert.ts";
+import { assert, assertEquals, skipUnless } from "./_assert.ts";
 import { networkDown, networkUp } from "../lib/network/launcher.ts";
 import { probeNetns } from "../lib/network/netns.ts";
 import { haveIpsecTools, nftCounters } from "../lib/network/ipsec_hosts.ts";
@@ -14,7 +14,7 @@ const ready = Deno.uid() === 0 && (await probeNetns()).netns && await haveIpsecT
 Deno.test({
   name:
     "pctcp over IPsec in namespaces: only IKE/ESP on the wire, bytes exact, a dead charon stops circuits",
-  ignore: !ready,
+  ignore: skipUnless(ready, "needs root, network namespaces, strongSwan and nftables"),
   async fn() {
     const dir = await Deno.makeTempDir();
     try {
@@ -65,7 +65,7 @@ Deno.test({
 Deno.test({
   name:
     "experiment interference --netns runs both arms on shaped links, pctcp under IPsec, and cleans up",
-  ignore: !ready,
+  ignore: skipUnless(ready, "needs root, network namespaces, strongSwan and nftables"),
   async fn() {
     const out = await Deno.makeTempDir();
     try {
@@ -107,7 +107,7 @@ Deno.test({
 Deno.test({
   name:
     "experiment interference --netns killed with SIGKILL leaves no namespace, charon or process",
-  ignore: !ready,
+  ignore: skipUnless(ready, "needs root, network namespaces, strongSwan and nftables"),
   async fn() {
     const out = await Deno.makeTempDir();
     try {

@@ -2,7 +2,7 @@
 // relays, server and client each live in their own namespace, links shaped with tc; bytes
 // arrive exact, per-circuit connections show inside the relay's namespace, and `down` leaves
 // no namespace or link.
-import { assert, assertEquals } from "./_assert.ts";
+import { assert, assertEquals, skipUnless } from "./_assert.ts";
 import { networkDown, networkUp } from "../lib/network/launcher.ts";
 import { probeNetns } from "../lib/network/netns.ts";
 import { createHash } from "node:crypto";
@@ -21,7 +21,7 @@ async function run(cmd: string[]): Promise<string> {
 Deno.test({
   name:
     "network up --netns: relays in their own namespaces carry 2 MiB byte-exact over shaped links; down removes them",
-  ignore: !support.netns,
+  ignore: skipUnless(support.netns, "needs root and network namespaces"),
   async fn() {
     const dir = await Deno.makeTempDir();
     let tag = "";

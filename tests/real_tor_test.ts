@@ -1,7 +1,7 @@
 // Measurement through real Tor: a private network of Debian's tor on 127.0.0.1, started once
 // for this file and always stopped. Ignored (and shown as ignored) where tor is not installed;
 // .ci/run installs it.
-import { assert, assertEquals, assertRejects } from "./_assert.ts";
+import { assert, assertEquals, assertRejects, skipUnless } from "./_assert.ts";
 import { haveTor, startTorTestnet, type TorTestnet } from "../lib/tor/testnet.ts";
 import { ControlError, TorControl } from "../lib/tor/control.ts";
 import { serve } from "../lib/serve/server.ts";
@@ -12,7 +12,7 @@ const tor = await haveTor();
 Deno.test({
   name:
     "measure through a private network of real Tor, unpinned and pinned through the control port",
-  ignore: !tor,
+  ignore: skipUnless(tor, "needs Debian's tor (apt-get install tor)"),
   sanitizeOps: false,
   sanitizeResources: false,
   async fn(t) {
@@ -119,7 +119,7 @@ Deno.test({
 
 Deno.test({
   name: "experiment interference --with-real-tor adds Debian's tor beside our two transports",
-  ignore: !tor,
+  ignore: skipUnless(tor, "needs Debian's tor (apt-get install tor)"),
   async fn() {
     const out = await Deno.makeTempDir();
     try {

@@ -43,6 +43,12 @@ export interface FetchOptions {
   keepBody?: boolean;
   /** Extra trusted CA certificates (PEM) for HTTPS, e.g. a test server's self-signed one. */
   caCerts?: string[];
+  /**
+   * The HTTP client: `raw` (default; our SOCKS5 + HTTP/1.1 on a Deno socket, every phase
+   * stamped at the socket), `undici` (its SOCKS5 agent) or `node` (node:http(s) with
+   * socks-proxy-agent); see clients.ts for what the other two cannot time.
+   */
+  client?: "raw" | "undici" | "node";
 }
 
 /** What one fetch measured. */
@@ -77,6 +83,8 @@ export interface FetchResult {
   body?: Uint8Array;
   /** Response headers, lower-case names. */
   headers?: Record<string, string>;
+  /** The HTTP client that fetched it (`raw`, `undici`, `node`). */
+  client?: string;
 }
 
 class FetchFailure extends Error {
@@ -105,6 +113,12 @@ interface Conn {
 
 /** Fetches `url` through the proxy and times it; never throws (failures are outcomes). */
 export async function timedFetch(url: string, options: FetchOptions): Promise<FetchResult> {
+  if (options.client === "undici" || options.client === "node") {
+    const clients = await import("./clients.ts");
+    return options.client === "undici"
+      ? clients.undiciFetch(url, options)
+      : clients.nodeFetch(url, options);
+  }
   const startMono = performance.now();
   const r: FetchResult = {
     start: new Date().toISOString(),
@@ -115,6 +129,7 @@ export async function timedFetch(url: string, options: FetchOptions): Promise<Fe
     bytes: 0,
     outcome: "ok",
     error: null,
+    client: "raw",
   };
   const at = () => Math.round((performance.now() - startMono) * 1000) / 1000;
   let conn: Conn | undefined;

@@ -37,6 +37,8 @@ export interface MeasureRecord {
   source_port: number | null;
   outcome: string;
   error: string | null;
+  /** The HTTP client that fetched it: raw (our socket-level one), undici or node. */
+  client?: string;
   /** Web pages: time until the document and every sub-resource were complete, ms. */
   page_ms?: number;
   /** Web pages: sub-resources fetched and how many failed. */
@@ -90,6 +92,7 @@ export function toRecord(
     source_port: r.sourcePort ?? null,
     outcome: r.outcome,
     error: r.error,
+    client: r.client ?? "raw",
   };
 }
 

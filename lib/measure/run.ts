@@ -102,6 +102,8 @@ export interface RunOptions {
   ) => MeasureRecord["circuit"] | Promise<MeasureRecord["circuit"]>;
   /** Extra trusted CA certificates (PEM) for HTTPS. */
   caCerts?: string[];
+  /** HTTP client of every fetch (default raw; see fetch.ts and clients.ts). */
+  client?: "raw" | "undici" | "node";
   /** Called after each record is written. */
   onRecord?: (record: MeasureRecord) => void;
   /** Aborts the run (pending fetches finish or time out). */
@@ -373,6 +375,7 @@ export async function runMeasurement(options: RunOptions): Promise<RunSummary> {
               socksPort: Number(portText),
               timeoutMs,
               ...(socksUser ? { socksUser } : {}),
+              ...(options.client ? { client: options.client } : {}),
             };
             const meta = {
               run,

@@ -459,37 +459,102 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
   }
 }
 
-/** Stops processes by pid: SIGTERM, then SIGKILL after `graceMs`. */
-export async function stopProcesses(processes: ProcessInfo[], graceMs = 3000): Promise<number> {
-  let stopped = 0;
-  for (const p of processes) {
-    if (!isAlive(p.pid)) continue;
-    try {
-      Deno.kill(p.pid, "SIGTERM");
-      stopped++;
-    } catch { /* gone */ }
-  }
-  const t0 = Date.now();
-  while (processes.some((p) => isAlive(p.pid)) && Date.now() - t0 < graceMs) {
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  for (const p of processes) {
-    if (isAlive(p.pid)) {
-      try {
-        Deno.kill(p.pid, "SIGKILL");
-      } catch { /* gone */ }
-    }
-  }
-  return stopped;
+/** What stopping a set of processes did (see {@linkcode stopProcesses}). */
+export interface StopReport {
+  /** Processes that were running and were sent SIGTERM. */
+  stopped: number;
+  /** Of those, processes still running after the grace period and sent SIGKILL. */
+  killed: number;
+  /** Processes already gone before anything was sent. */
+  alreadyGone: number;
+  /** Names of processes still running when it gave up (none, unless a process is stuck). */
+  remaining: string[];
+  /** Exited but not yet removed from the process table by init (a zombie) when it returned. */
+  unreaped: number;
+  /** Milliseconds from the first signal until every process had exited. */
+  ms: number;
 }
 
-/** Stops every process of the network in `dir` and removes its state file. */
-export async function networkDown(dir = "./pctcp-net"): Promise<{ stopped: number }> {
+/** True if no process with this pid exists at all (not even as a zombie). */
+function isReaped(pid: number): boolean {
+  try {
+    Deno.statSync(`/proc/${pid}`);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+async function waitUntil(cond: () => boolean, ms: number): Promise<boolean> {
+  const t0 = Date.now();
+  while (!cond()) {
+    if (Date.now() - t0 >= ms) return false;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return true;
+}
+
+/**
+ * Stops processes by pid: SIGTERM, then SIGKILL to those still running after `graceMs`, and
+ * returns only once every one has exited (or, for a process that survives SIGKILL for
+ * `killWaitMs`, names it in `remaining`). It then waits up to `reapMs` for init to remove the
+ * exited processes from the process table, so that `kill -0 PID` in a script also sees them
+ * gone (init here reaps orphans every ~1.5 s).
+ */
+export async function stopProcesses(
+  processes: ProcessInfo[],
+  options: { graceMs?: number; killWaitMs?: number; reapMs?: number } = {},
+): Promise<StopReport> {
+  const { graceMs = 3000, killWaitMs = 5000, reapMs = 3000 } = options;
+  const t0 = Date.now();
+  const running = processes.filter((p) => isAlive(p.pid));
+  const alreadyGone = processes.length - running.length;
+  for (const p of running) {
+    try {
+      Deno.kill(p.pid, "SIGTERM");
+    } catch { /* exited meanwhile */ }
+  }
+  await waitUntil(() => running.every((p) => !isAlive(p.pid)), graceMs);
+  const stubborn = running.filter((p) => isAlive(p.pid));
+  for (const p of stubborn) {
+    try {
+      Deno.kill(p.pid, "SIGKILL");
+    } catch { /* exited meanwhile */ }
+  }
+  await waitUntil(() => stubborn.every((p) => !isAlive(p.pid)), killWaitMs);
+  const ms = Date.now() - t0;
+  const remaining = running.filter((p) => isAlive(p.pid)).map((p) => `${p.name} (pid ${p.pid})`);
+  await waitUntil(() => running.every((p) => isAlive(p.pid) || isReaped(p.pid)), reapMs);
+  const unreaped = running.filter((p) => !isAlive(p.pid) && !isReaped(p.pid)).length;
+  return { stopped: running.length, killed: stubborn.length, alreadyGone, remaining, unreaped, ms };
+}
+
+/**
+ * Stops every process of the network in `dir` (see {@linkcode stopProcesses}), removes its
+ * namespaces if it has any, and its state file. Throws if a process could not be stopped.
+ */
+export async function networkDown(dir = "./pctcp-net"): Promise<StopReport> {
   const state = await readState(dir);
-  const stopped = await stopProcesses(state.processes);
+  const report = await stopProcesses(state.processes);
+  if (report.remaining.length) {
+    throw new Error(`could not stop: ${report.remaining.join(", ")}`);
+  }
   if (state.netns) await destroyHosts(state.netns);
   await Deno.remove(`${dir}/state.json`).catch(() => {});
-  return { stopped };
+  return report;
+}
+
+/** One line saying what {@linkcode stopProcesses} did. */
+export function describeStop(r: StopReport): string {
+  const parts = [`${r.stopped} processes stopped in ${(r.ms / 1000).toFixed(1)} s`];
+  parts.push(
+    r.killed
+      ? `${r.stopped - r.killed} on SIGTERM, ${r.killed} killed (SIGKILL) after the grace period`
+      : "all on SIGTERM",
+  );
+  if (r.alreadyGone) parts.push(`${r.alreadyGone} had already exited`);
+  if (r.unreaped) parts.push(`${r.unreaped} exited but not yet reaped by init`);
+  return parts.join("; ");
 }
 
 /** The state plus liveness of each process and each relay's latest statistics. */

@@ -6,6 +6,7 @@
  * @module
  */
 
+import { TorControl } from "./control.ts";
 import { type Logger, nullLogger } from "../util/log.ts";
 import { timedFetch } from "../measure/fetch.ts";
 
@@ -100,7 +101,12 @@ export async function haveTor(tor = "tor"): Promise<boolean> {
   }
 }
 
-/** A free TCP port on 127.0.0.1, as the OS gives it (bound to port 0, then released). */
+/**
+ * A free TCP port on 127.0.0.1, as the OS gives it (bound to port 0, then released). Another
+ * process may take it before tor binds it (a race): only the authorities use it, whose ports
+ * every torrc must name before any starts; a lost race fails that attempt, and
+ * {@linkcode startTorTestnet} retries with fresh ports. The client takes `auto` ports instead.
+ */
 export function freePort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
   const port = (l.addr as Deno.NetAddr).port;
@@ -127,6 +133,32 @@ async function run(cmd: string, args: string[], stdin?: string): Promise<string>
     );
   }
   return new TextDecoder().decode(out.stdout);
+}
+
+/** The ports tor chose for the client's `auto` listeners (ControlPortWriteToFile, GETINFO). */
+async function clientPorts(
+  cdir: string,
+  timeoutMs: number,
+): Promise<{ socksPort: number; controlPort: number }> {
+  const deadline = Date.now() + timeoutMs;
+  let controlPort = 0;
+  while (!controlPort) {
+    const text = await Deno.readTextFile(`${cdir}/control.port`).catch(() => "");
+    controlPort = Number(/PORT=127\.0\.0\.1:(\d+)/.exec(text)?.[1] ?? 0);
+    if (controlPort) break;
+    if (Date.now() > deadline) throw new Error("the tor client wrote no control port file");
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  const control = await TorControl.connect("127.0.0.1", controlPort);
+  try {
+    await control.authenticate({ cookieFile: `${cdir}/control_auth_cookie` });
+    const reply = (await control.command("GETINFO net/listeners/socks")).lines.join(" ");
+    const socksPort = Number(/127\.0\.0\.1:(\d+)/.exec(reply)?.[1] ?? 0);
+    if (!socksPort) throw new Error(`no SOCKS listener in: ${reply}`);
+    return { socksPort, controlPort };
+  } finally {
+    await control.close();
+  }
 }
 
 /** Starts the network; on any failure it stops what it started and throws. */
@@ -245,7 +277,6 @@ async function startOnce(o: TorTestnetOptions): Promise<TorTestnet> {
     const cdir = `${o.dir}/client`;
     await Deno.mkdir(cdir, { recursive: true, mode: 0o700 });
     await Deno.chmod(cdir, 0o700);
-    const socksPort = freePort(), controlPort = freePort();
     await Deno.writeTextFile(
       `${cdir}/torrc`,
       [
@@ -255,8 +286,10 @@ async function startOnce(o: TorTestnetOptions): Promise<TorTestnet> {
         "Nickname client",
         `DataDirectory ${cdir}`,
         `Log notice file ${cdir}/notice.log`,
-        `SocksPort 127.0.0.1:${socksPort} IsolateSOCKSAuth`,
-        `ControlPort 127.0.0.1:${controlPort}`,
+        // Ports from the OS, taken by tor itself (no bind-release race); read back below.
+        "SocksPort 127.0.0.1:auto IsolateSOCKSAuth",
+        "ControlPort 127.0.0.1:auto",
+        `ControlPortWriteToFile ${cdir}/control.port`,
         "CookieAuthentication 1",
         "ORPort 0",
         "DirPort 0",
@@ -274,6 +307,7 @@ async function startOnce(o: TorTestnetOptions): Promise<TorTestnet> {
     }).spawn();
     children.push(client);
     log.info(`tor testnet: ${n} relays and a client starting in ${o.dir}`);
+    const { socksPort, controlPort } = await clientPorts(cdir, o.bootstrapTimeoutMs ?? 90_000);
     // Bootstrapped when the client's log says so.
     const deadline = Date.now() + (o.bootstrapTimeoutMs ?? 90_000);
     for (;;) {

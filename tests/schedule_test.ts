@@ -1,0 +1,280 @@
+// `pctcp schedule`: crontab lines (pure), and one real run by Debian's cron daemon (root
+// only; shown as skipped elsewhere): a one-minute entry appends records to a daily file, and
+// `schedule remove` leaves the crontab byte-identical.
+import { assert, assertEquals, assertStringIncludes, assertThrows, skipUnless } from "./_assert.ts";
+import {
+  cronEscape,
+  everyToCron,
+  makeEntry,
+  parseEntries,
+  withEntry,
+  withoutEntries,
+} from "../lib/schedule/crontab.ts";
+import { expandDatePattern } from "../lib/schedule/date_pattern.ts";
+import { expandRecordFiles } from "../lib/stats/load.ts";
+import { pctcp } from "./_cli.ts";
+
+Deno.test("everyToCron turns periods into cron fields and refuses uneven ones", () => {
+  assertEquals(everyToCron("1m"), "* * * * *");
+  assertEquals(everyToCron("5m"), "*/5 * * * *");
+  assertEquals(everyToCron("60m"), "0 * * * *");
+  assertEquals(everyToCron("6h"), "0 */6 * * *");
+  assertEquals(everyToCron("1d"), "0 0 * * *");
+  assertThrows(() => everyToCron("7m"), RangeError, "does not divide");
+  assertThrows(() => everyToCron("5 minutes"), SyntaxError);
+});
+
+Deno.test("makeEntry writes one tagged line with absolute paths and cron-escaped %", () => {
+  const e = makeEntry({
+    name: "daily",
+    cron: "*/5 * * * *",
+    argv: ["/usr/bin/deno", "run", "-A", "/p/cli/main.ts", "measure", "--out", "r-%Y-%m-%d.jsonl"],
+    cwd: "/data dir",
+    log: "/data dir/x.log",
+  });
+  assertEquals(
+    e.line,
+    "*/5 * * * * cd '/data dir' && /usr/bin/deno run -A /p/cli/main.ts measure --out " +
+      "'r-\\%Y-\\%m-\\%d.jsonl' >>'/data dir/x.log' 2>&1 # pctcp-schedule daily",
+  );
+  assertEquals(cronEscape("a\\b%"), "a\\\\b\\%");
+  assertEquals(parseEntries(`# a comment\n${e.line}\n0 1 * * * other\n`).map((x) => x.name), [
+    "daily",
+  ]);
+  assertThrows(
+    () => makeEntry({ name: "x y", cron: "* * * * *", argv: [], cwd: "/", log: "/l" }),
+    SyntaxError,
+  );
+  assertThrows(
+    () => makeEntry({ name: "x", cron: "* * * * *", argv: [], cwd: "rel", log: "/l" }),
+    TypeError,
+  );
+});
+
+Deno.test("withEntry is idempotent by name and withoutEntries gives back the exact text", () => {
+  const before = "# mine\nMAILTO=x\n0 3 * * * backup\n";
+  const e = makeEntry({ name: "a", cron: "* * * * *", argv: ["/bin/true"], cwd: "/", log: "/l" });
+  const once = withEntry(before, e);
+  assertEquals(withEntry(once, e), once, "adding twice changes nothing");
+  const moved = makeEntry({
+    name: "a",
+    cron: "*/2 * * * *",
+    argv: ["/bin/true"],
+    cwd: "/",
+    log: "/l",
+  });
+  assertEquals(parseEntries(withEntry(once, moved)).map((x) => x.cron), ["*/2 * * * *"]);
+  assertEquals(withoutEntries(once, ["a"]), before);
+  assertEquals(withoutEntries(withEntry("", e), null), "");
+  assertEquals(withoutEntries(once, ["b"]), once);
+});
+
+Deno.test("expandDatePattern fills local date fields and refuses unknown ones", () => {
+  const d = new Date(2026, 0, 5, 7, 8, 9);
+  assertEquals(expandDatePattern("r-%Y-%m-%d_%H%M%S-%%.jsonl", d), "r-2026-01-05_070809-%.jsonl");
+  assertThrows(() => expandDatePattern("r-%q.jsonl", d), SyntaxError, "%q");
+});
+
+Deno.test("expandRecordFiles reads the daily files a pattern names, sorted, and says when none match", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    for (const n of ["r-2026-01-02.jsonl", "r-2026-01-01.jsonl", "r-2026-01-01.jsonl.runs.jsonl"]) {
+      await Deno.writeTextFile(`${dir}/${n}`, "");
+    }
+    assertEquals(await expandRecordFiles([`${dir}/r-*.jsonl`, "plain.jsonl"]), [
+      `${dir}/r-2026-01-01.jsonl`,
+      `${dir}/r-2026-01-02.jsonl`,
+      "plain.jsonl",
+    ]);
+    let msg = "";
+    await expandRecordFiles([`${dir}/none-*.jsonl`]).catch((e) => msg = e.message);
+    assertStringIncludes(msg, "no files match");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test("schedule add --print changes nothing; usage errors exit 2", async () => {
+  const r = await pctcp(
+    "schedule",
+    "add",
+    "--every",
+    "5m",
+    "--print",
+    "--",
+    "measure",
+    "--socks",
+    "127.0.0.1:9050",
+    "--url",
+    "http://127.0.0.1:1/bytes/1KiB",
+    "--out",
+    "r-%Y-%m-%d.jsonl",
+  );
+  assertEquals(r.code, 0, r.stderr);
+  assertStringIncludes(r.stdout, "*/5 * * * * cd ");
+  assertStringIncludes(r.stdout, "r-\\%Y-\\%m-\\%d.jsonl");
+  assertStringIncludes(r.stdout, `${Deno.execPath()} run -A `);
+  const preset = await pctcp(
+    "schedule",
+    "add",
+    "--preset",
+    "onionperf",
+    "--socks",
+    "127.0.0.1:9050",
+    "--server",
+    "http://127.0.0.1:8080",
+    "--print",
+  );
+  assertEquals(preset.code, 0, preset.stderr);
+  for (const size of ["50KiB", "1MiB", "5MiB"]) {
+    assertStringIncludes(preset.stdout, `/bytes/${size}`);
+  }
+  assertStringIncludes(preset.stdout, "*/5 * * * *");
+  assertEquals(
+    (await pctcp("schedule", "add", "--every", "7m", "--", "measure", "--out", "x")).code,
+    2,
+  );
+  assertEquals((await pctcp("schedule", "add", "--every", "5m", "--", "stats", "x")).code, 2);
+});
+
+async function crontabText(): Promise<string | null> {
+  const out = await new Deno.Command("crontab", { args: ["-l"], stdout: "piped", stderr: "piped" })
+    .output();
+  return out.success ? new TextDecoder().decode(out.stdout) : null;
+}
+
+async function setCrontab(text: string | null): Promise<void> {
+  if (text === null) {
+    await new Deno.Command("crontab", { args: ["-r"], stderr: "null" }).output();
+    return;
+  }
+  const c = new Deno.Command("crontab", { args: ["-"], stdin: "piped" }).spawn();
+  const w = c.stdin.getWriter();
+  await w.write(new TextEncoder().encode(text));
+  await w.close();
+  assert((await c.status).success, "crontab - failed");
+}
+
+function cronPids(): number[] {
+  const pids: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      if (Deno.readTextFileSync(`/proc/${e.name}/comm`).trim() === "cron") {
+        pids.push(Number(e.name));
+      }
+    } catch { /* gone */ }
+  }
+  return pids;
+}
+
+const haveCron = Deno.uid() === 0 &&
+  await Deno.stat("/usr/sbin/cron").then(() => true, () => false) &&
+  await new Deno.Command("crontab", { args: ["-l"], stdout: "null", stderr: "null" }).output()
+    .then(() => true, () => false);
+
+Deno.test({
+  name:
+    "schedule add --every 1m: Debian's cron runs measure, which appends records to the day's file; remove leaves the crontab byte-identical",
+  ignore: skipUnless(haveCron, "needs root and Debian's cron (apt-get install cron)"),
+  sanitizeResources: false,
+  async fn() {
+    const dir = await Deno.makeTempDir();
+    const original = await crontabText();
+    // A crontab with a line of someone else's, which must come out exactly as it went in.
+    const before = original ?? "# pctcp schedule test: a line that must stay\n17 3 * * * true\n";
+    await setCrontab(before);
+    const root = new URL("..", import.meta.url).pathname;
+    const spawn = (args: string[]) =>
+      new Deno.Command(Deno.execPath(), {
+        args: ["run", "-A", ...args],
+        cwd: root,
+        stdout: "piped",
+        stderr: "null",
+      }).spawn();
+    const proxy = spawn(["tests/fixtures/socks_forward.ts"]);
+    const server = spawn(["cli/main.ts", "serve"]);
+    let cron: Deno.ChildProcess | undefined;
+    const name = `test-${Deno.pid}`;
+    try {
+      if (!cronPids().length) {
+        // No daemon running: start one in the foreground, ours to stop (by its pid).
+        cron = new Deno.Command("/usr/sbin/cron", { args: ["-f"], stdout: "null", stderr: "null" })
+          .spawn();
+      }
+      const firstLine = async (c: Deno.ChildProcess) => {
+        const reader = c.stdout.pipeThrough(new TextDecoderStream()).getReader();
+        let text = "";
+        while (!text.includes("\n")) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          text += value;
+        }
+        reader.releaseLock();
+        return text.split("\n")[0]!;
+      };
+      const socksPort = Number(await firstLine(proxy));
+      const serverUrl = JSON.parse(await firstLine(server)).server as string;
+      const add = await pctcp(
+        "schedule",
+        "add",
+        "--every",
+        "1m",
+        "--name",
+        name,
+        "--log",
+        `${dir}/cron.log`,
+        "--",
+        "measure",
+        "--socks",
+        `127.0.0.1:${socksPort}`,
+        "--url",
+        `${serverUrl}/bytes/10KiB`,
+        "--count",
+        "2",
+        "--out",
+        `${dir}/records-%Y-%m-%d.jsonl`,
+      );
+      assertEquals(add.code, 0, add.stderr);
+      const listed = JSON.parse((await pctcp("schedule", "list", "--json")).stdout);
+      assertEquals(listed.filter((e: { name: string }) => e.name === name).length, 1);
+      // Adding the same entry again changes nothing.
+      const text1 = await crontabText();
+      // Cron starts it at the next minute; Deno's start-up and two fetches follow.
+      let records: { outcome: string; client: string }[] = [];
+      let file = "";
+      for (const t0 = Date.now(); Date.now() - t0 < 140_000;) {
+        for (const e of Deno.readDirSync(dir)) {
+          if (/^records-\d{4}-\d\d-\d\d\.jsonl$/.test(e.name)) file = e.name;
+        }
+        if (file) {
+          const lines = (await Deno.readTextFile(`${dir}/${file}`)).trim().split("\n");
+          records = lines.filter(Boolean).map((l) => JSON.parse(l));
+          if (records.length >= 2) break;
+        }
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+      const log = await Deno.readTextFile(`${dir}/cron.log`).catch(() => "(no log)");
+      assert(records.length >= 2, `cron produced ${records.length} records; log: ${log}`);
+      assert(records.every((r) => r.outcome === "ok" && r.client === "raw"), log);
+      assertStringIncludes(log, '"ok":2'); // measure's summary line went to the log
+      const stats = await pctcp("stats", `${dir}/records-*.jsonl`, "--format", "json");
+      assertEquals(stats.code, 0, stats.stderr);
+      assertEquals(text1, await crontabText());
+      const rm = await pctcp("schedule", "remove", name);
+      assertEquals(rm.code, 0, rm.stderr);
+      assertEquals(await crontabText(), before, "the crontab is not as it was");
+    } finally {
+      await setCrontab(original);
+      for (const c of [proxy, server, cron]) {
+        if (!c) continue;
+        try {
+          c.kill("SIGTERM");
+        } catch { /* gone */ }
+        await c.status;
+      }
+      for (const c of [proxy, server]) await c.stdout.cancel().catch(() => {});
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
