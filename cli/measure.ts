@@ -239,6 +239,7 @@ export function measureCommand(): Command {
           : undefined;
         const tty = Deno.stderr.isTerminal() && !o.quiet;
         const times: number[] = [];
+        const armTimes = new Map<string, number[]>();
         const ctl = new AbortController();
         const onSig = () => ctl.abort();
         Deno.addSignalListener("SIGINT", onSig);
@@ -273,12 +274,23 @@ export function measureCommand(): Command {
               if (r.outcome !== "ok") {
                 const arm = r.arm ? ` [${r.arm}]` : "";
                 console.error(`pctcp: fetch ${r.id}${arm} ${r.url}: ${r.outcome}: ${r.error}`);
-              } else if (r.phases_ms.last_byte !== undefined) times.push(r.phases_ms.last_byte);
+              } else if (r.phases_ms.last_byte !== undefined) {
+                times.push(r.phases_ms.last_byte);
+                if (r.arm) {
+                  const t = armTimes.get(r.arm) ?? [];
+                  t.push(r.phases_ms.last_byte);
+                  armTimes.set(r.arm, t);
+                }
+              }
               if (tty) {
                 const p50 = times.length ? percentile(times, 50).toFixed(1) : "-";
                 const p90 = times.length ? percentile(times, 90).toFixed(1) : "-";
+                const perArm = [...armTimes].map(([a, t]) => `${a} ${percentile(t, 50).toFixed(1)}`)
+                  .join(", ");
                 Deno.stderr.writeSync(new TextEncoder().encode(
-                  `\r${r.id} fetches, ${times.length} ok; download time (from stream start) p50 ${p50} ms, p90 ${p90} ms   `,
+                  `\r${r.id} fetches, ${times.length} ok; download time (from stream start) p50 ${p50} ms, p90 ${p90} ms${
+                    perArm ? ` (p50 by arm: ${perArm})` : ""
+                  }   `,
                 ));
               }
             },

@@ -166,8 +166,8 @@ export function statsCommand(): Command {
         for (const g of groups) {
           if (g.ok < 30) {
             console.log(
-              `note: ${g.label}/${
-                g.transport ?? "-"
+              `note: ${g.label}/${g.transport ?? "-"}${
+                g.arm ? ` [${g.arm}]` : ""
               } has only ${g.ok} successful fetches: wide intervals, doubt the tails`,
             );
           }
