@@ -114,6 +114,10 @@ Deno.test("filterRecord filters by relay, window and outcome", () => {
   assert(!filterRecord(r, { since: new Date("2027-01-01") }));
   assert(filterRecord(r, { until: new Date("2027-01-01"), outcomes: ["ok"] }));
   assert(!filterRecord(r, { outcomes: ["timeout"] }));
+  const armed = rec({ arm: "pctcp", arm_circuit: { n: 2, reason: "age", since: "", first: true } });
+  assert(!filterRecord(armed, { excludeCircuitFirst: true }));
+  assert(filterRecord(armed, { arms: ["pctcp"] }) && !filterRecord(armed, { arms: ["tor"] }));
+  assert(!filterRecord(r, { arms: ["pctcp"] }));
 });
 
 Deno.test("readRecords expands globs and folders, skips run-settings files, refuses an empty glob", async () => {
