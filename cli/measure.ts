@@ -46,15 +46,15 @@ interface MeasureFlags {
   controlPassword?: string;
   controlCookie?: string;
   caCert?: string[];
-  arm: string[];
+  arm?: string[];
   order: ArmOrder;
   circuitAge: number;
   guard?: string;
   exit?: string;
 }
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 function relayList(s: string): string[] {
@@ -164,7 +164,6 @@ export function measureCommand(): Command {
       "--arm <name=path>",
       "an arm to compare: NAME=R1,R2,R3 (nicknames or fingerprints; repeat, at least two); fetches alternate between arms",
       collect,
-      [],
     )
     .option("--guard <relay>", "with --arm: every arm's first hop (arms then name the rest)")
     .option("--exit <relay>", "with --arm: every arm's last hop")
@@ -176,7 +175,7 @@ export function measureCommand(): Command {
     )
     .option(
       "--circuit-age <s>",
-      `with --arm: a fresh circuit per arm after this many seconds (also after a failure; default ${DEFAULT_CIRCUIT_AGE_S}, Tor's MaxCircuitDirtiness)`,
+      `with --arm: a fresh circuit per arm after this many seconds (also after a failure; Tor's MaxCircuitDirtiness)`,
       positiveInt,
       DEFAULT_CIRCUIT_AGE_S,
     )
@@ -203,11 +202,11 @@ export function measureCommand(): Command {
             "--interval (start to start) and --think (end to start) exclude each other",
           );
         }
-        if (o.arm.length && o.path) throw new UsageError("--arm and --path exclude each other");
-        if ((o.guard || o.exit) && !o.arm.length) {
+        if (o.arm?.length && o.path) throw new UsageError("--arm and --path exclude each other");
+        if ((o.guard || o.exit) && !o.arm?.length) {
           throw new UsageError("--guard and --exit go with --arm");
         }
-        const arms = o.arm.length ? parseArms(o.arm, o.guard, o.exit) : undefined;
+        const arms = o.arm?.length ? parseArms(o.arm, o.guard, o.exit) : undefined;
         for (const a of arms ?? []) {
           const longest = armSocksUser(a, 99999, `${runName}-${o.label}-${o.concurrency}`);
           if (new TextEncoder().encode(longest).length > 255) {
