@@ -47,7 +47,7 @@ interface MeasureFlags {
   controlPassword?: string;
   controlCookie?: string;
   caCert?: string[];
-  arm: string[];
+  arm?: string[];
   order: ArmOrder;
   circuitAge: number;
   guard?: string;
@@ -55,8 +55,8 @@ interface MeasureFlags {
   client: "raw" | "undici" | "node";
 }
 
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 function relayList(s: string): string[] {
@@ -165,7 +165,6 @@ export function measureCommand(): Command {
       "--arm <name=path>",
       "an arm to compare: NAME=R1,R2,R3 (nicknames or fingerprints; repeat, at least two); fetches alternate between arms",
       collect,
-      [],
     )
     .option("--guard <relay>", "with --arm: every arm's first hop (arms then name the rest)")
     .option("--exit <relay>", "with --arm: every arm's last hop")
@@ -177,7 +176,7 @@ export function measureCommand(): Command {
     )
     .option(
       "--circuit-age <s>",
-      `with --arm: a fresh circuit per arm after this many seconds (also after a failure; default ${DEFAULT_CIRCUIT_AGE_S}, Tor's MaxCircuitDirtiness)`,
+      `with --arm: a fresh circuit per arm after this many seconds (also after a failure; Tor's MaxCircuitDirtiness)`,
       positiveInt,
       DEFAULT_CIRCUIT_AGE_S,
     )
@@ -214,11 +213,11 @@ export function measureCommand(): Command {
             "--interval (start to start) and --think (end to start) exclude each other",
           );
         }
-        if (o.arm.length && o.path) throw new UsageError("--arm and --path exclude each other");
-        if ((o.guard || o.exit) && !o.arm.length) {
+        if (o.arm?.length && o.path) throw new UsageError("--arm and --path exclude each other");
+        if ((o.guard || o.exit) && !o.arm?.length) {
           throw new UsageError("--guard and --exit go with --arm");
         }
-        const arms = o.arm.length ? parseArms(o.arm, o.guard, o.exit) : undefined;
+        const arms = o.arm?.length ? parseArms(o.arm, o.guard, o.exit) : undefined;
         for (const a of arms ?? []) {
           const longest = armSocksUser(a, 99999, `${runName}-${o.label}-${o.concurrency}`);
           if (new TextEncoder().encode(longest).length > 255) {
@@ -250,6 +249,7 @@ export function measureCommand(): Command {
           : undefined;
         const tty = Deno.stderr.isTerminal() && !o.quiet;
         const times: number[] = [];
+        const armTimes = new Map<string, number[]>();
         const ctl = new AbortController();
         const onSig = () => ctl.abort();
         Deno.addSignalListener("SIGINT", onSig);
@@ -285,12 +285,23 @@ export function measureCommand(): Command {
               if (r.outcome !== "ok") {
                 const arm = r.arm ? ` [${r.arm}]` : "";
                 console.error(`pctcp: fetch ${r.id}${arm} ${r.url}: ${r.outcome}: ${r.error}`);
-              } else if (r.phases_ms.last_byte !== undefined) times.push(r.phases_ms.last_byte);
+              } else if (r.phases_ms.last_byte !== undefined) {
+                times.push(r.phases_ms.last_byte);
+                if (r.arm) {
+                  const t = armTimes.get(r.arm) ?? [];
+                  t.push(r.phases_ms.last_byte);
+                  armTimes.set(r.arm, t);
+                }
+              }
               if (tty) {
                 const p50 = times.length ? percentile(times, 50).toFixed(1) : "-";
                 const p90 = times.length ? percentile(times, 90).toFixed(1) : "-";
+                const perArm = [...armTimes].map(([a, t]) => `${a} ${percentile(t, 50).toFixed(1)}`)
+                  .join(", ");
                 Deno.stderr.writeSync(new TextEncoder().encode(
-                  `\r${r.id} fetches, ${times.length} ok; download time (from stream start) p50 ${p50} ms, p90 ${p90} ms   `,
+                  `\r${r.id} fetches, ${times.length} ok; download time (from stream start) p50 ${p50} ms, p90 ${p90} ms${
+                    perArm ? ` (p50 by arm: ${perArm})` : ""
+                  }   `,
                 ));
               }
             },

@@ -23,14 +23,9 @@ import {
 } from "../lib/report/tables.ts";
 import { filterRecord, type RecordFilter } from "../lib/stats/filter.ts";
 
-interface StatsFlags {
+interface StatsFlags extends FilterFlags {
   format?: TableFormat;
   base: TimeBase;
-  relay?: string[];
-  excludeRelay?: string[];
-  since?: string;
-  until?: string;
-  outcome?: string[];
   censor?: boolean;
   by?: string;
 }
@@ -65,6 +60,8 @@ export interface FilterFlags {
   since?: string;
   until?: string;
   outcome?: string[];
+  arm?: string[];
+  excludeCircuitFirst?: boolean;
 }
 
 /** Options shared by stats, compare and export: filters. */
@@ -85,6 +82,8 @@ export function filterFrom(o: FilterFlags): RecordFilter {
     f.until = new Date(o.until);
   }
   if (o.outcome) f.outcomes = o.outcome;
+  if (o.arm) f.arms = o.arm;
+  if (o.excludeCircuitFirst) f.excludeCircuitFirst = true;
   return f;
 }
 
@@ -98,7 +97,12 @@ export function withFilters(c: Command): Command {
     .option("--exclude-relay <name...>", "drop fetches whose circuit used these relays")
     .option("--since <iso>", "only fetches started at or after this time")
     .option("--until <iso>", "only fetches started before this time")
-    .option("--outcome <class...>", "only these outcomes (ok, timeout, socks, …)");
+    .option("--outcome <class...>", "only these outcomes (ok, timeout, socks, …)")
+    .option("--arm <name...>", "only these arms (measure --arm)")
+    .option(
+      "--exclude-circuit-first",
+      "leave out each arm circuit's first fetch (its time includes building the circuit)",
+    );
 }
 
 /** Builds the `stats` command. */
@@ -166,8 +170,8 @@ export function statsCommand(): Command {
         for (const g of groups) {
           if (g.ok < 30) {
             console.log(
-              `note: ${g.label}/${
-                g.transport ?? "-"
+              `note: ${g.label}/${g.transport ?? "-"}${
+                g.arm ? ` [${g.arm}]` : ""
               } has only ${g.ok} successful fetches: wide intervals, doubt the tails`,
             );
           }

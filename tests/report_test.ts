@@ -181,7 +181,7 @@ Deno.test("report over a glob of daily files: one CDF per arm, a time series of 
     assertEquals(bad.code, 2);
     const none = await pctcp("report", `${dir}/daily/weekly-*.jsonl`, "--out", out);
     assertEquals(none.code, 1);
-    assertStringIncludes(none.stderr, "no files match");
+    assertStringIncludes(none.stderr, "no file matches");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

@@ -1,8 +1,10 @@
-import { assert, assertEquals, assertRejects } from "./_assert.ts";
+import { assert, assertEquals, assertRejects, assertStringIncludes } from "./_assert.ts";
 import { percentile } from "../lib/stats/percentile.ts";
-import { estimate, Summarizer } from "../lib/stats/summary.ts";
+import { estimate, exclusionWarning, Summarizer } from "../lib/stats/summary.ts";
+import { boundedPercentile, estimateSample, formatBound, sortSample } from "../lib/stats/censor.ts";
 import {
   compareSamples,
+  compareSampleSets,
   describeChange,
   describeFactor,
   mannWhitney,
@@ -112,6 +114,10 @@ Deno.test("filterRecord filters by relay, window and outcome", () => {
   assert(!filterRecord(r, { since: new Date("2027-01-01") }));
   assert(filterRecord(r, { until: new Date("2027-01-01"), outcomes: ["ok"] }));
   assert(!filterRecord(r, { outcomes: ["timeout"] }));
+  const armed = rec({ arm: "pctcp", arm_circuit: { n: 2, reason: "age", since: "", first: true } });
+  assert(!filterRecord(armed, { excludeCircuitFirst: true }));
+  assert(filterRecord(armed, { arms: ["pctcp"] }) && !filterRecord(armed, { arms: ["tor"] }));
+  assert(!filterRecord(r, { arms: ["pctcp"] }));
 });
 
 Deno.test("readRecords expands globs and folders, skips run-settings files, refuses an empty glob", async () => {
@@ -141,4 +147,81 @@ Deno.test("readRecords expands globs and folders, skips run-settings files, refu
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("estimateSample marks the percentiles that reach a censored timeout as lower bounds", () => {
+  const sample = { values: [1, 2, 3, 4, 5, 6, 7, 8], censoredAt: [50, 50] };
+  const est = estimateSample(sample, [50, 75, 80, 90]);
+  const at = (p: number) => est.find((e) => e.p === p)!;
+  // 10 values, censored at ranks 8 and 9: p75 reads ranks 6 and 7 (exact), p80 reads 7 and 8.
+  assertEquals(at(50).censored?.value, false);
+  assertEquals(at(75).censored?.value, false);
+  assertEquals(at(80).censored?.value, true);
+  assertEquals(at(90).censored?.value, true);
+  assertEquals(at(90).value, 50); // h = 8.1: both ranks censored
+  assertEquals(formatBound(at(80).value, at(80).censored?.value), "≥ 16.4"); // 8 + 0.2 × 42
+  // Without censored values, no flags at all (and the same numbers as estimate()).
+  const plain = estimateSample({ values: [1, 2, 3], censoredAt: [] }, [50]);
+  assertEquals(plain[0]!.censored, undefined);
+  assertEquals(plain, estimate(Float64Array.from([1, 2, 3]), [50]));
+  // A censored value below observed ones bounds every percentile from its rank up.
+  const low = boundedPercentile(sortSample({ values: [10, 20, 30], censoredAt: [15] }), 50);
+  assertEquals(low.atLeast, true);
+});
+
+Deno.test("compareSampleSets says which way a censored change is bounded", () => {
+  const fast = { values: Array.from({ length: 50 }, (_, i) => 100 + i), censoredAt: [] };
+  const slow = {
+    values: Array.from({ length: 30 }, (_, i) => 200 + i),
+    censoredAt: Array(20).fill(1000),
+  };
+  const c = compareSampleSets(fast, slow, { ps: [50, 90] });
+  assertEquals(c.changes[0]!.bound, undefined); // p50 of slow: ranks 24, 25, observed
+  assertEquals(c.changes[1]!.bound, "at-least"); // p90 of slow reaches the timeouts
+  assertStringIncludes(describeChange("web download time", c.changes[1]!), "change ≥ +");
+  const both = compareSampleSets(slow, slow, { ps: [90] });
+  assertStringIncludes(describeChange("x", both.changes[0]!), "cannot tell");
+  // The old entry point gives the same numbers as before (no censoring).
+  const a = compareSamples([1, 2, 3, 4, 5], [2, 3, 4, 5, 6]);
+  const b = compareSampleSets({ values: [1, 2, 3, 4, 5], censoredAt: [] }, {
+    values: [2, 3, 4, 5, 6],
+    censoredAt: [],
+  });
+  assertEquals(a, b);
+});
+
+Deno.test("Summarizer keeps a failed fetch in its URL's group and warns above 5 % left out", () => {
+  const s = new Summarizer();
+  for (let i = 0; i < 18; i++) s.add(rec({ id: i }));
+  s.add(
+    rec({
+      id: 98,
+      size: null,
+      outcome: "timeout",
+      error: "no answer within 2400 ms",
+      phases_ms: {},
+    }),
+  );
+  s.add(
+    rec({
+      id: 99,
+      size: null,
+      outcome: "socks",
+      error: "SOCKS reply: general failure",
+      phases_ms: {},
+    }),
+  );
+  const [g, ...rest] = s.summaries();
+  assertEquals(rest.length, 0);
+  assertEquals([g!.count, g!.ok, g!.timeouts, g!.failed, g!.excluded], [20, 18, 1, 1, 2]);
+  assertStringIncludes(g!.warning!, "percentiles of successes only: 1 of 20 fetches timed out");
+  assertStringIncludes(g!.warning!, "and 1 more failed otherwise");
+  const c = new Summarizer("onionperf", { censor: true });
+  for (let i = 0; i < 18; i++) c.add(rec({ id: i }));
+  c.add(rec({ id: 98, outcome: "timeout", error: "no answer within 2400 ms", phases_ms: {} }));
+  const [h] = c.summaries();
+  assertEquals(h!.censored, true);
+  assertEquals(h!.warning, undefined); // 0 of 19 left out
+  assertEquals(h!.download.find((e) => e.p === 99)!.censored?.value, true);
+  assertEquals(exclusionWarning({ count: 100, ok: 96, timeouts: 4, failed: 0 }), undefined);
 });

@@ -1,5 +1,6 @@
 /**
- * Record filters: by relay (nickname or fingerprint, include/exclude), time window, outcome.
+ * Record filters: by relay (nickname or fingerprint, include/exclude), time window, outcome,
+ * arm, and each arm circuit's first fetch.
  * @module
  */
 
@@ -17,6 +18,10 @@ export interface RecordFilter {
   until?: Date;
   /** Keep these outcomes. */
   outcomes?: string[];
+  /** Drop each arm circuit's first fetch (its time includes building the circuit). */
+  excludeCircuitFirst?: boolean;
+  /** Keep these arms. */
+  arms?: string[];
 }
 
 /** True if the record passes the filter. */
@@ -28,5 +33,7 @@ export function filterRecord(r: MeasureRecord, f: RecordFilter): boolean {
   if (f.since && !(t >= f.since.getTime())) return false;
   if (f.until && !(t < f.until.getTime())) return false;
   if (f.outcomes && !f.outcomes.includes(r.outcome)) return false;
+  if (f.excludeCircuitFirst && r.arm_circuit?.first) return false;
+  if (f.arms && !(r.arm !== undefined && f.arms.includes(r.arm))) return false;
   return true;
 }

@@ -68,7 +68,7 @@ export async function expandRecordFiles(names: string[]): Promise<string[]> {
     const literalExists = await Deno.stat(name).then(() => true, () => false);
     if (!literalExists && isGlob(name)) {
       const found = await expandGlob(name);
-      if (!found.length) throw new RangeError(`no files match ${name}`);
+      if (!found.length) throw new RangeError(`no file matches ${name}`);
       out.push(...found.filter((f) => !f.endsWith(".runs.jsonl")));
     } else if (literalExists && await isDir(name)) {
       const inDir: string[] = [];
@@ -80,6 +80,9 @@ export async function expandRecordFiles(names: string[]): Promise<string[]> {
   }
   return [...new Set(out)];
 }
+
+/** The same as {@link expandRecordFiles} (the name another branch gave it). */
+export const expandFileGlobs: (names: string[]) => Promise<string[]> = expandRecordFiles;
 
 async function expandGlob(pattern: string): Promise<string[]> {
   const absolute = pattern.startsWith("/");

@@ -7,8 +7,9 @@
  * The path may differ per stream: a SOCKS user name `pctcp-path=R1,R2,R3;…` (what `measure
  * --arm` sends, and what our own client reads too) asks for a circuit through those relays,
  * one circuit per user name (Tor isolates by SOCKS authentication). A circuit that cannot be
- * built closes the stream at once (CLOSESTREAM, control-spec §3.15) and says why, so the fetch
- * fails fast and its record names the failure instead of waiting for Tor's SOCKS timeout.
+ * built closes the stream at once (control-spec CLOSESTREAM with a RELAY_END reason of tor-spec
+ * §6.3, 1 = MISC) and says why, so the fetch fails fast and its record names the failure instead
+ * of waiting for Tor's SOCKS timeout.
  * @module
  */
 
