@@ -88,7 +88,7 @@ Deno.test("expandRecordFiles reads the daily files a pattern names, sorted, and 
     ]);
     let msg = "";
     await expandRecordFiles([`${dir}/none-*.jsonl`]).catch((e) => msg = e.message);
-    assertStringIncludes(msg, "no files match");
+    assertStringIncludes(msg, "no file matches");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

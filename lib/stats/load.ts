@@ -81,9 +81,6 @@ export async function expandRecordFiles(names: string[]): Promise<string[]> {
   return [...new Set(out)];
 }
 
-/** The same as {@link expandRecordFiles} (the name another branch gave it). */
-export const expandFileGlobs: (names: string[]) => Promise<string[]> = expandRecordFiles;
-
 async function expandGlob(pattern: string): Promise<string[]> {
   const absolute = pattern.startsWith("/");
   const segments = pattern.split("/").filter((s, i) => s !== "" || i === 0);
