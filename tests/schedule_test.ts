@@ -201,14 +201,19 @@ Deno.test({
       }).spawn();
     const proxy = spawn(["tests/fixtures/socks_forward.ts"]);
     const server = spawn(["cli/main.ts", "serve"]);
-    let cron: Deno.ChildProcess | undefined;
+    // No daemon running: start one in the foreground, ours to stop (by its pid). Checked again
+    // while waiting: a daemon someone else started may go away meanwhile.
+    const started: Deno.ChildProcess[] = [];
+    const ensureCron = () => {
+      if (cronPids().length) return;
+      started.push(
+        new Deno.Command("/usr/sbin/cron", { args: ["-f"], stdout: "null", stderr: "null" })
+          .spawn(),
+      );
+    };
     const name = `test-${Deno.pid}`;
     try {
-      if (!cronPids().length) {
-        // No daemon running: start one in the foreground, ours to stop (by its pid).
-        cron = new Deno.Command("/usr/sbin/cron", { args: ["-f"], stdout: "null", stderr: "null" })
-          .spawn();
-      }
+      ensureCron();
       const firstLine = async (c: Deno.ChildProcess) => {
         const reader = c.stdout.pipeThrough(new TextDecoderStream()).getReader();
         let text = "";
@@ -256,6 +261,7 @@ Deno.test({
       let records: { outcome: string; client: string }[] = [];
       let file = "";
       for (const t0 = Date.now(); Date.now() - t0 < 140_000;) {
+        ensureCron();
         for (const e of Deno.readDirSync(dir)) {
           if (/^records-\d{4}-\d\d-\d\d\.jsonl$/.test(e.name)) file = e.name;
         }
@@ -298,8 +304,7 @@ Deno.test({
         if (next !== now) await setCrontab(next.trim() === "" ? null : next);
       }
       turn.close();
-      for (const c of [proxy, server, cron]) {
-        if (!c) continue;
+      for (const c of [proxy, server, ...started]) {
         try {
           c.kill("SIGTERM");
         } catch { /* gone */ }
