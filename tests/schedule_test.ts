@@ -155,6 +155,8 @@ async function setCrontab(text: string | null): Promise<void> {
   assert((await c.status).success, "crontab - failed");
 }
 
+const SENTINEL = "# pctcp schedule test: a line that must stay\n17 3 * * * true\n";
+
 function cronPids(): number[] {
   const pids: number[] = [];
   for (const e of Deno.readDirSync("/proc")) {
@@ -179,11 +181,16 @@ Deno.test({
   ignore: skipUnless(haveCron, "needs root and Debian's cron (apt-get install cron)"),
   sanitizeResources: false,
   async fn() {
+    // root's crontab is shared by every checkout on this machine: pctcp test runs take turns
+    // (a lock), and the test changes only what it added, never restoring a snapshot over
+    // someone else's edits.
+    const turn = await Deno.open("/tmp/pctcp-crontab-test.lock", { create: true, write: true });
+    await turn.lock(true);
     const dir = await Deno.makeTempDir();
-    const original = await crontabText();
     // A crontab with a line of someone else's, which must come out exactly as it went in.
-    const before = original ?? "# pctcp schedule test: a line that must stay\n17 3 * * * true\n";
-    await setCrontab(before);
+    const sentinel = (await crontabText()) === null;
+    if (sentinel) await setCrontab(SENTINEL);
+    const before = (await crontabText()) ?? "";
     const root = new URL("..", import.meta.url).pathname;
     const spawn = (args: string[]) =>
       new Deno.Command(Deno.execPath(), {
@@ -194,14 +201,19 @@ Deno.test({
       }).spawn();
     const proxy = spawn(["tests/fixtures/socks_forward.ts"]);
     const server = spawn(["cli/main.ts", "serve"]);
-    let cron: Deno.ChildProcess | undefined;
+    // No daemon running: start one in the foreground, ours to stop (by its pid). Checked again
+    // while waiting: a daemon someone else started may go away meanwhile.
+    const started: Deno.ChildProcess[] = [];
+    const ensureCron = () => {
+      if (cronPids().length) return;
+      started.push(
+        new Deno.Command("/usr/sbin/cron", { args: ["-f"], stdout: "null", stderr: "null" })
+          .spawn(),
+      );
+    };
     const name = `test-${Deno.pid}`;
     try {
-      if (!cronPids().length) {
-        // No daemon running: start one in the foreground, ours to stop (by its pid).
-        cron = new Deno.Command("/usr/sbin/cron", { args: ["-f"], stdout: "null", stderr: "null" })
-          .spawn();
-      }
+      ensureCron();
       const firstLine = async (c: Deno.ChildProcess) => {
         const reader = c.stdout.pipeThrough(new TextDecoderStream()).getReader();
         let text = "";
@@ -215,7 +227,7 @@ Deno.test({
       };
       const socksPort = Number(await firstLine(proxy));
       const serverUrl = JSON.parse(await firstLine(server)).server as string;
-      const add = await pctcp(
+      const addArgs = [
         "schedule",
         "add",
         "--every",
@@ -234,16 +246,22 @@ Deno.test({
         "2",
         "--out",
         `${dir}/records-%Y-%m-%d.jsonl`,
-      );
+      ];
+      const add = await pctcp(...addArgs);
       assertEquals(add.code, 0, add.stderr);
+      const addAgain = await pctcp(...addArgs);
+      assertEquals(addAgain.code, 0, addAgain.stderr);
       const listed = JSON.parse((await pctcp("schedule", "list", "--json")).stdout);
-      assertEquals(listed.filter((e: { name: string }) => e.name === name).length, 1);
-      // Adding the same entry again changes nothing.
-      const text1 = await crontabText();
+      assertEquals(
+        listed.filter((e: { name: string }) => e.name === name).length,
+        1,
+        "adding the same entry twice made two",
+      );
       // Cron starts it at the next minute; Deno's start-up and two fetches follow.
       let records: { outcome: string; client: string }[] = [];
       let file = "";
       for (const t0 = Date.now(); Date.now() - t0 < 140_000;) {
+        ensureCron();
         for (const e of Deno.readDirSync(dir)) {
           if (/^records-\d{4}-\d\d-\d\d\.jsonl$/.test(e.name)) file = e.name;
         }
@@ -260,14 +278,33 @@ Deno.test({
       assertStringIncludes(log, '"ok":2'); // measure's summary line went to the log
       const stats = await pctcp("stats", `${dir}/records-*.jsonl`, "--format", "json");
       assertEquals(stats.code, 0, stats.stderr);
-      assertEquals(text1, await crontabText());
       const rm = await pctcp("schedule", "remove", name);
       assertEquals(rm.code, 0, rm.stderr);
-      assertEquals(await crontabText(), before, "the crontab is not as it was");
+      const after = (await crontabText()) ?? "";
+      assert(!parseEntries(after).some((e) => e.name === name), "the entry is still there");
+      if (after !== before) {
+        // Only a writer outside pctcp's tests (they take turns) can have changed it meanwhile:
+        // then check that no line of before was lost, and say so.
+        const lines = after.split("\n"), was = before.split("\n");
+        const lost = was.filter((l) => l && !lines.includes(l));
+        assertEquals(lost, [], "remove lost lines of the crontab");
+        const added = lines.filter((l) => l && !was.includes(l));
+        assert(
+          added.length > 0 && !added.some((l) => l.includes(`pctcp-schedule ${name}`)),
+          `not byte-identical, and not by another writer's lines: ${JSON.stringify(after)}`,
+        );
+        console.warn("schedule test: another writer changed the crontab meanwhile");
+      }
     } finally {
-      await setCrontab(original);
-      for (const c of [proxy, server, cron]) {
-        if (!c) continue;
+      // Take out what this test added (its entry, the sentinel), nothing else.
+      const now = await crontabText();
+      if (now !== null) {
+        let next = withoutEntries(now, [name]);
+        if (sentinel) next = next.replace(SENTINEL, "");
+        if (next !== now) await setCrontab(next.trim() === "" ? null : next);
+      }
+      turn.close();
+      for (const c of [proxy, server, ...started]) {
         try {
           c.kill("SIGTERM");
         } catch { /* gone */ }

@@ -216,8 +216,10 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
     streams: `${dir}/client/streams.jsonl`,
     started: new Date().toISOString(),
   };
+  // Written whole then renamed: `status`, `down` and tests never read half a file.
   const save = () =>
-    Deno.writeTextFile(`${dir}/state.json`, JSON.stringify(partial, null, 2) + "\n");
+    Deno.writeTextFile(`${dir}/state.json.tmp`, JSON.stringify(partial, null, 2) + "\n")
+      .then(() => Deno.rename(`${dir}/state.json.tmp`, `${dir}/state.json`));
   try {
     if (options.netns) {
       const support = await probeNetns();

@@ -201,12 +201,29 @@ export function systemCrontab(): CrontabStore {
   };
 }
 
+/**
+ * Runs `fn` holding an exclusive lock (flock) on `/tmp/pctcp-crontab-UID.lock`, so that two
+ * `pctcp schedule` commands do not interleave their read-modify-write of one crontab.
+ */
+async function withLock<T>(fn: () => Promise<T>): Promise<T> {
+  const path = `/tmp/pctcp-crontab-${Deno.uid() ?? "user"}.lock`;
+  const f = await Deno.open(path, { create: true, write: true });
+  try {
+    await f.lock(true);
+    return await fn();
+  } finally {
+    f.close(); // releases the lock
+  }
+}
+
 /** Adds or replaces an entry in the store; returns the entry. */
-export async function addEntry(store: CrontabStore, entry: ScheduleEntry): Promise<ScheduleEntry> {
-  const text = (await store.read()) ?? "";
-  const next = withEntry(text, entry);
-  if (next !== text) await store.write(next);
-  return entry;
+export function addEntry(store: CrontabStore, entry: ScheduleEntry): Promise<ScheduleEntry> {
+  return withLock(async () => {
+    const text = (await store.read()) ?? "";
+    const next = withEntry(text, entry);
+    if (next !== text) await store.write(next);
+    return entry;
+  });
 }
 
 /** Our entries in the store. */
@@ -218,15 +235,17 @@ export async function listEntries(store: CrontabStore): Promise<ScheduleEntry[]>
  * Removes our entries named in `names` (all of ours when null); returns those removed. A
  * crontab left empty is removed, so a user who had none before `add` has none after.
  */
-export async function removeEntries(
+export function removeEntries(
   store: CrontabStore,
   names: string[] | null,
 ): Promise<ScheduleEntry[]> {
-  const text = await store.read();
-  if (text === null) return [];
-  const ours = parseEntries(text).filter((e) => names === null || names.includes(e.name));
-  if (!ours.length) return [];
-  const next = withoutEntries(text, names);
-  await store.write(next.trim() === "" ? null : next);
-  return ours;
+  return withLock(async () => {
+    const text = await store.read();
+    if (text === null) return [];
+    const ours = parseEntries(text).filter((e) => names === null || names.includes(e.name));
+    if (!ours.length) return [];
+    const next = withoutEntries(text, names);
+    await store.write(next.trim() === "" ? null : next);
+    return ours;
+  });
 }
