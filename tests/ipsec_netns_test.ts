@@ -64,7 +64,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "experiment interference --netns runs both arms on shaped links, pctcp under IPsec, and cleans up",
+    "experiment interference --netns runs both arms on emulated links, pctcp under IPsec, and cleans up",
   ignore: !ready,
   async fn() {
     const out = await Deno.makeTempDir();
@@ -81,7 +81,7 @@ Deno.test({
       );
       assertEquals(r.code, 0, r.stderr);
       const q = JSON.parse(await Deno.readTextFile(`${out}/queues.json`));
-      assert(q.tor.emulation.some((e: string) => e.startsWith("tbf rate")));
+      assert(q.tor.emulation.some((e: string) => e.startsWith("userspace emulator")));
       assert(q.pctcp.emulation.some((e: string) => e.startsWith("IPsec")));
       assert(!q.tor.emulation.some((e: string) => e.startsWith("IPsec")));
       const s = JSON.parse(await Deno.readTextFile(`${out}/summary.json`));
