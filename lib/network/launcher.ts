@@ -543,6 +543,8 @@ export async function networkStatus(
     alive: Record<string, boolean>;
     stats: Record<string, unknown>;
     broken: string[];
+    /** The emulator's counters (stats.json), when it runs. */
+    emulator?: unknown;
   }
 > {
   const state = await readState(dir);
