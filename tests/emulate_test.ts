@@ -474,3 +474,25 @@ for (const transport of ["tor", "pctcp"] as const) {
     },
   });
 }
+
+Deno.test("four-cities topology: RTTs between hosts on different nodes within 20–150 ms, some loss", async () => {
+  const { loadTopology, loadGraph } = await import("../lib/emulate/mod.ts");
+  const spec = await loadTopology(
+    new URL("../measurements/topologies/four-cities.json", import.meta.url).pathname,
+  );
+  const g = await loadGraph(spec.topology!);
+  const names = ["relay1", "relay2", "relay3", "server", "client"];
+  const r = resolveNetwork(spec, names, { graph: g });
+  const node = (n: string) => spec.hosts![n]!.node;
+  let lossy = 0;
+  for (const [i, a] of names.entries()) {
+    for (const [j, b] of names.entries()) {
+      if (i === j || node(a) === node(b)) continue;
+      const rtt = r.paths[i]![j]!.latencyMs + r.paths[j]![i]!.latencyMs;
+      assert(rtt >= 20 && rtt <= 150, `${a}↔${b} RTT ${rtt}`);
+      if (r.paths[i]![j]!.loss > 0) lossy++;
+    }
+  }
+  assert(lossy > 0);
+  assertEquals(r.hosts[4]!.downBps, 50e6 / 8, "client node 50 Mbit/s down");
+});
