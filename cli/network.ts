@@ -33,6 +33,8 @@ export interface EmulationFlags {
   topology?: string;
   /** Seed. */
   emulationSeed?: string;
+  /** TCP congestion control in every host. */
+  tcpCongestion?: string;
 }
 
 /** Adds the emulation flags to a command. */
@@ -47,7 +49,11 @@ export function addEmulationFlags(c: Command): Command {
       "--topology <file>",
       "with --netns: Shadow GML graph (.gml) or per host/pair JSON (.json)",
     )
-    .option("--emulation-seed <n>", "with --netns: seed of loss and jitter");
+    .option("--emulation-seed <n>", "with --netns: seed of loss and jitter")
+    .option(
+      "--tcp-congestion <cc>",
+      "with --netns: TCP congestion control in every host (cubic, bbr, reno; default the kernel's)",
+    );
 }
 
 /** The emulation spec the flags ask for (validated: a bad value is a usage error). */
@@ -57,7 +63,17 @@ export async function emulationFromFlags(
 ): Promise<EmulationSpec | undefined> {
   const given = Object.entries(o).filter(([k, v]) =>
     v !== undefined &&
-    ["latency", "jitter", "loss", "lossBurst", "queue", "topology", "emulationSeed"].includes(k)
+    [
+      "latency",
+      "jitter",
+      "loss",
+      "lossBurst",
+      "queue",
+      "topology",
+      "emulationSeed",
+      "tcpCongestion",
+    ]
+      .includes(k)
   );
   if (!given.length) return undefined;
   if (!netns) {
@@ -75,6 +91,9 @@ export async function emulationFromFlags(
     if (o.queue && /b$/i.test(o.queue)) parseRate(o.queue);
   } catch (e) {
     throw new UsageError((e as Error).message);
+  }
+  if (o.tcpCongestion && !/^[a-z0-9_]+$/.test(o.tcpCongestion)) {
+    throw new UsageError(`--tcp-congestion: not an algorithm name: ${o.tcpCongestion}`);
   }
   const burst = o.lossBurst === undefined ? undefined : Number(o.lossBurst);
   if (burst !== undefined && !(burst >= 1)) {
@@ -100,6 +119,7 @@ export async function emulationFromFlags(
     ...(burst !== undefined ? { lossBurst: burst } : {}),
     ...(o.queue ? { queue: o.queue } : {}),
     ...(seed !== undefined ? { seed } : {}),
+    ...(o.tcpCongestion ? { tcpCongestion: o.tcpCongestion } : {}),
   });
 }
 

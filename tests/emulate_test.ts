@@ -13,9 +13,14 @@ import {
   resolveNetwork,
 } from "../lib/emulate/mod.ts";
 import { probeNetns } from "../lib/network/netns.ts";
-import { createHosts, destroyHosts, type NetnsHosts } from "../lib/network/netns.ts";
-import { prepareEmulator } from "../lib/network/emulated_hosts.ts";
-import { isAlive, networkDown, networkStatus, networkUp } from "../lib/network/launcher.ts";
+import { startEmulatedHosts } from "../lib/network/emulated_hosts.ts";
+import {
+  isAlive,
+  networkDown,
+  networkStatus,
+  networkUp,
+  selfCommand,
+} from "../lib/network/launcher.ts";
 import { haveIpsecTools } from "../lib/network/ipsec_hosts.ts";
 import { createHash } from "node:crypto";
 
@@ -246,30 +251,6 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-async function startEmulated(
-  dir: string,
-  names: string[],
-  spec: Parameters<typeof prepareEmulator>[2],
-): Promise<{ hosts: NetnsHosts; emulator: Deno.ChildProcess; stateDir: string }> {
-  const hosts = await createHosts(dir, names, { links: "emulated" });
-  try {
-    const em = await prepareEmulator(dir, hosts, spec);
-    const emulator = new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", main, "network", "emulate", "--config", em.config],
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
-    for (let i = 0; i < 100; i++) {
-      if (await Deno.stat(`${em.stateDir}/ready`).then(() => true, () => false)) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    return { hosts, emulator, stateDir: em.stateDir };
-  } catch (e) {
-    await destroyHosts(hosts);
-    throw e;
-  }
-}
-
 Deno.test({
   name:
     `emulator on TUN devices: RTT, loss, rate and zero-config overhead as configured${whyNotRoot}`,
@@ -278,7 +259,7 @@ Deno.test({
     const dir = await Deno.makeTempDir();
     // One network, per-pair settings: a↔b 20 ms; a↔c nothing (zero config); a→d 5 % loss;
     // c↔e 2 ms with e at 20 Mbit/s both ways.
-    const e = await startEmulated(dir, ["a", "b", "c", "d", "e"], {
+    const e = await startEmulatedHosts(dir, ["a", "b", "c", "d", "e"], {
       hosts: { e: { bandwidth: "20Mbit" } },
       pairs: [
         { a: "a", b: "b", latency: "20ms" },
@@ -286,7 +267,7 @@ Deno.test({
         { a: "c", b: "e", latency: "2ms" },
       ],
       seed: 3,
-    });
+    }, selfCommand());
     const ns = (n: string) => e.hosts.hosts.find((h) => h.name === n)!;
     try {
       await t.step(
@@ -355,9 +336,7 @@ Deno.test({
         assert(rate >= 18 && rate <= 21, `goodput ${rate} Mbit/s`);
       });
     } finally {
-      e.emulator.kill("SIGTERM");
-      await e.emulator.status;
-      await destroyHosts(e.hosts);
+      await e.close();
       await Deno.remove(dir, { recursive: true });
     }
   },

@@ -70,6 +70,11 @@ export interface EmulationSpec {
   pairs?: PairSpec[];
   /** PRNG seed for loss and jitter. */
   seed?: number;
+  /**
+   * TCP congestion control of every host (`sysctl net.ipv4.tcp_congestion_control` in each
+   * namespace: cubic, bbr, reno); default: the kernel's (bbr on this machine).
+   */
+  tcpCongestion?: string;
   /** Where the numbers come from (kept with the results). */
   sources?: string[];
   /** What it is. */

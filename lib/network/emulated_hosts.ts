@@ -12,7 +12,8 @@ import {
   loadGraph,
   resolveNetwork,
 } from "../emulate/mod.ts";
-import type { NetnsHosts } from "./netns.ts";
+import { createHosts, destroyHosts, type NetnsHosts } from "./netns.ts";
+import { runCommand } from "../util/command.ts";
 
 /** Which engine emulates links. */
 export type EmulationEngine = "userspace" | "netem" | "none";
@@ -111,6 +112,57 @@ export async function readEmulatorConfig(path: string): Promise<EmulatorConfig> 
   return c;
 }
 
+/**
+ * Sets the TCP congestion control of every host (when asked) and says which one runs, e.g.
+ * "cubic (asked)" or "bbr (kernel default)". A namespace may only make the algorithms of
+ * `net.ipv4.tcp_allowed_congestion_control` its default (here reno and bbr), so the algorithm
+ * is set on each route instead (`ip route … congctl`, which TCP applies to every connection
+ * over it): the main table's routes, and table 220 (IPsec) if present — call again once the
+ * IPsec routes exist.
+ */
+export async function setCongestion(
+  hosts: NetnsHosts,
+  algorithm?: string,
+  only?: string[],
+): Promise<string> {
+  if (algorithm) {
+    if (!/^[a-z0-9_]+$/.test(algorithm)) {
+      throw new TypeError(`bad congestion control: ${algorithm}`);
+    }
+    for (const h of hosts.hosts.filter((x) => !only || only.includes(x.name))) {
+      for (const table of ["main", "220"]) {
+        const routes = await runCommand(
+          ["ip", "-n", h.ns, "-4", "route", "show", "table", table],
+          true,
+        );
+        for (const line of routes.split("\n").map((l) => l.trim()).filter(Boolean)) {
+          if (line.includes(" congctl ")) continue;
+          await runCommand([
+            "ip",
+            "-n",
+            h.ns,
+            "route",
+            "replace",
+            ...line.split(/\s+/),
+            "table",
+            table,
+            "congctl",
+            algorithm,
+          ]);
+        }
+      }
+    }
+  }
+  const first = hosts.hosts[0];
+  const key = "net.ipv4.tcp_congestion_control";
+  const def = first
+    ? (await runCommand(["ip", "netns", "exec", first.ns, "sysctl", "-n", key], true)).trim()
+    : "unknown";
+  return algorithm
+    ? `${algorithm} (asked; per route, kernel default ${def})`
+    : `${def} (kernel default)`;
+}
+
 /** A one-line summary of the emulated links. */
 export function emulationSummary(s: EmulationState): string {
   if (s.engine === "none") return s.notes.join("; ");
@@ -128,4 +180,57 @@ export function emulationSummary(s: EmulationState): string {
   }, host rates ${
     rates.length ? range(rates, (x) => `${Number((x * 8 / 1e6).toFixed(2))} Mbit/s`) : "unlimited"
   }`;
+}
+
+/** Hosts in namespaces linked by a running emulator process (for tests and benchmarks). */
+export interface EmulatedHosts {
+  /** The namespaces. */
+  hosts: NetnsHosts;
+  /** The emulator process. */
+  emulator: Deno.ChildProcess;
+  /** Its folder (stats.json). */
+  stateDir: string;
+  /** Stops the emulator and removes the namespaces. */
+  close(): Promise<void>;
+}
+
+/**
+ * Creates namespaces `names` linked only through an emulator process running `spec`, without
+ * relays or servers (`command`: how to run this program, e.g. selfCommand()).
+ */
+export async function startEmulatedHosts(
+  dir: string,
+  names: string[],
+  spec: EmulationSpec,
+  command: string[],
+): Promise<EmulatedHosts> {
+  const hosts = await createHosts(dir, names, { links: "emulated" });
+  let emulator: Deno.ChildProcess | undefined;
+  const close = async () => {
+    if (emulator) {
+      try {
+        emulator.kill("SIGTERM");
+      } catch { /* gone */ }
+      await emulator.status;
+    }
+    await destroyHosts(hosts);
+  };
+  try {
+    const em = await prepareEmulator(dir, hosts, spec);
+    emulator = new Deno.Command(command[0]!, {
+      args: [...command.slice(1), "network", "emulate", "--config", em.config],
+      stdout: "null",
+      stderr: "null",
+    }).spawn();
+    const t0 = Date.now();
+    for (;;) {
+      if (await Deno.stat(`${em.stateDir}/ready`).then(() => true, () => false)) break;
+      if (Date.now() - t0 > 20_000) throw new Error("emulator not ready after 20 s");
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return { hosts, emulator, stateDir: em.stateDir, close };
+  } catch (e) {
+    await close();
+    throw e;
+  }
 }

@@ -16,7 +16,12 @@ import type { Transport } from "../directory/document.ts";
 import { timedFetch } from "../measure/fetch.ts";
 import { createHosts, destroyHosts, inNamespace, type NetnsHosts, probeNetns } from "./netns.ts";
 import { haveIpsecTools, listSas, loadIpsec, prepareIpsec } from "./ipsec_hosts.ts";
-import { type EmulationState, emulationSummary, prepareEmulator } from "./emulated_hosts.ts";
+import {
+  type EmulationState,
+  emulationSummary,
+  prepareEmulator,
+  setCongestion,
+} from "./emulated_hosts.ts";
 import type { EmulationSpec } from "../emulate/config.ts";
 import { childSaCovers } from "../transport/ipsec.ts";
 
@@ -259,6 +264,12 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
       partial.emulation.notes.push(emulationSummary(partial.emulation));
       await save();
       await waitForFile(`${em.stateDir}/ready`, pid, log);
+      partial.emulation.notes.push(
+        `TCP congestion control in every host: ${await setCongestion(
+          partial.netns,
+          spec.tcpCongestion,
+        )}`,
+      );
     } else {
       partial.emulation = {
         engine: "none",
@@ -303,6 +314,11 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
             await new Promise((r) => setTimeout(r, 200));
           }
         }
+      }
+      // The IPsec routes (table 220) carry the relays' connections: same congestion control.
+      const asked = partial.emulation?.spec?.tcpCongestion;
+      if (asked) {
+        await setCongestion(partial.netns, asked, relayHosts.map((h) => h.name));
       }
       partial.emulation!.notes.push(
         "IPsec: strongSwan IKEv2, kernel-libipsec user-space ESP (no kernel ESP), nftables IKE/ESP only between relay hosts",
