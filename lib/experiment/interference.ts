@@ -208,7 +208,7 @@ async function runArm(
   say(
     arm === "realtor"
       ? `[${arm}] starting a private network of Debian's tor`
-      : `[${arm}] starting ${s.relays} relays on loopback`,
+      : `[${arm}] starting ${s.relays} relays ${o.netns ? "in network namespaces" : "on loopback"}`,
   );
   const net = arm === "realtor"
     ? await realTorNetwork(s, dir)

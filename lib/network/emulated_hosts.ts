@@ -217,8 +217,8 @@ export async function startEmulatedHosts(
   };
   try {
     const em = await prepareEmulator(dir, hosts, spec);
-    emulator = new Deno.Command(command[0]!, {
-      args: [...command.slice(1), "network", "emulate", "--config", em.config],
+    emulator = new Deno.Command("nice", {
+      args: ["-n", "-10", ...command, "network", "emulate", "--config", em.config],
       stdout: "null",
       stderr: "null",
     }).spawn();
