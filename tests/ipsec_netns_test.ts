@@ -106,7 +106,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "experiment interference --netns killed with SIGKILL leaves no namespace, charon or process",
+    "experiment interference --netns killed with SIGKILL leaves no namespace, device, emulator, charon or process",
   ignore: !ready,
   async fn() {
     const out = await Deno.makeTempDir();
@@ -163,6 +163,12 @@ Deno.test({
           .stdout,
       );
       assert(!ns.includes(`${state.netns.tag}-`), `namespaces left: ${ns}`);
+      assert(state.processes.some((p) => p.name === "emulator"), "the emulator was one of them");
+      const links = new TextDecoder().decode(
+        (await new Deno.Command("ip", { args: ["-o", "link", "show"], stdout: "piped" }).output())
+          .stdout,
+      );
+      assert(!links.includes(state.netns.tag), `devices left: ${links}`);
     } finally {
       await Deno.remove(out, { recursive: true });
     }
