@@ -7,11 +7,12 @@ import { Command } from "commander";
 import { nonNegative, run, UsageError } from "./_common.ts";
 import { runInterference, summaryMarkdown } from "../lib/experiment/interference.ts";
 import { haveTor } from "../lib/tor/testnet.ts";
+import { addEmulationFlags, type EmulationFlags, emulationFromFlags } from "./network.ts";
 
 /** Builds the `experiment` command. */
 export function experimentCommand(): Command {
   const exp = new Command("experiment").description("run experiments (interference: tor vs pctcp)");
-  exp.command("interference")
+  addEmulationFlags(exp.command("interference"))
     .description(
       "the cross-circuit interference experiment: same workload on tor, then pctcp; writes records, summary.json, plots, report.html",
     )
@@ -25,14 +26,14 @@ export function experimentCommand(): Command {
     .option("--duration <s>", "override the scenario's seconds per arm", nonNegative)
     .option(
       "--netns",
-      "hosts in network namespaces, relay links shaped with tc (root); pctcp and mixed arms run under strongSwan IPsec",
+      "hosts in network namespaces linked through the user-space emulator, pctcp under IPsec (root)",
     )
     .option(
       "--with-real-tor",
       "add an arm on a private network of Debian's tor (needs tor installed)",
     )
     .action((
-      o: {
+      o: EmulationFlags & {
         scenario: string;
         out: string;
         mixed?: boolean;
@@ -45,6 +46,7 @@ export function experimentCommand(): Command {
         if (o.withRealTor && !(await haveTor())) {
           throw new UsageError("--with-real-tor needs Debian's tor: apt-get install tor");
         }
+        const emulation = await emulationFromFlags(o, !!o.netns);
         const ctl = new AbortController();
         const stop = () => {
           console.error("pctcp: stopping: tearing the network down");
@@ -59,6 +61,7 @@ export function experimentCommand(): Command {
           ...(o.mixed ? { mixed: true } : {}),
           ...(o.withRealTor ? { withRealTor: true } : {}),
           ...(o.netns ? { netns: true } : {}),
+          ...(emulation ? { emulation } : {}),
           ...(o.duration !== undefined ? { durationS: o.duration } : {}),
           progress: (l) => quiet ? console.log(l) : console.error(l),
           signal: ctl.signal,

@@ -4,16 +4,131 @@
  */
 
 import { Command, Option } from "commander";
-import { positiveInt, run } from "./_common.ts";
+import { positiveInt, run, UsageError } from "./_common.ts";
 import { describeStop, networkDown, networkStatus, networkUp } from "../lib/network/launcher.ts";
-import { parseSize } from "../lib/serve/sizes.ts";
+import {
+  type EmulationSpec,
+  loadTopology,
+  mergeSpecs,
+  parseDuration,
+  parseLoss,
+  parseRate,
+  runEmulator,
+} from "../lib/emulate/mod.ts";
+import { readEmulatorConfig } from "../lib/network/emulated_hosts.ts";
+
+/** The emulation flags shared by `network up` and `experiment interference`. */
+export interface EmulationFlags {
+  /** One-way latency between any two hosts. */
+  latency?: string;
+  /** Jitter. */
+  jitter?: string;
+  /** Loss per one-way path. */
+  loss?: string;
+  /** Mean loss burst (packets). */
+  lossBurst?: string;
+  /** Drop-tail queue per host and direction. */
+  queue?: string;
+  /** GML or JSON topology. */
+  topology?: string;
+  /** Seed. */
+  emulationSeed?: string;
+  /** TCP congestion control in every host. */
+  tcpCongestion?: string;
+}
+
+/** Adds the emulation flags to a command. */
+export function addEmulationFlags(c: Command): Command {
+  return c
+    .option("--latency <d>", "with --netns: one-way latency between any two hosts (40ms)")
+    .option("--jitter <d>", "with --netns: jitter, uniform ± (no reordering)")
+    .option("--loss <p>", "with --netns: loss per one-way path (1% or 0.01)")
+    .option("--loss-burst <n>", "with --netns: mean loss burst in packets (Gilbert-Elliott)")
+    .option("--queue <d|size>", "with --netns: drop-tail queue per host link (100ms or 64KiB)")
+    .option(
+      "--topology <file>",
+      "with --netns: Shadow GML graph (.gml) or per host/pair JSON (.json)",
+    )
+    .option("--emulation-seed <n>", "with --netns: seed of loss and jitter")
+    .option(
+      "--tcp-congestion <cc>",
+      "with --netns: TCP congestion control in every host (cubic, bbr, reno; default the kernel's)",
+    );
+}
+
+/** The emulation spec the flags ask for (validated: a bad value is a usage error). */
+export async function emulationFromFlags(
+  o: EmulationFlags,
+  netns: boolean,
+): Promise<EmulationSpec | undefined> {
+  const given = Object.entries(o).filter(([k, v]) =>
+    v !== undefined &&
+    [
+      "latency",
+      "jitter",
+      "loss",
+      "lossBurst",
+      "queue",
+      "topology",
+      "emulationSeed",
+      "tcpCongestion",
+    ]
+      .includes(k)
+  );
+  if (!given.length) return undefined;
+  if (!netns) {
+    throw new UsageError(
+      `--${
+        given[0]![0].replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)
+      } needs --netns (links are emulated between hosts in namespaces)`,
+    );
+  }
+  try {
+    if (o.latency) parseDuration(o.latency);
+    if (o.jitter) parseDuration(o.jitter);
+    if (o.loss) parseLoss(o.loss);
+    if (o.queue && !/b$/i.test(o.queue)) parseDuration(o.queue);
+    if (o.queue && /b$/i.test(o.queue)) parseRate(o.queue);
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  if (o.tcpCongestion && !/^[a-z0-9_]+$/.test(o.tcpCongestion)) {
+    throw new UsageError(`--tcp-congestion: not an algorithm name: ${o.tcpCongestion}`);
+  }
+  const burst = o.lossBurst === undefined ? undefined : Number(o.lossBurst);
+  if (burst !== undefined && !(burst >= 1)) {
+    throw new UsageError(`--loss-burst must be a number ≥ 1: ${o.lossBurst}`);
+  }
+  const seed = o.emulationSeed === undefined ? undefined : Number(o.emulationSeed);
+  if (seed !== undefined && !Number.isInteger(seed)) {
+    throw new UsageError(`--emulation-seed must be an integer: ${o.emulationSeed}`);
+  }
+  let topo: EmulationSpec | undefined;
+  if (o.topology) {
+    try {
+      await Deno.stat(o.topology);
+    } catch {
+      throw new UsageError(`no topology file ${o.topology}`);
+    }
+    topo = await loadTopology(o.topology);
+  }
+  return mergeSpecs(topo, {
+    ...(o.latency ? { latency: o.latency } : {}),
+    ...(o.jitter ? { jitter: o.jitter } : {}),
+    ...(o.loss ? { loss: o.loss } : {}),
+    ...(burst !== undefined ? { lossBurst: burst } : {}),
+    ...(o.queue ? { queue: o.queue } : {}),
+    ...(seed !== undefined ? { seed } : {}),
+    ...(o.tcpCongestion ? { tcpCongestion: o.tcpCongestion } : {}),
+  });
+}
 
 /** Builds the `network` command. */
 export function networkCommand(): Command {
   const net = new Command("network").description(
     "start, inspect and stop a private network (up|status|down)",
   );
-  net.command("up")
+  addEmulationFlags(net.command("up"))
     .description("start a directory, relays, a server and a client; return once traffic flows")
     .option("--relays <n>", "number of relays (≥ 3)", positiveInt, 3)
     .addOption(
@@ -22,13 +137,16 @@ export function networkCommand(): Command {
       ),
     )
     .option("--dir <dir>", "state folder", "./pctcp-net")
-    .option("--bandwidth <rate>", "relay rate limit per second (e.g. 2MiB)")
+    .option(
+      "--bandwidth <rate>",
+      "relay rate limit per second (2MiB); with --netns every host's up and down rate (20Mbit)",
+    )
     .option("--path <r1,r2,r3>", "pin the client's circuits")
     .option("--web-root <dir>", "folder of web pages for the server")
     .option("--json", "print the state as JSON")
     .option(
       "--netns",
-      "every relay, the server and the client in its own network namespace (root); --bandwidth shapes links with tc",
+      "every relay, the server and the client in its own network namespace (root), linked only through the user-space link emulator",
     )
     .option(
       "--ipsec",
@@ -39,7 +157,7 @@ export function networkCommand(): Command {
       "pctcp per-circuit connections unencrypted (said in logs and records)",
     )
     .action((
-      o: {
+      o: EmulationFlags & {
         netns?: boolean;
         ipsec?: boolean;
         insecureLab?: boolean;
@@ -53,14 +171,22 @@ export function networkCommand(): Command {
       },
     ) =>
       run(async () => {
+        const emulation = await emulationFromFlags(o, !!o.netns);
+        let bandwidth: number | undefined;
+        try {
+          bandwidth = o.bandwidth ? parseRate(o.bandwidth) : undefined;
+        } catch (e) {
+          throw new UsageError((e as Error).message);
+        }
         const s = await networkUp({
+          ...(emulation ? { emulation } : {}),
           relays: o.relays,
           transport: o.transport,
           dir: o.dir,
           ...(o.netns ? { netns: true } : {}),
           ...(o.ipsec ? { ipsec: true } : {}),
           ...(o.insecureLab ? { insecureLab: true } : {}),
-          ...(o.bandwidth ? { bandwidth: parseSize(o.bandwidth) } : {}),
+          ...(bandwidth && Number.isFinite(bandwidth) ? { bandwidth } : {}),
           ...(o.path ? { path: o.path.split(",") } : {}),
           ...(o.webRoot ? { webRoot: o.webRoot } : {}),
         });
@@ -69,6 +195,9 @@ export function networkCommand(): Command {
           console.log(`network up in ${s.dir}: ${s.relays.length} relays (${o.transport})`);
           console.log(`SOCKS5 proxy: ${s.socks}`);
           console.log(`server:       ${s.server}   (try ${s.server}/bytes/5MiB)`);
+          if (s.emulation?.engine !== "none") {
+            console.log(`links:        ${s.emulation?.notes.at(-1)}`);
+          }
         }
       })
     );
@@ -113,6 +242,18 @@ export function networkCommand(): Command {
         for (const p of s.processes.filter((p) => !p.name.startsWith("relay"))) {
           console.log(`${p.name.padEnd(8)} pid ${p.pid} ${s.alive[p.name] ? "up" : "DOWN"}`);
         }
+        if (s.emulation) console.log(`links: ${s.emulation.notes.join("; ")}`);
+        for (const b of s.broken) console.log(`BROKEN: ${b}`);
+        if (s.broken.length) return 1;
+      })
+    );
+  net.command("emulate", { hidden: true })
+    .description("internal: the user-space link emulator process of a --netns network")
+    .requiredOption("--config <file>", "emulator configuration written by network up")
+    .action((o: { config: string }) =>
+      run(async () => {
+        const why = await runEmulator(await readEmulatorConfig(o.config));
+        console.log(`emulator stopped: ${why}`);
       })
     );
   net.command("down")

@@ -64,7 +64,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "experiment interference --netns runs both arms on shaped links, pctcp under IPsec, and cleans up",
+    "experiment interference --netns runs both arms on emulated links, pctcp under IPsec, and cleans up",
   ignore: skipUnless(ready, "needs root, network namespaces, strongSwan and nftables"),
   async fn() {
     const out = await Deno.makeTempDir();
@@ -81,7 +81,7 @@ Deno.test({
       );
       assertEquals(r.code, 0, r.stderr);
       const q = JSON.parse(await Deno.readTextFile(`${out}/queues.json`));
-      assert(q.tor.emulation.some((e: string) => e.startsWith("tbf rate")));
+      assert(q.tor.emulation.some((e: string) => e.startsWith("userspace emulator")));
       assert(q.pctcp.emulation.some((e: string) => e.startsWith("IPsec")));
       assert(!q.tor.emulation.some((e: string) => e.startsWith("IPsec")));
       const s = JSON.parse(await Deno.readTextFile(`${out}/summary.json`));
@@ -106,7 +106,7 @@ Deno.test({
 
 Deno.test({
   name:
-    "experiment interference --netns killed with SIGKILL leaves no namespace, charon or process",
+    "experiment interference --netns killed with SIGKILL leaves no namespace, device, emulator, charon or process",
   ignore: skipUnless(ready, "needs root, network namespaces, strongSwan and nftables"),
   async fn() {
     const out = await Deno.makeTempDir();
@@ -163,6 +163,12 @@ Deno.test({
           .stdout,
       );
       assert(!ns.includes(`${state.netns.tag}-`), `namespaces left: ${ns}`);
+      assert(state.processes.some((p) => p.name === "emulator"), "the emulator was one of them");
+      const links = new TextDecoder().decode(
+        (await new Deno.Command("ip", { args: ["-o", "link", "show"], stdout: "piped" }).output())
+          .stdout,
+      );
+      assert(!links.includes(state.netns.tag), `devices left: ${links}`);
     } finally {
       await Deno.remove(out, { recursive: true });
     }

@@ -21,6 +21,7 @@ import type { MeasureRecord } from "../measure/record.ts";
 import { serve } from "../serve/server.ts";
 import { startTorTestnet, type TorTestnet } from "../tor/testnet.ts";
 import { PinnedCircuits } from "../tor/pinned.ts";
+import { type EmulationSpec, mergeSpecs } from "../emulate/config.ts";
 
 /** An arm of the experiment: our relays on a transport, or Debian's tor ("realtor"). */
 export type Arm = "tor" | "pctcp" | "mixed" | "realtor";
@@ -35,8 +36,10 @@ export interface InterferenceOptions {
   mixed?: boolean;
   /** Add an arm on a private network of Debian's tor with the same workload. */
   withRealTor?: boolean;
-  /** Hosts in network namespaces, links shaped with tc (root needed). */
+  /** Hosts in network namespaces, links through the user-space emulator (root needed). */
   netns?: boolean;
+  /** With `netns`: emulation flags, layered over the scenario's `emulation` field. */
+  emulation?: EmulationSpec;
   /** Override the scenario's duration (s). */
   durationS?: number;
   /** Progress lines go here. */
@@ -103,6 +106,7 @@ async function ourNetwork(
   s: Scenario,
   dir: string,
   netns = false,
+  emulation?: EmulationSpec,
 ): Promise<ArmNetwork> {
   const net: NetworkState = await networkUp({
     dir,
@@ -114,14 +118,14 @@ async function ourNetwork(
     ownerPid: Deno.pid,
     // On real hosts PCTCP's per-circuit connections run under IPsec, as the design has it;
     // the tor arm keeps its encrypted shared links.
-    ...(netns ? { netns: true, ipsec: arm !== "tor" } : {}),
+    ...(netns ? { netns: true, ipsec: arm !== "tor", ...(emulation ? { emulation } : {}) } : {}),
   });
   return {
     socks: net.socks,
     server: net.server,
     orPorts: net.relays.map((r) => r.orPort),
     namespaces: net.netns?.hosts.filter((h) => h.name.startsWith("relay")).map((h) => h.ns) ?? [],
-    emulation: net.emulation ??
+    emulation: net.emulation?.notes ??
       ["loopback; relays rate-limited by their token buckets (reads and writes)"],
     circuitLookup: circuitLookupFromLog(net.streams),
     async relayStats() {
@@ -204,11 +208,11 @@ async function runArm(
   say(
     arm === "realtor"
       ? `[${arm}] starting a private network of Debian's tor`
-      : `[${arm}] starting ${s.relays} relays on loopback`,
+      : `[${arm}] starting ${s.relays} relays ${o.netns ? "in network namespaces" : "on loopback"}`,
   );
   const net = arm === "realtor"
     ? await realTorNetwork(s, dir)
-    : await ourNetwork(arm, s, dir, o.netns);
+    : await ourNetwork(arm, s, dir, o.netns, mergeSpecs(s.emulation, o.emulation));
   if (net.emulation) say(`[${arm}] emulation: ${net.emulation.join("; ")}`);
   const sockets: SocketSample[] = [];
   let relayStats: Record<string, unknown> = {};

@@ -5,6 +5,7 @@
  */
 
 import { parseSize } from "../serve/sizes.ts";
+import { type EmulationSpec, withBase } from "../emulate/config.ts";
 
 /** A scenario as stored (sizes may be strings like "300KiB"). */
 export interface Scenario {
@@ -30,6 +31,8 @@ export interface Scenario {
   jitter: number;
   /** Seed of the jitter. */
   seed: number;
+  /** With --netns: the emulated links (latency, loss, rates, topology; lib/emulate). */
+  emulation?: EmulationSpec;
 }
 
 /** Loads a scenario by name (measurements/scenarios/NAME.json) or path; a clear error if bad. */
@@ -57,6 +60,7 @@ export async function loadScenario(nameOrPath: string): Promise<Scenario> {
   s.timeoutS ??= 60;
   s.jitter ??= 0.2;
   s.seed ??= 1;
+  if (s.emulation) s.emulation = withBase(s.emulation, path);
   return s;
 }
 

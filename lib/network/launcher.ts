@@ -14,15 +14,15 @@ import {
 import { makeDocument, type RelaySpec } from "../directory/build.ts";
 import type { Transport } from "../directory/document.ts";
 import { timedFetch } from "../measure/fetch.ts";
-import {
-  createHosts,
-  destroyHosts,
-  inNamespace,
-  type NetnsHosts,
-  probeNetns,
-  shapeHost,
-} from "./netns.ts";
+import { createHosts, destroyHosts, inNamespace, type NetnsHosts, probeNetns } from "./netns.ts";
 import { haveIpsecTools, listSas, loadIpsec, prepareIpsec } from "./ipsec_hosts.ts";
+import {
+  type EmulationState,
+  emulationSummary,
+  prepareEmulator,
+  setCongestion,
+} from "./emulated_hosts.ts";
+import type { EmulationSpec } from "../emulate/config.ts";
 import { childSaCovers } from "../transport/ipsec.ts";
 
 /** Options of `network up`. */
@@ -50,10 +50,17 @@ export interface NetworkOptions {
   /** Every process exits when this one is gone (an experiment passes its own pid). */
   ownerPid?: number;
   /**
-   * Put every relay, the server and the client in its own network namespace (root needed);
-   * bandwidths then shape each relay's link with tc instead of its token bucket.
+   * Put every relay, the server and the client in its own network namespace (root needed),
+   * linked only through the user-space emulator (lib/emulate); bandwidths then become each
+   * relay host's up/down rate in the emulator instead of its token bucket.
    */
   netns?: boolean;
+  /**
+   * With `netns`: latency, jitter, loss, host rates, queues, a GML topology, per host and per
+   * pair settings (see EmulationSpec). `bandwidth` (every host) and `bandwidths` (per relay)
+   * are layered under it.
+   */
+  emulation?: EmulationSpec;
   /**
    * With `netns`: IPsec (strongSwan, user-space ESP) between every pair of relay hosts, an
    * nftables rule that lets only IKE/ESP reach another relay host, and relays that carry a
@@ -104,8 +111,8 @@ export interface NetworkState {
   started: string;
   /** Namespaces, when the hosts are in network namespaces. */
   netns?: NetnsHosts;
-  /** How links are emulated (what was used, and what the kernel lacks). */
-  emulation?: string[];
+  /** How links are emulated (engine, hosts' rates, paths, notes). */
+  emulation?: EmulationState;
 }
 
 /** How to run this program again as a child (from source or as a compiled binary). */
@@ -228,14 +235,57 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
         ...Array.from({ length: n }, (_, i) => `relay${i + 1}`),
         "server",
         "client",
-      ]);
-      partial.emulation = [
-        `hosts in network namespaces ${partial.netns.tag}-*`,
-        support.netem
-          ? "netem available (not used)"
-          : "no netem in this kernel: no delay or loss emulation",
-      ];
+      ], { links: "emulated" });
       await save();
+      // Relay rates (scenario bandwidths, or --bandwidth for every host) under the spec.
+      const relayRates: EmulationSpec["hosts"] = {};
+      for (let i = 0; i < n; i++) {
+        const r = options.bandwidths?.[i];
+        if (r) relayRates[`relay${i + 1}`] = { bandwidth: r };
+      }
+      const spec: EmulationSpec = {
+        ...(options.bandwidth ? { bandwidth: options.bandwidth } : {}),
+        ...options.emulation,
+        hosts: { ...relayRates, ...options.emulation?.hosts },
+      };
+      const em = await prepareEmulator(dir, partial.netns, spec, options.ownerPid);
+      const log = `${em.stateDir}/emulator.log`;
+      // Above the other processes' priority: its timing is the network's (it sleeps in ppoll
+      // between packets, so it takes no CPU it does not use).
+      const pid = await spawn(["network", "emulate", "--config", em.config], log, [
+        "nice",
+        "-n",
+        "-10",
+      ]);
+      processes.push({ name: "emulator", pid, log });
+      partial.emulation = {
+        ...em.state,
+        netemAvailable: support.netem,
+        pid,
+        notes: [
+          `hosts in network namespaces ${partial.netns.tag}-*, linked only through the user-space emulator (a TUN device per host)`,
+          support.netem
+            ? "netem available in this kernel (not used: one engine for every machine)"
+            : "no netem in this kernel: delay and loss emulated in user space",
+        ],
+      };
+      partial.emulation.notes.push(emulationSummary(partial.emulation));
+      await save();
+      await waitForFile(`${em.stateDir}/ready`, pid, log);
+      partial.emulation.notes.push(
+        `TCP congestion control in every host: ${await setCongestion(
+          partial.netns,
+          spec.tcpCongestion,
+        )}`,
+      );
+    } else {
+      partial.emulation = {
+        engine: "none",
+        netemAvailable: false,
+        hosts: [],
+        paths: [],
+        notes: ["loopback; relays rate-limited by their token buckets (reads and writes)"],
+      };
     }
     const host = (name: string) => partial.netns?.hosts.find((h) => h.name === name);
     const vici = new Map<string, string>();
@@ -273,7 +323,12 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
           }
         }
       }
-      partial.emulation!.push(
+      // The IPsec routes (table 220) carry the relays' connections: same congestion control.
+      const asked = partial.emulation?.spec?.tcpCongestion;
+      if (asked) {
+        await setCongestion(partial.netns, asked, relayHosts.map((h) => h.name));
+      }
+      partial.emulation!.notes.push(
         "IPsec: strongSwan IKEv2, kernel-libipsec user-space ESP (no kernel ESP), nftables IKE/ESP only between relay hosts",
       );
     }
@@ -319,8 +374,8 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
       ];
       const rate = options.bandwidths?.[i] ?? options.bandwidth;
       const h = host(nick);
-      if (rate && h) partial.emulation!.push(await shapeHost(h, rate));
-      else if (rate) {
+      // In namespaces the emulator enforces the rate on the relay host's links.
+      if (rate && !h) {
         args.push("--bandwidth", String(rate), "--burst", String(options.burst ?? rate));
       }
       if (options.ewmaHalflifeMs !== undefined) {
@@ -431,11 +486,18 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
       }
       await new Promise((res) => setTimeout(res, 300));
     }
+    if (partial.emulation) {
+      await Deno.writeTextFile(
+        `${dir}/emulation.json`,
+        JSON.stringify(partial.emulation, null, 2) + "\n",
+      );
+    }
     if (options.ownerPid && partial.netns) {
       // Our processes end with their owner (--exit-with); namespaces and charons do not, so a
       // watchdog removes them if the owner dies without `down` (a crash, SIGKILL).
       const n = partial.netns;
-      const charons = processes.filter((x) => x.name.startsWith("charon-")).map((x) => x.pid);
+      const charons = processes.filter((x) => x.name.startsWith("charon-") || x.name === "emulator")
+        .map((x) => x.pid);
       const script = [
         `while kill -0 ${options.ownerPid} 2>/dev/null; do sleep 1; done`,
         ...(charons.length ? [`kill -9 ${charons.join(" ")} 2>/dev/null`] : []),
@@ -559,18 +621,45 @@ export function describeStop(r: StopReport): string {
   return parts.join("; ");
 }
 
-/** The state plus liveness of each process and each relay's latest statistics. */
+/**
+ * The state plus liveness of each process, each relay's latest statistics, the emulator's
+ * counters, and `broken`: why the network cannot carry traffic (empty when it can).
+ */
 export async function networkStatus(
   dir = "./pctcp-net",
-): Promise<NetworkState & { alive: Record<string, boolean>; stats: Record<string, unknown> }> {
+): Promise<
+  NetworkState & {
+    alive: Record<string, boolean>;
+    stats: Record<string, unknown>;
+    broken: string[];
+    /** The emulator's counters (stats.json), when it runs. */
+    emulator?: unknown;
+  }
+> {
   const state = await readState(dir);
   const alive: Record<string, boolean> = {};
   const stats: Record<string, unknown> = {};
-  for (const p of state.processes) alive[p.name] = isAlive(p.pid);
+  const broken: string[] = [];
+  for (const p of state.processes) {
+    alive[p.name] = isAlive(p.pid);
+    if (!alive[p.name] && p.name !== "watchdog") {
+      broken.push(
+        p.name === "emulator"
+          ? `emulator (pid ${p.pid}) is not running: hosts are cut off from each other`
+          : `${p.name} (pid ${p.pid}) is not running`,
+      );
+    }
+  }
+  let emulator: unknown;
+  if (state.emulation?.dir) {
+    try {
+      emulator = JSON.parse(await Deno.readTextFile(`${state.emulation.dir}/stats.json`));
+    } catch { /* none yet */ }
+  }
   for (const r of state.relays) {
     try {
       stats[r.nickname] = JSON.parse(await Deno.readTextFile(`${dir}/${r.nickname}/stats.json`));
     } catch { /* none yet */ }
   }
-  return { ...state, alive, stats };
+  return { ...state, alive, stats, broken, ...(emulator ? { emulator } : {}) };
 }

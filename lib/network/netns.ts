@@ -1,8 +1,13 @@
 /**
  * Hosts in network namespaces for a private network: one namespace per relay, the server and
- * the client, each with a veth link to a bridge in a hub namespace; the root namespace joins
- * the bridge too (to reach the SOCKS port). Links can be shaped with tc (tbf rate on each
- * host's egress). The kernel here has no netem: it is probed, and what was used is reported.
+ * the client. Two ways to link them:
+ * - `emulated` (what `network up --netns` uses): no link at all here; the emulator
+ *   (lib/emulate) gives each namespace one TUN device, eth0, and carries every packet between
+ *   hosts, so nothing between two hosts can bypass it. The root namespace gets a TUN too (to
+ *   reach the SOCKS port and the server).
+ * - `bridge`: a veth per host to a bridge in a hub namespace (the root namespace joins it),
+ *   links shaped with tc (tbf rate on each host's egress) by `shapeHost`.
+ * The kernel here has no netem: it is probed, and what was used is reported.
  * Needs root and iproute2.
  * @module
  */
@@ -67,7 +72,7 @@ export interface NetnsHost {
 export interface NetnsHosts {
   /** Prefix of every namespace and link name. */
   tag: string;
-  /** The hub namespace with the bridge. */
+  /** The hub namespace with the bridge ("" when the hosts are linked by the emulator). */
   hub: string;
   /** The root namespace's address on the bridge. */
   rootAddress: string;
@@ -84,8 +89,16 @@ export function netnsTag(dir: string): { tag: string; subnet: number } {
   return { tag: `pc${(h % 46656).toString(36).padStart(3, "0")}`, subnet: 64 + (h % 128) };
 }
 
-/** Creates the hub, the hosts and their links; on failure removes what it made. */
-export async function createHosts(dir: string, names: string[]): Promise<NetnsHosts> {
+/**
+ * Creates the hosts and (with `links: "bridge"`, the default) a hub and their veth links; with
+ * `links: "emulated"` only the namespaces and addresses (the emulator attaches the devices).
+ * On failure removes what it made.
+ */
+export async function createHosts(
+  dir: string,
+  names: string[],
+  options: { links?: "bridge" | "emulated" } = {},
+): Promise<NetnsHosts> {
   const { tag, subnet: preferred } = netnsTag(dir);
   // Another network of ours may hold that /24 on the root namespace: take the next free one.
   const used = await sh(["ip", "-4", "addr", "show"], true);
@@ -94,6 +107,22 @@ export async function createHosts(dir: string, names: string[]): Promise<NetnsHo
   const net = `10.77.${subnet}`;
   const hub = `${tag}-hub`;
   const made: string[] = [];
+  if (options.links === "emulated") {
+    try {
+      const hosts: NetnsHost[] = [];
+      for (const [i, name] of names.entries()) {
+        const ns = `${tag}-${name}`;
+        await sh(["ip", "netns", "add", ns]);
+        made.push(ns);
+        await sh(["ip", "netns", "exec", ns, "ip", "link", "set", "lo", "up"]);
+        hosts.push({ name, ns, address: `${net}.${i + 1}` });
+      }
+      return { tag, hub: "", rootAddress: `${net}.254`, hosts };
+    } catch (e) {
+      for (const ns of made.reverse()) await sh(["ip", "netns", "del", ns], true);
+      throw e;
+    }
+  }
   try {
     await sh(["ip", "netns", "add", hub]);
     made.push(hub);
@@ -177,7 +206,7 @@ export async function destroyHosts(
   h: Pick<NetnsHosts, "tag" | "hub"> & { hosts: { ns: string }[] },
 ): Promise<void> {
   for (const x of h.hosts) await sh(["ip", "netns", "del", x.ns], true);
-  await sh(["ip", "netns", "del", h.hub], true);
+  if (h.hub) await sh(["ip", "netns", "del", h.hub], true);
   await sh(["ip", "link", "del", `${h.tag}r`], true);
 }
 
