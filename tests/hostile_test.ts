@@ -10,8 +10,12 @@ import {
   makeDocument,
   verifyDocument,
 } from "../lib/directory/mod.ts";
-import { HandshakeError, ntorClient2, ntorServer } from "../lib/crypto/ntor.ts";
-import { type ByteStream, linkAccept, LinkError } from "../lib/transport/link.ts";
+import { HandshakeError, ntorClient1, ntorClient2, ntorServer } from "../lib/crypto/ntor.ts";
+import { type ByteStream, linkAccept, linkConnect, LinkError } from "../lib/transport/link.ts";
+import { Channel } from "../lib/channel/channel.ts";
+import { CellCommand, encodeCreate2, HandshakeType } from "../lib/cell/mod.ts";
+import { identityDigest } from "../lib/directory/keys.ts";
+import { fromBase64 } from "../lib/util/bytes.ts";
 import { readRecords } from "../lib/stats/load.ts";
 import { fromOnionPerf } from "../lib/report/onionperf.ts";
 import { timedFetch } from "../lib/measure/fetch.ts";
@@ -271,6 +275,42 @@ Deno.test("a relay that restarts with its keys and port rejoins: new circuits th
   } finally {
     await revived?.stop();
     await s.stop();
+    await net.stop();
+  }
+});
+
+Deno.test("a relay refuses CREATE2 whose circuit id breaks the initiator's high bit (tor-spec §5.1.1)", async () => {
+  const net = await startNet(3, ["tor", "tor", "tor"]);
+  try {
+    const entry = net.directory.relays[0]!;
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: entry.orPort });
+    const link = await linkConnect(conn, {
+      peer: { identity: fromBase64(entry.identity), linkKey: fromBase64(entry.linkKey) },
+    });
+    const got: number[][] = [];
+    const chan = new Channel(link, {
+      initiator: true,
+      onCell: (cell) => got.push([cell.circId, cell.command, cell.payload[0]!]),
+    });
+    const done = chan.run();
+    const create = (circId: number) => {
+      const [, skin] = ntorClient1({
+        id: identityDigest(fromBase64(entry.identity)),
+        onionKey: fromBase64(entry.onionKey),
+      });
+      chan.sendControl({
+        circId,
+        command: CellCommand.CREATE2,
+        payload: encodeCreate2({ htype: HandshakeType.NTOR, hdata: skin }),
+      });
+    };
+    create(0x00000005); // we opened the link, so our ids must have the high bit set
+    create(0x80000005); // this one is right
+    for (let i = 0; i < 100 && got.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    assertEquals(got, [[5, CellCommand.DESTROY, 1], [0x80000005, CellCommand.CREATED2, 0]]);
+    chan.close();
+    await done;
+  } finally {
     await net.stop();
   }
 });

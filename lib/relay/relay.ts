@@ -6,35 +6,26 @@
  * @module
  */
 
-import { type Cell, CellCommand, DestroyReason } from "../cell/cell.ts";
-import { decodeRelayCell, encodeRelayCell, EndReason, RelayCommand } from "../cell/relay_cell.ts";
+import { type Cell, CellCommand, DestroyReason, type DestroyReasonCode } from "../cell/cell.ts";
+import { EndReason } from "../cell/relay_cell.ts";
 import {
-  decodeBegin,
+  type Begin,
   decodeCreate2,
-  decodeCreated2,
-  decodeExtend2,
-  decodeSendme,
   encodeConnected,
   encodeCreate2,
   encodeCreated2,
-  encodeSendme,
+  type Extend2,
   HandshakeType,
 } from "../cell/messages.ts";
 import { ntorServer } from "../crypto/ntor.ts";
-import { RelayCrypto } from "../crypto/relay_crypto.ts";
-import {
-  CircuitPackageWindow,
-  CIRCWINDOW_INCREMENT,
-  CIRCWINDOW_START,
-  DeliverWindow,
-} from "../circuit/flow.ts";
+import { checkCreateCircId, ProtocolError, RelayCircuitCore } from "../circuit/mod.ts";
 import { Channel } from "../channel/channel.ts";
 import { TokenBucket } from "../channel/token_bucket.ts";
 import { type Link, linkAccept, linkConnect } from "../transport/link.ts";
 import { fingerprint, identityDigest, type RelayKeys } from "../directory/keys.ts";
 import type { RelayEntry, SignedDocument, Transport } from "../directory/document.ts";
 import { fromBase64, toHex } from "../util/bytes.ts";
-import { EdgeStream } from "../edge/stream.ts";
+import { EdgeStream, type StreamCircuit } from "../edge/stream.ts";
 import { ExitPolicy } from "./exit_policy.ts";
 import { type Logger, nullLogger } from "../util/log.ts";
 
@@ -103,15 +94,12 @@ interface Hop {
   circId: number;
 }
 
-/** A circuit through this relay. */
+/** A circuit through this relay: its links and streams; its protocol rules are in `core`. */
 interface RelayCircuit {
   prev: Hop;
   next?: Hop | undefined;
-  crypto: RelayCrypto;
+  core: RelayCircuitCore;
   streams: Map<number, EdgeStream>;
-  packageWindow: CircuitPackageWindow;
-  deliverWindow: DeliverWindow;
-  extending: boolean;
   /** The per-circuit connection made for `next`, closed with the circuit. */
   ownNext?: boolean;
   closed: boolean;
@@ -336,30 +324,26 @@ export class Relay {
     const circs = this.#circuits.get(chan);
     if (!circs) return;
     const circ = circs.get(cell.circId);
-    try {
-      switch (cell.command) {
-        case CellCommand.CREATE2:
-          return this.#onCreate2(cell, chan, circ);
-        case CellCommand.CREATED2:
-          return this.#onCreated2(cell, chan, circ);
-        case CellCommand.RELAY:
-        case CellCommand.RELAY_EARLY:
-          if (!circ) return; // unknown circuit: drop (tor-spec §5.1)
-          return this.#onRelay(cell, chan, circ);
-        case CellCommand.DESTROY:
-          if (circ) this.#destroy(circ, cell.payload[0] ?? 0, chan, true);
-          return;
-        default:
-          return; // PADDING, VPADDING and unknown commands are dropped (tor-spec §3)
-      }
-    } catch (e) {
-      this.#log.warn(`circuit ${cell.circId} on ${chan.label}: ${(e as Error).message}`);
-      if (circ) this.#destroy(circ, DestroyReason.PROTOCOL);
-      else {chan.sendControl({
-          circId: cell.circId,
-          command: CellCommand.DESTROY,
-          payload: Uint8Array.of(DestroyReason.PROTOCOL),
-        });}
+    switch (cell.command) {
+      case CellCommand.CREATE2:
+        return this.#onCreate2(cell, chan, circ);
+      case CellCommand.CREATED2:
+        if (circ?.next && circ.next.chan === chan && circ.next.circId === cell.circId) {
+          circ.core.created(cell.payload);
+        }
+        return;
+      case CellCommand.RELAY:
+      case CellCommand.RELAY_EARLY:
+        if (!circ) return; // unknown circuit: drop (tor-spec §5.1)
+        if (chan === circ.prev.chan && cell.circId === circ.prev.circId) {
+          return circ.core.fromPrev(cell.command, cell.payload);
+        }
+        return circ.core.fromNext(cell.command, cell.payload);
+      case CellCommand.DESTROY:
+        if (circ) this.#destroy(circ, cell.payload[0] ?? 0, chan, true);
+        return;
+      default:
+        return; // PADDING, VPADDING and unknown commands are dropped (tor-spec §3)
     }
   }
 
@@ -370,27 +354,32 @@ export class Relay {
         command: CellCommand.DESTROY,
         payload: Uint8Array.of(reason),
       });
-    if (existing || cell.circId === 0) return destroy(DestroyReason.PROTOCOL);
-    const create = decodeCreate2(cell.payload);
-    if (create.htype !== HandshakeType.NTOR) return destroy(DestroyReason.PROTOCOL);
-    const [keys, reply] = ntorServer(
-      {
-        id: identityDigest(this.#o.keys.identity.public),
-        onionKey: this.#o.keys.onion.public,
-        onionSecret: this.#o.keys.onion.secret,
-      },
-      create.hdata,
-    );
-    const circ: RelayCircuit = {
-      prev: { chan, circId: cell.circId },
-      crypto: new RelayCrypto(keys),
-      streams: new Map(),
-      packageWindow: new CircuitPackageWindow(),
-      deliverWindow: new DeliverWindow(CIRCWINDOW_START, CIRCWINDOW_INCREMENT),
-      extending: false,
-      closed: false,
-    };
-    this.#register(circ.prev, circ);
+    let keys: Uint8Array, reply: Uint8Array;
+    try {
+      if (existing) throw new ProtocolError("CREATE2 for a circuit id in use");
+      // The peer opened the link iff we did not (tor-spec §5.1.1).
+      checkCreateCircId(cell.circId, !chan.link.initiator);
+      const create = decodeCreate2(cell.payload);
+      if (create.htype !== HandshakeType.NTOR) {
+        throw new ProtocolError(`unsupported handshake type ${create.htype}`);
+      }
+      [keys, reply] = ntorServer(
+        {
+          id: identityDigest(this.#o.keys.identity.public),
+          onionKey: this.#o.keys.onion.public,
+          onionSecret: this.#o.keys.onion.secret,
+        },
+        create.hdata,
+      );
+    } catch (e) {
+      this.#log.warn(`CREATE2 ${cell.circId} on ${chan.label} refused: ${(e as Error).message}`);
+      return destroy((e as ProtocolError).reason ?? DestroyReason.PROTOCOL);
+    }
+    const circ = { prev: { chan, circId: cell.circId }, streams: new Map(), closed: false } as
+      & Omit<RelayCircuit, "core">
+      & { core?: RelayCircuitCore };
+    circ.core = new RelayCircuitCore(keys, this.#circuitIO(circ as RelayCircuit));
+    this.#register(circ.prev, circ as RelayCircuit);
     chan.sendControl({
       circId: cell.circId,
       command: CellCommand.CREATED2,
@@ -398,99 +387,33 @@ export class Relay {
     });
   }
 
-  #onCreated2(cell: Cell, chan: Channel, circ?: RelayCircuit): void {
-    if (!circ || !circ.next || circ.next.chan !== chan || !circ.extending) return;
-    circ.extending = false;
-    const hdata = decodeCreated2(cell.payload);
-    // EXTENDED2 carries the CREATED2 body back to the client (tor-spec §5.1.2).
-    this.#originate(circ, RelayCommand.EXTENDED2, 0, encodeCreated2(hdata));
+  /** What the circuit core asks of this role, for one circuit. */
+  #circuitIO(circ: RelayCircuit) {
+    return {
+      toClient: (payload: Uint8Array) =>
+        circ.prev.chan.send(circ.prev.circId, CellCommand.RELAY, payload),
+      toNext: (command: number, payload: Uint8Array) => {
+        if (circ.next) circ.next.chan.send(circ.next.circId, command, payload);
+      },
+      deliver: (id: number, data: Uint8Array) => circ.streams.get(id)?.deliver(data) ?? true,
+      streamSendme: (id: number) => circ.streams.get(id)?.sendme() ?? true,
+      streamEnd: (id: number) => circ.streams.get(id)?.remoteEnd(),
+      begin: (id: number, begin: Begin) => this.#track(this.#begin(circ, id, begin), circ),
+      extend: (ext: Extend2) => this.#track(this.#extend(circ, ext), circ),
+      truncateNext: (reason: DestroyReasonCode) => this.#destroyNext(circ, reason),
+      destroy: (reason: DestroyReasonCode, why: string) => {
+        this.#log.warn(`circuit ${circ.prev.circId} on ${circ.prev.chan.label}: ${why}`);
+        this.#destroy(circ, reason);
+      },
+    };
   }
 
-  /** Sends a relay cell from this hop towards the client. */
-  #originate(circ: RelayCircuit, command: number, streamId: number, data: Uint8Array): void {
-    if (circ.closed) return;
-    const payload = encodeRelayCell({ command, streamId, data });
-    circ.crypto.originateInbound(payload);
-    circ.prev.chan.send(circ.prev.circId, CellCommand.RELAY, payload);
-  }
-
-  #onRelay(cell: Cell, chan: Channel, circ: RelayCircuit): void {
-    if (chan === circ.prev.chan && cell.circId === circ.prev.circId) {
-      // Outbound (tor-spec §5.5.2): peel our layer; ours if recognized, else pass on.
-      const payload = cell.payload;
-      if (circ.crypto.decryptOutbound(payload)) {
-        return this.#handleRelay(circ, payload, cell.command === CellCommand.RELAY_EARLY);
-      }
-      if (!circ.next || circ.extending) throw new Error("unrecognized relay cell at the last hop");
-      circ.next.chan.send(circ.next.circId, cell.command, payload);
-      return;
-    }
-    // Inbound (tor-spec §5.5.3): add our layer and pass towards the client.
-    circ.crypto.encryptInbound(cell.payload);
-    circ.prev.chan.send(circ.prev.circId, CellCommand.RELAY, cell.payload);
-  }
-
-  #handleRelay(circ: RelayCircuit, payload: Uint8Array, early: boolean): void {
-    const rc = decodeRelayCell(payload);
-    switch (rc.command) {
-      case RelayCommand.EXTEND2:
-        if (!early) throw new Error("EXTEND2 outside RELAY_EARLY");
-        this.#track(this.#extend(circ, rc.data), circ);
-        return;
-      case RelayCommand.BEGIN:
-        this.#track(this.#begin(circ, rc.streamId, rc.data), circ);
-        return;
-      case RelayCommand.DATA: {
-        const verdict = circ.deliverWindow.received();
-        if (verdict === "violation") throw new Error("circuit deliver window overrun");
-        if (verdict === "sendme") {
-          this.#originate(
-            circ,
-            RelayCommand.SENDME,
-            0,
-            encodeSendme(circ.crypto.lastForwardDigest),
-          );
-        }
-        const s = circ.streams.get(rc.streamId);
-        if (s && !s.deliver(rc.data)) s.end(EndReason.TORPROTOCOL);
-        return;
-      }
-      case RelayCommand.END:
-        circ.streams.get(rc.streamId)?.remoteEnd();
-        return;
-      case RelayCommand.SENDME:
-        if (rc.streamId === 0) {
-          const verdict = circ.packageWindow.circuitSendme(decodeSendme(rc.data));
-          if (verdict !== "ok") throw new Error(`circuit SENDME refused: ${verdict}`);
-        } else {
-          const s = circ.streams.get(rc.streamId);
-          if (s && !s.sendme()) throw new Error("unexpected stream SENDME");
-        }
-        return;
-      case RelayCommand.TRUNCATE:
-        if (circ.next) this.#destroyNext(circ, DestroyReason.REQUESTED);
-        this.#originate(circ, RelayCommand.TRUNCATED, 0, Uint8Array.of(DestroyReason.REQUESTED));
-        return;
-      case RelayCommand.DROP:
-        return;
-      default:
-        this.#log.debug(`ignoring relay command ${rc.command}`);
-    }
-  }
-
-  async #extend(circ: RelayCircuit, data: Uint8Array): Promise<void> {
-    if (circ.next || circ.extending) {
-      this.#destroy(circ, DestroyReason.PROTOCOL);
-      return;
-    }
-    const ext = decodeExtend2(data);
+  async #extend(circ: RelayCircuit, ext: Extend2): Promise<void> {
     const fp = toHex(ext.id).toUpperCase();
     const target = this.#dir.relays.find((r) => r.fingerprint === fp);
     if (!target || target.address !== ext.address || target.orPort !== ext.port) {
-      this.#originate(circ, RelayCommand.TRUNCATED, 0, Uint8Array.of(DestroyReason.OR_IDENTITY));
-      return;
+      return circ.core.extendFailed(DestroyReason.OR_IDENTITY);
     }
-    circ.extending = true;
     let chan: Channel;
     let own = false;
     let reserved = false;
@@ -505,9 +428,7 @@ export class Relay {
     } catch (e) {
       if (reserved && !own) this.#release(target);
       this.#log.warn(`extend to ${target.nickname} failed: ${(e as Error).message}`);
-      circ.extending = false;
-      this.#originate(circ, RelayCommand.TRUNCATED, 0, Uint8Array.of(DestroyReason.CONNECTFAILED));
-      return;
+      return circ.core.extendFailed(DestroyReason.CONNECTFAILED);
     }
     if (circ.closed) {
       if (own) chan.close();
@@ -587,18 +508,10 @@ export class Relay {
     return chan;
   }
 
-  async #begin(circ: RelayCircuit, streamId: number, data: Uint8Array): Promise<void> {
-    const end = (reason: number) =>
-      this.#originate(circ, RelayCommand.END, streamId, Uint8Array.of(reason));
-    if (streamId === 0 || circ.streams.has(streamId)) return end(EndReason.TORPROTOCOL);
+  async #begin(circ: RelayCircuit, streamId: number, begin: Begin): Promise<void> {
+    const end = (reason: number) => circ.core.endStream(streamId, reason);
     const me = this.#dir.relays.find((r) => r.fingerprint === this.#fingerprint);
     if (!me?.flags.includes("exit")) return end(EndReason.EXITPOLICY);
-    let begin;
-    try {
-      begin = decodeBegin(data);
-    } catch {
-      return end(EndReason.TORPROTOCOL);
-    }
     if (!this.#policy.allows(begin.host, begin.port)) return end(EndReason.EXITPOLICY);
     if (this.#socketsInUse() >= this.#fdBudget) return end(EndReason.RESOURCELIMIT);
     let conn: Deno.TcpConn;
@@ -624,7 +537,7 @@ export class Relay {
     conn.setNoDelay(true);
     const stream = new EdgeStream(streamId, conn, this.#streamCircuit(circ));
     circ.streams.set(streamId, stream);
-    this.#originate(circ, RelayCommand.CONNECTED, streamId, encodeConnected(addr.hostname));
+    circ.core.connected(streamId, encodeConnected(addr.hostname));
     try {
       await stream.pump();
     } finally {
@@ -632,14 +545,11 @@ export class Relay {
     }
   }
 
-  #streamCircuit(circ: RelayCircuit) {
+  #streamCircuit(circ: RelayCircuit): StreamCircuit {
+    const core = circ.core;
     return {
-      sendRelay: (command: number, streamId: number, data: Uint8Array) =>
-        this.#originate(circ, command, streamId, data),
-      packageWindow: circ.packageWindow,
-      onDataPackaged: () => {
-        circ.packageWindow.packaged(() => circ.crypto.lastBackwardDigest);
-      },
+      sendRelay: (command, streamId, data) => core.originate(command, streamId, data),
+      packageWindow: core.packageWindow,
       drained: async () => {
         // Tor's local back-pressure: stop packaging while the circuit queue is long.
         while (
@@ -648,7 +558,10 @@ export class Relay {
           await new Promise((r) => setTimeout(r, 2));
         }
       },
-      removeStream: (id: number) => circ.streams.delete(id),
+      removeStream: (id) => {
+        circ.streams.delete(id);
+        core.streamClosed(id);
+      },
     };
   }
 
@@ -672,7 +585,7 @@ export class Relay {
   #destroy(circ: RelayCircuit, reason: number, from?: Channel, fromDestroy = false): void {
     if (circ.closed) return;
     circ.closed = true;
-    circ.packageWindow.abort();
+    circ.core.close();
     for (const s of circ.streams.values()) s.abort();
     circ.streams.clear();
     const forward = fromDestroy ? DestroyReason.DESTROYED : reason;

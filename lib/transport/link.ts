@@ -127,6 +127,8 @@ export class Link {
   peer: LinkPeer;
   readonly purpose: LinkPurpose;
   readonly encrypted: boolean;
+  /** True on the side that opened the connection (it picks CircIDs with the high bit set). */
+  readonly initiator: boolean;
   #conn: ByteStream;
   #reader: Reader;
   #sendKey: Uint8Array;
@@ -144,6 +146,7 @@ export class Link {
     peer: LinkPeer,
     purpose: LinkPurpose,
     encrypted: boolean,
+    initiator: boolean,
   ) {
     this.#conn = conn;
     this.#reader = reader;
@@ -152,6 +155,7 @@ export class Link {
     this.peer = peer;
     this.purpose = purpose;
     this.encrypted = encrypted;
+    this.initiator = initiator;
   }
 
   /** Seals one frame (≤ MAX_FRAME bytes of plaintext). */
@@ -274,6 +278,7 @@ async function connectInner(conn: ByteStream, o: LinkConnectOptions): Promise<Li
     { role: "relay", identity: o.peer.identity },
     purpose,
     encrypted,
+    true,
   );
   if (o.self) {
     const sig = ed25519Sign(o.self.secret, concatBytes(AUTH_LABEL, skin, reply));
@@ -335,6 +340,7 @@ async function acceptInner(conn: ByteStream, o: LinkAcceptOptions): Promise<Link
     { role: "client" },
     purpose,
     encrypted,
+    false,
   );
   const auth = await link0.read();
   if (!auth || auth.length < 1) throw new LinkError("peer sent no link authentication");
