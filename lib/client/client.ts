@@ -9,8 +9,10 @@
 import { type Cell, CellCommand, DestroyReason } from "../cell/cell.ts";
 import { EndReason } from "../cell/relay_cell.ts";
 import { ClientCircuitCore } from "../circuit/mod.ts";
-import { Channel } from "../channel/channel.ts";
-import { linkConnect } from "../transport/link.ts";
+import type { Channel } from "../channel/channel.ts";
+import { ChannelPool } from "../transport/pool.ts";
+import { type CircuitTransport, SharedTransport } from "../transport/transport.ts";
+import { PctcpTransport } from "../transport/pctcp.ts";
 import { identityDigest } from "../directory/keys.ts";
 import type { RelayEntry, SignedDocument, Transport } from "../directory/document.ts";
 import { concatBytes } from "../crypto/kdf.ts";
@@ -258,7 +260,10 @@ export class OnionClient {
   #o: ClientOptions;
   #log: Logger;
   #listener?: Deno.Listener;
-  #shared = new Map<string, Promise<Channel>>();
+  /** Every channel to a guard (the one place the client makes channels). */
+  #pool: ChannelPool;
+  /** How circuits reach their guard: the shared link, or one connection each (pctcp). */
+  #transport: CircuitTransport;
   #circuitsByChan = new Map<Channel, Map<number, ClientCircuit>>();
   #circuits = new Set<ClientCircuit>();
   #preemptive?: Promise<ClientCircuit> | undefined;
@@ -270,6 +275,16 @@ export class OnionClient {
   constructor(options: ClientOptions) {
     this.#o = options;
     this.#log = options.log ?? nullLogger;
+    this.#pool = new ChannelPool({
+      channel: {
+        onCell: (cell, ch) => this.#onCell(cell, ch),
+        onClose: (ch) => this.#onChannelClose(ch),
+      },
+    });
+    const shared = new SharedTransport(this.#pool);
+    this.#transport = (options.transport ?? "tor") === "pctcp"
+      ? new PctcpTransport(this.#pool, { fallback: shared })
+      : shared;
   }
 
   get #dir(): SignedDocument {
@@ -327,25 +342,21 @@ export class OnionClient {
     const id = String(this.#nextCircuit++);
     const t0 = performance.now();
     const timeout = this.#o.buildTimeoutMs ?? 30_000;
-    const guard = hops[0]!;
-    const perCircuit = (this.#o.transport ?? "tor") === "pctcp" &&
-      guard.transports.includes("pctcp");
     let circ: ClientCircuit | undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      const chan = perCircuit
-        ? await this.#openChannel(guard, "circuit")
-        : await this.#sharedChannel(guard);
-      const circId = chan.allocCircId();
+      const { channel: chan, circId, own } = await this.#transport.channelFor(hops[0]!);
       const c = new ClientCircuit(
         id,
         hops,
         isolation,
-        { chan, circId, own: perCircuit, buildTimeoutMs: timeout },
+        { chan, circId, own, buildTimeoutMs: timeout },
         (closed) => this.#forget(closed),
       );
       circ = c;
-      this.#circuitsByChan.get(chan)?.set(circId, c);
+      let circs = this.#circuitsByChan.get(chan);
+      if (!circs) this.#circuitsByChan.set(chan, circs = new Map());
+      circs.set(circId, c);
       timer = setTimeout(() => c.tick(), timeout);
       await c.build();
     } catch (e) {
@@ -368,35 +379,6 @@ export class OnionClient {
     this.#circuits.delete(circ);
     this.#circuitsByChan.get(circ.chan)?.delete(circ.circId);
     circ.chan.freeCircId(circ.circId);
-  }
-
-  #sharedChannel(guard: RelayEntry): Promise<Channel> {
-    let p = this.#shared.get(guard.fingerprint);
-    if (!p) {
-      p = this.#openChannel(guard, "shared");
-      this.#shared.set(guard.fingerprint, p);
-      p.then((c) => c.run()).catch(() => {}).finally(() => this.#shared.delete(guard.fingerprint));
-      p.catch(() => this.#shared.delete(guard.fingerprint));
-    }
-    return p;
-  }
-
-  async #openChannel(guard: RelayEntry, purpose: "shared" | "circuit"): Promise<Channel> {
-    const conn = await Deno.connect({ hostname: guard.address, port: guard.orPort });
-    conn.setNoDelay(true);
-    const link = await linkConnect(conn, {
-      peer: { identity: fromBase64(guard.identity), linkKey: fromBase64(guard.linkKey) },
-      purpose,
-    });
-    const chan = new Channel(link, {
-      initiator: true,
-      label: guard.nickname,
-      onCell: (cell, ch) => this.#onCell(cell, ch),
-      onClose: (ch) => this.#onChannelClose(ch),
-    });
-    this.#circuitsByChan.set(chan, new Map());
-    if (purpose === "circuit") this.#track(chan.run());
-    return chan;
   }
 
   #onChannelClose(chan: Channel): void {
@@ -579,8 +561,7 @@ export class OnionClient {
       this.#listener?.close();
     } catch { /* closed */ }
     for (const c of [...this.#circuits]) c.close(DestroyReason.REQUESTED);
-    for (const chan of [...this.#circuitsByChan.keys()]) chan.close();
-    for (const p of this.#shared.values()) p.then((c) => c.close()).catch(() => {});
+    await this.#pool.closeAll();
     await Promise.allSettled([...this.#tasks]);
   }
 }

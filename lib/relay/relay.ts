@@ -19,18 +19,20 @@ import {
 } from "../cell/messages.ts";
 import { ntorServer } from "../crypto/ntor.ts";
 import { checkCreateCircId, ProtocolError, RelayCircuitCore } from "../circuit/mod.ts";
-import { Channel } from "../channel/channel.ts";
+import type { Channel } from "../channel/channel.ts";
 import { TokenBucket } from "../channel/token_bucket.ts";
-import { type Link, linkAccept, linkConnect } from "../transport/link.ts";
+import { type Link, linkAccept } from "../transport/link.ts";
+import { ChannelPool } from "../transport/pool.ts";
+import { type CircuitTransport, SharedTransport } from "../transport/transport.ts";
+import { type PctcpSecurity, PctcpTransport } from "../transport/pctcp.ts";
 import { fingerprint, identityDigest, type RelayKeys } from "../directory/keys.ts";
 import type { RelayEntry, SignedDocument, Transport } from "../directory/document.ts";
-import { fromBase64, toHex } from "../util/bytes.ts";
+import { toHex } from "../util/bytes.ts";
 import { EdgeStream, type StreamCircuit } from "../edge/stream.ts";
 import { ExitPolicy } from "./exit_policy.ts";
 import { type Logger, nullLogger } from "../util/log.ts";
 
-/** How a relay protects per-circuit connections (PCTCP). */
-export type PctcpSecurity = "tls" | "ipsec" | "none";
+export type { PctcpSecurity };
 
 /** Options of a relay. */
 export interface RelayOptions {
@@ -119,13 +121,14 @@ export class Relay {
   #bucket?: TokenBucket;
   #readBucket?: TokenBucket;
   #policy: ExitPolicy;
-  /** Shared channels to relays, by fingerprint hex. */
-  #shared = new Map<string, Channel>();
-  #connecting = new Map<string, Promise<Channel>>();
-  /** All channels, with their circuits. */
+  /** Every channel, opened or accepted (the one place channels are made). */
+  #pool: ChannelPool;
+  /** How circuits reach their next hop: shared links, or PCTCP with the shared fallback. */
+  #transport: CircuitTransport;
+  #pctcp?: PctcpTransport;
+  /** Channels with their circuits. */
   #circuits = new Map<Channel, Map<number, RelayCircuit>>();
   #peerStats = new Map<string, PeerStats>();
-  #pctcpTotal = 0;
   #handshaking = 0;
   #exitStreams = 0;
   #refused = 0;
@@ -145,6 +148,28 @@ export class Relay {
       this.#readBucket = new TokenBucket(options.bandwidth.rate, options.bandwidth.burst);
     }
     this.#policy = new ExitPolicy(options.exitAllow ?? []);
+    this.#pool = new ChannelPool({
+      self: options.keys.identity,
+      channel: {
+        onCell: (cell, ch) => this.#onCell(cell, ch),
+        onClose: (ch, err) => this.#onChannelClose(ch, err),
+        ...(this.#bucket ? { bucket: this.#bucket } : {}),
+        ...(this.#readBucket ? { readBucket: this.#readBucket } : {}),
+        ...(options.ewmaHalflifeMs !== undefined ? { ewmaHalflifeMs: options.ewmaHalflifeMs } : {}),
+      },
+    });
+    const shared = new SharedTransport(this.#pool);
+    this.#transport = shared;
+    if ((options.transport ?? "tor") === "pctcp") {
+      this.#pctcp = new PctcpTransport(this.#pool, {
+        fallback: shared,
+        security: options.pctcpSecurity ?? "tls",
+        ...(options.pctcpCaps ? { caps: options.pctcpCaps } : {}),
+        ...(options.ipsecCheck ? { ipsecCheck: options.ipsecCheck } : {}),
+        socketsAvailable: () => this.#socketsInUse() < this.#fdBudget * 0.9,
+      });
+      this.#transport = this.#pctcp;
+    }
   }
 
   get #dir(): SignedDocument {
@@ -152,7 +177,7 @@ export class Relay {
     return typeof d === "function" ? d() : d;
   }
 
-  get #transport(): Transport {
+  get #transportName(): Transport {
     return this.#o.transport ?? "tor";
   }
 
@@ -172,7 +197,7 @@ export class Relay {
     this.#log.info(
       `relay ${this.nickname} listening on ${
         this.#o.address ?? "127.0.0.1"
-      }:${this.port} (${this.#transport})`,
+      }:${this.port} (${this.#transportName})`,
     );
     return Promise.resolve();
   }
@@ -210,7 +235,7 @@ export class Relay {
 
   /** Sockets held now. */
   #socketsInUse(): number {
-    return this.#circuits.size + this.#handshaking + this.#exitStreams;
+    return this.#pool.size + this.#handshaking + this.#exitStreams;
   }
 
   get #fdBudget(): number {
@@ -226,18 +251,24 @@ export class Relay {
       return;
     }
     (conn as Deno.TcpConn).setNoDelay?.(true);
+    const address = (conn.remoteAddr as Deno.NetAddr).hostname;
+    const security = this.#o.pctcpSecurity ?? "tls";
     let link: Link;
     this.#handshaking++;
     try {
       link = await linkAccept(conn, {
         keys: { identity: this.#o.keys.identity.public, link: this.#o.keys.link },
         allowRelay: (id) => this.#relayByIdentity(id) !== undefined,
+        // Our own policy, whatever the peer asked: plaintext only where IPsec covers the peer
+        // (checked now, IPsec fails open) or in insecure lab mode.
+        allowPlaintext: async (addr) =>
+          this.#transportName === "pctcp" &&
+          (security === "none" || (security === "ipsec" && !!(await this.#o.ipsecCheck?.(addr)))),
+        remoteAddress: address,
         ...(this.#o.handshakeTimeoutMs ? { timeoutMs: this.#o.handshakeTimeoutMs } : {}),
       });
     } catch (e) {
-      this.#log.warn(
-        `link from ${(conn.remoteAddr as Deno.NetAddr).hostname} refused: ${(e as Error).message}`,
-      );
+      this.#log.warn(`link from ${address} refused: ${(e as Error).message}`);
       try {
         conn.close();
       } catch { /* closed */ }
@@ -246,17 +277,7 @@ export class Relay {
       this.#handshaking--;
     }
     const peer = link.peer.identity ? this.#relayByIdentity(link.peer.identity) : undefined;
-    const chan = this.#newChannel(link, false, peer?.nickname ?? "client");
-    if (peer && link.purpose === "shared" && !this.#shared.has(peer.fingerprint)) {
-      this.#shared.set(peer.fingerprint, chan);
-    }
-    if (peer) {
-      this.#peer(
-        peer.nickname,
-        (s) => link.purpose === "shared" ? s.links++ : s.circuitConnections++,
-      );
-    }
-    await chan.run();
+    this.#pool.adopt(link, peer?.nickname ?? "client");
   }
 
   #peer(nickname: string, f: (s: PeerStats) => void): void {
@@ -276,32 +297,10 @@ export class Relay {
     f(s);
   }
 
-  #newChannel(link: Link, initiator: boolean, label: string): Channel {
-    const chan = new Channel(link, {
-      initiator,
-      label,
-      onCell: (cell, ch) => this.#onCell(cell, ch),
-      onClose: (ch, err) => this.#onChannelClose(ch, err),
-      ...(this.#bucket ? { bucket: this.#bucket } : {}),
-      ...(this.#readBucket ? { readBucket: this.#readBucket } : {}),
-      ...(this.#o.ewmaHalflifeMs !== undefined ? { ewmaHalflifeMs: this.#o.ewmaHalflifeMs } : {}),
-    });
-    this.#circuits.set(chan, new Map());
-    return chan;
-  }
-
   #onChannelClose(chan: Channel, err?: Error): void {
     if (err && !this.#stopped) this.#log.debug(`channel ${chan.label} closed: ${err.message}`);
     const circs = this.#circuits.get(chan);
     this.#circuits.delete(chan);
-    for (const [fp, c] of this.#shared) if (c === chan) this.#shared.delete(fp);
-    if (chan.link.purpose === "circuit" && chan.link.peer.identity) {
-      const peer = this.#relayByIdentity(chan.link.peer.identity);
-      if (peer) this.#peer(peer.nickname, (s) => s.circuitConnections--);
-    } else if (chan.link.peer.identity) {
-      const peer = this.#relayByIdentity(chan.link.peer.identity);
-      if (peer) this.#peer(peer.nickname, (s) => s.links--);
-    }
     if (!circs) return;
     for (const circ of new Set(circs.values())) {
       // The link is gone: tear the circuit down towards the other side (tor-spec §5.4).
@@ -310,7 +309,10 @@ export class Relay {
   }
 
   #register(hop: Hop, circ: RelayCircuit): void {
-    this.#circuits.get(hop.chan)?.set(hop.circId, circ);
+    if (hop.chan.closed) return;
+    let circs = this.#circuits.get(hop.chan);
+    if (!circs) this.#circuits.set(hop.chan, circs = new Map());
+    circs.set(hop.circId, circ);
     hop.chan.circuits.add(hop.circId);
   }
 
@@ -321,9 +323,7 @@ export class Relay {
   }
 
   #onCell(cell: Cell, chan: Channel): void {
-    const circs = this.#circuits.get(chan);
-    if (!circs) return;
-    const circ = circs.get(cell.circId);
+    const circ = this.#circuits.get(chan)?.get(cell.circId);
     switch (cell.command) {
       case CellCommand.CREATE2:
         return this.#onCreate2(cell, chan, circ);
@@ -357,6 +357,15 @@ export class Relay {
     let keys: Uint8Array, reply: Uint8Array;
     try {
       if (existing) throw new ProtocolError("CREATE2 for a circuit id in use");
+      // A per-circuit link carries the one circuit its handshake bound it to, once.
+      if (
+        chan.link.purpose === "circuit" &&
+        (cell.circId !== chan.link.boundCircId || (this.#circuits.get(chan)?.size ?? 0) > 0)
+      ) {
+        throw new ProtocolError(
+          `per-circuit link bound to ${chan.link.boundCircId} asked for circuit ${cell.circId}`,
+        );
+      }
       // The peer opened the link iff we did not (tor-spec §5.1.1).
       checkCreateCircId(cell.circId, !chan.link.initiator);
       const create = decodeCreate2(cell.payload);
@@ -414,98 +423,23 @@ export class Relay {
     if (!target || target.address !== ext.address || target.orPort !== ext.port) {
       return circ.core.extendFailed(DestroyReason.OR_IDENTITY);
     }
-    let chan: Channel;
-    let own = false;
-    let reserved = false;
+    let got;
     try {
-      reserved = await this.#usePctcp(target);
-      if (reserved) {
-        chan = await this.#openChannel(target, "circuit");
-        own = true;
-      } else {
-        chan = await this.#sharedChannel(target);
-      }
+      got = await this.#transport.channelFor(target);
     } catch (e) {
-      if (reserved && !own) this.#release(target);
       this.#log.warn(`extend to ${target.nickname} failed: ${(e as Error).message}`);
       return circ.core.extendFailed(DestroyReason.CONNECTFAILED);
     }
-    if (circ.closed) {
+    const { channel: chan, circId, own } = got;
+    if (circ.closed || chan.closed) {
       if (own) chan.close();
+      if (!circ.closed) circ.core.extendFailed(DestroyReason.CONNECTFAILED);
       return;
     }
-    const circId = chan.allocCircId();
     circ.next = { chan, circId };
     circ.ownNext = own;
     this.#register(circ.next, circ);
     chan.sendControl({ circId, command: CellCommand.CREATE2, payload: encodeCreate2(ext.create) });
-  }
-
-  /** True when this hop should get its own connection (both speak pctcp, caps allow). */
-  async #usePctcp(target: RelayEntry): Promise<boolean> {
-    if (this.#transport !== "pctcp" || !target.transports.includes("pctcp")) return false;
-    // IPsec fails open: without an SA covering the peer, refuse rather than send in the clear.
-    if ((this.#o.pctcpSecurity ?? "tls") === "ipsec") {
-      if (!(await this.#o.ipsecCheck?.(target.address))) {
-        throw new Error(`no IPsec SA covers ${target.address}; refusing to carry the circuit`);
-      }
-    }
-    // From here on no await: the cap check and the reservation happen together, so
-    // concurrent extends cannot all pass the cap.
-    const caps = this.#o.pctcpCaps ?? { perPeer: 512, total: 4096 };
-    let perPeer = 0;
-    this.#peer(target.nickname, (s) => perPeer = s.circuitConnections);
-    if (
-      perPeer >= caps.perPeer || this.#pctcpTotal >= caps.total ||
-      this.#socketsInUse() >= this.#fdBudget * 0.9
-    ) {
-      this.#peer(target.nickname, (s) => s.fallbacks++);
-      return false;
-    }
-    this.#pctcpTotal++;
-    this.#peer(target.nickname, (s) => s.circuitConnections++);
-    return true;
-  }
-
-  /** Gives back a reserved per-circuit slot whose connection was never made. */
-  #release(target: RelayEntry): void {
-    this.#pctcpTotal--;
-    this.#peer(target.nickname, (s) => s.circuitConnections--);
-  }
-
-  #sharedChannel(target: RelayEntry): Promise<Channel> {
-    const have = this.#shared.get(target.fingerprint);
-    if (have && !have.closed) return Promise.resolve(have);
-    let p = this.#connecting.get(target.fingerprint);
-    if (!p) {
-      p = this.#openChannel(target, "shared").then((chan) => {
-        this.#shared.set(target.fingerprint, chan);
-        return chan;
-      }).finally(() => this.#connecting.delete(target.fingerprint));
-      this.#connecting.set(target.fingerprint, p);
-    }
-    return p;
-  }
-
-  async #openChannel(target: RelayEntry, purpose: "shared" | "circuit"): Promise<Channel> {
-    const conn = await Deno.connect({ hostname: target.address, port: target.orPort });
-    conn.setNoDelay(true);
-    const security = this.#o.pctcpSecurity ?? "tls";
-    const link = await linkConnect(conn, {
-      peer: { identity: fromBase64(target.identity), linkKey: fromBase64(target.linkKey) },
-      self: this.#o.keys.identity,
-      purpose,
-      encrypt: purpose === "shared" || security === "tls",
-    });
-    const chan = this.#newChannel(link, true, target.nickname);
-    // A per-circuit connection was counted when #usePctcp reserved it.
-    if (purpose === "shared") this.#peer(target.nickname, (s) => s.links++);
-    this.#track(
-      chan.run().finally(() => {
-        if (purpose === "circuit") this.#pctcpTotal--;
-      }),
-    );
-    return chan;
   }
 
   async #begin(circ: RelayCircuit, streamId: number, begin: Begin): Promise<void> {
@@ -599,15 +533,19 @@ export class Relay {
         });
       }
       this.#unregister(hop);
-      if (hop.chan.link.purpose === "circuit") hop.chan.closeAfterFlush();
+      // A per-circuit connection closes with its own circuit, and only with it.
+      if (hop.chan.link.purpose === "circuit" && hop.chan.link.boundCircId === hop.circId) {
+        hop.chan.closeAfterFlush();
+      }
     }
   }
 
   #closeIdle(): void {
     // Tor closes links with no circuits after a while; we use 3 minutes.
     const now = performance.now();
-    for (const [chan, circs] of this.#circuits) {
-      if (circs.size === 0 && now - chan.lastActive > 180_000) chan.close();
+    for (const chan of [...this.#pool.channels()]) {
+      const n = this.#circuits.get(chan)?.size ?? 0;
+      if (n === 0 && now - chan.lastActive > 180_000) chan.close();
     }
   }
 
@@ -635,6 +573,16 @@ export class Relay {
       e.bytes += chan.stats.bytesSent;
       queued.set(peer.nickname, e);
     }
+    for (const r of this.#dir.relays) {
+      const c = this.#pool.count(r.fingerprint);
+      const fb = this.#pctcp?.fallbacks(r.fingerprint) ?? 0;
+      if (c.shared + c.circuit + fb === 0 && !this.#peerStats.has(r.nickname)) continue;
+      this.#peer(r.nickname, (s) => {
+        s.links = c.shared;
+        s.circuitConnections = c.circuit;
+        s.fallbacks = fb;
+      });
+    }
     for (const [nick, e] of queued) {
       this.#peer(nick, (s) => {
         s.queuedCells = e.q;
@@ -644,7 +592,7 @@ export class Relay {
     }
     return {
       nickname: this.nickname,
-      transport: this.#transport,
+      transport: this.#transportName,
       circuits: unique.size,
       sockets: this.#socketsInUse(),
       fdBudget: this.#fdBudget,
@@ -661,9 +609,10 @@ export class Relay {
     try {
       this.#listener?.close();
     } catch { /* closed */ }
-    for (const chan of [...this.#circuits.keys()]) chan.close();
+    const closing = this.#pool.closeAll();
     this.#bucket?.close();
     this.#readBucket?.close();
+    await closing;
     await Promise.allSettled([...this.#tasks]);
   }
 }
