@@ -68,6 +68,7 @@ export interface Cell {
 
 /** A definite violation of the cell framing; the link that sent it is closed. */
 export class CellProtocolError extends Error {
+  /** Error name. */
   override name = "CellProtocolError";
 }
 

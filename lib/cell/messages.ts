@@ -6,6 +6,7 @@
 
 /** A malformed message body; the circuit (or stream) it came on is closed. */
 export class MessageError extends Error {
+  /** Error name. */
   override name = "MessageError";
 }
 

@@ -66,6 +66,7 @@ export interface RelayCell {
 
 /** A relay cell whose header is impossible (length > 498); the circuit is closed. */
 export class RelayProtocolError extends Error {
+  /** Error name. */
   override name = "RelayProtocolError";
 }
 

@@ -10,6 +10,7 @@ import { EndReason, type EndReasonCode } from "../cell/relay_cell.ts";
 
 /** A definite violation of the circuit protocol by a peer; the circuit is torn down. */
 export class ProtocolError extends Error {
+  /** Error name. */
   override name = "ProtocolError";
   /** The DESTROY reason sent to the neighbours (tor-spec §5.4). */
   readonly reason: DestroyReasonCode;

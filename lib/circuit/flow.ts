@@ -23,6 +23,7 @@ export class PackageWindow {
   #increment: number;
   #waiters: (() => void)[] = [];
 
+  /** A window of `start` cells that each SENDME reopens by `increment`. */
   constructor(start: number, increment: number) {
     this.#window = start;
     this.#max = start;
@@ -75,6 +76,7 @@ export class DeliverWindow {
   #start: number;
   #increment: number;
 
+  /** A window of `start` cells that asks for a SENDME every `increment` cells. */
   constructor(start: number, increment: number) {
     this.#window = start;
     this.#start = start;

@@ -252,6 +252,7 @@ export function pathFromUser(isolation: string, relays: RelayEntry[]): RelayEntr
 
 /** Raised when a circuit cannot be built. */
 export class CircuitBuildError extends Error {
+  /** Error name. */
   override name = "CircuitBuildError";
 }
 
@@ -272,6 +273,7 @@ export class OnionClient {
   #stopped = false;
   #tasks = new Set<Promise<unknown>>();
 
+  /** A client with its directory, SOCKS address and transport; call {@link start}. */
   constructor(options: ClientOptions) {
     this.#o = options;
     this.#log = options.log ?? nullLogger;

@@ -20,8 +20,11 @@ export const SocksReply = {
 
 /** A protocol violation, with the reply code to answer it. */
 export class SocksError extends Error {
+  /** Error name. */
   override name = "SocksError";
+  /** The SOCKS5 reply code to answer with (RFC 1928 §6). */
   readonly reply: number;
+  /** `reply` defaults to general failure. */
   constructor(message: string, reply: number = SocksReply.GENERAL_FAILURE) {
     super(message);
     this.reply = reply;

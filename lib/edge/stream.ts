@@ -45,17 +45,21 @@ export interface EdgeSocket {
 
 /** One stream of a circuit bound to a socket. */
 export class EdgeStream {
+  /** Stream id on the circuit. */
   readonly id: number;
+  /** Stream package window: 500 cells, +50 per stream SENDME (tor-spec §7.4). */
   readonly packageWindow: PackageWindow = new PackageWindow(
     STREAMWINDOW_START,
     STREAMWINDOW_INCREMENT,
   );
+  /** Stream deliver window: a SENDME is owed every 50 cells written to the socket. */
   readonly deliverWindow: DeliverWindow = new DeliverWindow(
     STREAMWINDOW_START,
     STREAMWINDOW_INCREMENT,
   );
-  /** Bytes sent into the circuit and delivered out of it. */
+  /** Bytes sent into the circuit. */
   bytesOut = 0;
+  /** Bytes delivered out of the circuit. */
   bytesIn = 0;
   #socket: EdgeSocket;
   #circ: StreamCircuit;
@@ -67,6 +71,7 @@ export class EdgeStream {
   #flushing = false;
   #endSent = false;
 
+  /** Joins stream `id` of `circuit` to `socket`; call {@link pump} to start. */
   constructor(id: number, socket: EdgeSocket, circuit: StreamCircuit) {
     this.id = id;
     this.#socket = socket;

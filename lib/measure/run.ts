@@ -69,10 +69,15 @@ export interface RunOptions {
 
 /** What a run did. */
 export interface RunSummary {
+  /** Run id. */
   run: string;
+  /** The records file. */
   out: string;
+  /** Fetches made. */
   total: number;
+  /** Fetches that succeeded. */
   ok: number;
+  /** Fetches that failed. */
   failed: number;
 }
 

@@ -111,6 +111,7 @@ const MAX_QUEUE_BEFORE_BACKPRESSURE = 256;
 
 /** An onion router. */
 export class Relay {
+  /** Our nickname. */
   readonly nickname: string;
   /** The relay's long-term keys (to restart it with the same identity). */
   readonly keys: RelayKeys;
@@ -137,6 +138,7 @@ export class Relay {
   #tasks = new Set<Promise<unknown>>();
   #idleTimer?: ReturnType<typeof setInterval>;
 
+  /** A relay with its keys, directory and transport; call {@link start} to listen. */
   constructor(options: RelayOptions) {
     this.#o = options;
     this.nickname = options.nickname;

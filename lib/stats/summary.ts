@@ -35,8 +35,11 @@ export interface Estimate {
 export interface GroupSummary {
   /** Group key fields. */
   label: string;
+  /** Transport, when known. */
   transport: string | null;
+  /** Expected size in bytes, when known. */
   size: number | null;
+  /** URL fetched. */
   url: string;
   /** Fetches. */
   count: number;
@@ -114,6 +117,7 @@ export class Summarizer {
   }>();
   #base: TimeBase;
 
+  /** `base`: which time origin the summaries use (default OnionPerf's). */
   constructor(base: TimeBase = "onionperf") {
     this.#base = base;
   }

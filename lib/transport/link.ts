@@ -69,6 +69,7 @@ export interface LinkResponderKeys {
 
 /** Raised for any failure of the link handshake or framing. */
 export class LinkError extends Error {
+  /** Error name. */
   override name = "LinkError";
 }
 
@@ -138,7 +139,9 @@ function nonce(counter: number): Uint8Array {
 export class Link {
   /** Who is at the other end (final once the handshake has returned the link). */
   peer: LinkPeer;
+  /** Shared link, or one circuit's own connection (authenticated in the handshake). */
   readonly purpose: LinkPurpose;
+  /** Whether frames are encrypted (authenticated in the handshake). */
   readonly encrypted: boolean;
   /** True on the side that opened the connection (it picks CircIDs with the high bit set). */
   readonly initiator: boolean;

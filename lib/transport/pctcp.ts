@@ -39,6 +39,7 @@ export class PctcpTransport implements CircuitTransport {
   #reservedTotal = 0;
   #fallbacks = new Map<string, number>();
 
+  /** Per-circuit connections through `pool`, falling back as `options` say. */
   constructor(pool: ChannelPool, options: PctcpTransportOptions) {
     this.#pool = pool;
     this.#o = options;

@@ -38,6 +38,7 @@ export class ChannelPool {
   #counts = new Map<string, { shared: number; circuit: number }>();
   #openedPerCircuit = 0;
 
+  /** A pool whose channels all get `options.channel`. */
   constructor(options: ChannelPoolOptions) {
     this.#o = options;
   }

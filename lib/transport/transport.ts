@@ -36,6 +36,7 @@ export class SharedTransport implements CircuitTransport {
   readonly name = "tor";
   #pool: ChannelPool;
 
+  /** Circuits on `pool`'s shared channels. */
   constructor(pool: ChannelPool) {
     this.#pool = pool;
   }
