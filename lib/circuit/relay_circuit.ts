@@ -141,6 +141,9 @@ export class RelayCircuitCore {
     if (command !== CellCommand.RELAY) {
       return this.#fail(new ProtocolError("RELAY_EARLY cell travelling inbound"));
     }
+    if (this.#state !== "extended") {
+      return this.#fail(new ProtocolError(`relay cell from the next hop while ${this.#state}`));
+    }
     this.#crypto.encryptInbound(payload);
     this.#io.toClient(payload);
   }

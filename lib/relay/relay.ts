@@ -21,7 +21,7 @@ import { ntorServer } from "../crypto/ntor.ts";
 import { checkCreateCircId, ProtocolError, RelayCircuitCore } from "../circuit/mod.ts";
 import type { Channel } from "../channel/channel.ts";
 import { TokenBucket } from "../channel/token_bucket.ts";
-import { type Link, linkAccept } from "../transport/link.ts";
+import { type Link, linkAccept, perCircuitRefusal } from "../transport/link.ts";
 import { ChannelPool } from "../transport/pool.ts";
 import { type CircuitTransport, SharedTransport } from "../transport/transport.ts";
 import { type PctcpSecurity, PctcpTransport } from "../transport/pctcp.ts";
@@ -359,15 +359,12 @@ export class Relay {
     let keys: Uint8Array, reply: Uint8Array;
     try {
       if (existing) throw new ProtocolError("CREATE2 for a circuit id in use");
-      // A per-circuit link carries the one circuit its handshake bound it to, once.
-      if (
-        chan.link.purpose === "circuit" &&
-        (cell.circId !== chan.link.boundCircId || (this.#circuits.get(chan)?.size ?? 0) > 0)
-      ) {
-        throw new ProtocolError(
-          `per-circuit link bound to ${chan.link.boundCircId} asked for circuit ${cell.circId}`,
-        );
-      }
+      const refusal = perCircuitRefusal(
+        chan.link,
+        cell.circId,
+        this.#circuits.get(chan)?.size ?? 0,
+      );
+      if (refusal) throw new ProtocolError(refusal);
       // The peer opened the link iff we did not (tor-spec §5.1.1).
       checkCreateCircId(cell.circId, !chan.link.initiator);
       const create = decodeCreate2(cell.payload);

@@ -238,6 +238,20 @@ export class Link {
   }
 }
 
+/**
+ * The per-circuit rule (DESIGN.md "PCTCP specifics"): a per-circuit link carries the one
+ * circuit its authenticated handshake bound it to, once. Returns why a CREATE2 for `circId`
+ * must be refused on `link`, which already carries `carried` circuits, or undefined.
+ */
+export function perCircuitRefusal(link: Link, circId: number, carried: number): string | undefined {
+  if (link.purpose !== "circuit") return undefined;
+  if (circId !== link.boundCircId) {
+    return `per-circuit link bound to ${link.boundCircId} asked for circuit ${circId}`;
+  }
+  if (carried > 0) return `per-circuit link already carries its circuit`;
+  return undefined;
+}
+
 function withTimeout<T>(
   p: Promise<T>,
   conn: ByteStream,
