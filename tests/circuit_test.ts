@@ -33,6 +33,8 @@ interface Harness {
   /** Cells from the client towards the guard (command) after the build. */
   toGuard: number[];
   closed?: { reason: number; remote: boolean; why: string };
+  /** When true, the client's streams refuse DATA and SENDMEs (window overrun/overflow). */
+  streamsRefuse?: boolean;
 }
 
 function harness(hops = 3, options: ClientCircuitOptions = {}): Harness {
@@ -88,8 +90,8 @@ function harness(hops = 3, options: ClientCircuitOptions = {}): Harness {
     built: () => h.seen.built = true,
     connected: (id) => h.seen.connected.push(id),
     streamEnded: (id, reason) => h.seen.ended.push([id, reason]),
-    deliver: (_id, data) => (h.seen.data.push(data.length), true),
-    streamSendme: () => true,
+    deliver: (_id, data) => (h.seen.data.push(data.length), !h.streamsRefuse),
+    streamSendme: () => !h.streamsRefuse,
     closed: (reason, remote, why) => h.closed = { reason, remote, why },
   }, options);
   return h;
@@ -147,6 +149,32 @@ Deno.test("ClientCircuitCore refuses EXTENDED2 from the wrong hop or when not ex
   const g = built();
   g.relays[2]!.originate(RelayCommand.EXTENDED2, 0, encodeCreated2(new Uint8Array(64)));
   assertClosedByClient(g, DestroyReason.PROTOCOL, "EXTENDED2 from hop 3 while open");
+});
+
+Deno.test("ClientCircuitCore refuses TRUNCATED from the last hop; from an inner hop the circuit closes", () => {
+  const h = built();
+  h.relays[2]!.originate(RelayCommand.TRUNCATED, 0, Uint8Array.of(DestroyReason.CONNECTFAILED));
+  assertClosedByClient(h, DestroyReason.PROTOCOL, "no next hop");
+  const g = built();
+  g.relays[1]!.originate(RelayCommand.TRUNCATED, 0, Uint8Array.of(DestroyReason.CONNECTFAILED));
+  assertClosedByClient(g, DestroyReason.FINISHED, "truncated at hop 2");
+});
+
+Deno.test("stream windows never go negative: an unexpected stream SENDME or an overrun closes the circuit", () => {
+  for (
+    const [command, part] of [[RelayCommand.SENDME, "unexpected SENDME"], [
+      RelayCommand.DATA,
+      "window overrun",
+    ]] as const
+  ) {
+    const h = harness();
+    // The role's streams say no: the window would overflow, or the deliver window is spent.
+    h.client.start();
+    const id = h.client.begin("example.com", 80);
+    h.streamsRefuse = true;
+    h.relays[2]!.originate(command, id, new Uint8Array(1));
+    assertClosedByClient(h, DestroyReason.PROTOCOL, part);
+  }
 });
 
 Deno.test("ClientCircuitCore refuses relay commands that only travel outbound, and inbound RELAY_EARLY", () => {

@@ -264,7 +264,11 @@ export class ClientCircuitCore {
         }
         return this.#addHop(decodeCreated2(rc.data));
       case RelayCommand.TRUNCATED:
-        // We do not rebuild truncated circuits: the circuit closes (tor-spec §5.4).
+        // Only a hop with a next hop (or one extending) can lose it (tor-spec §5.4).
+        if (hop === last && this.#state !== "extending") {
+          throw new ProtocolError(`TRUNCATED from hop ${hop + 1}, which has no next hop`);
+        }
+        // We do not rebuild truncated circuits: the circuit closes.
         return this.#close(
           DestroyReason.FINISHED,
           false,
