@@ -572,15 +572,16 @@ export class Relay {
       e.bytes += chan.stats.bytesSent;
       queued.set(peer.nickname, e);
     }
-    for (const r of this.#dir.relays) {
-      const c = this.#pool.count(r.fingerprint);
-      const fb = this.#pctcp?.fallbacks(r.fingerprint) ?? 0;
-      if (c.shared + c.circuit + fb === 0 && !this.#peerStats.has(r.nickname)) continue;
-      this.#peer(r.nickname, (s) => {
-        s.links = c.shared;
-        s.circuitConnections = c.circuit;
-        s.fallbacks = fb;
+    // Connection counts come from the pool, fallbacks from the pctcp transport; neither needs
+    // the directory (stats are written before the directory file exists).
+    for (const p of this.#pool.peers()) {
+      this.#peer(p.nickname, (s) => {
+        s.links = p.shared;
+        s.circuitConnections = p.circuit;
       });
+    }
+    for (const [nick, n] of this.#pctcp?.fallbacksByPeer() ?? []) {
+      this.#peer(nick, (s) => s.fallbacks = n);
     }
     for (const [nick, e] of queued) {
       this.#peer(nick, (s) => {

@@ -37,7 +37,7 @@ export class PctcpTransport implements CircuitTransport {
   #o: PctcpTransportOptions;
   #reserved = new Map<string, number>();
   #reservedTotal = 0;
-  #fallbacks = new Map<string, number>();
+  #fallbacks = new Map<string, { nickname: string; count: number }>();
 
   /** Per-circuit connections through `pool`, falling back as `options` say. */
   constructor(pool: ChannelPool, options: PctcpTransportOptions) {
@@ -52,7 +52,12 @@ export class PctcpTransport implements CircuitTransport {
 
   /** Circuits to the peer with this fingerprint that fell back to the shared link. */
   fallbacks(fingerprint: string): number {
-    return this.#fallbacks.get(fingerprint) ?? 0;
+    return this.#fallbacks.get(fingerprint)?.count ?? 0;
+  }
+
+  /** Fallbacks per peer nickname. */
+  fallbacksByPeer(): Map<string, number> {
+    return new Map([...this.#fallbacks.values()].map((f) => [f.nickname, f.count]));
   }
 
   /** Its own connection when the peer speaks pctcp and the caps allow; else the fallback. */
@@ -72,7 +77,7 @@ export class PctcpTransport implements CircuitTransport {
       perPeer >= caps.perPeer || this.open + this.#reservedTotal >= caps.total ||
       !(this.#o.socketsAvailable?.() ?? true)
     ) {
-      this.#fallbacks.set(fp, this.fallbacks(fp) + 1);
+      this.#fallbacks.set(fp, { nickname: peer.nickname, count: this.fallbacks(fp) + 1 });
       return this.#o.fallback.channelFor(peer);
     }
     this.#reserved.set(fp, (this.#reserved.get(fp) ?? 0) + 1);

@@ -35,7 +35,7 @@ export class ChannelPool {
   #shared = new Map<string, Channel>();
   #connecting = new Map<string, Promise<Channel>>();
   #all = new Map<Channel, Entry>();
-  #counts = new Map<string, { shared: number; circuit: number }>();
+  #counts = new Map<string, { nickname: string; shared: number; circuit: number }>();
   #openedPerCircuit = 0;
 
   /** A pool whose channels all get `options.channel`. */
@@ -60,7 +60,13 @@ export class ChannelPool {
 
   /** Connections to or from the relay with this fingerprint, by purpose. */
   count(fp: string): { shared: number; circuit: number } {
-    return { ...(this.#counts.get(fp) ?? { shared: 0, circuit: 0 }) };
+    const c = this.#counts.get(fp);
+    return { shared: c?.shared ?? 0, circuit: c?.circuit ?? 0 };
+  }
+
+  /** Every relay peer seen (by fingerprint, with the label its channels had) and its counts. */
+  peers(): { fingerprint: string; nickname: string; shared: number; circuit: number }[] {
+    return [...this.#counts].map(([fingerprint, c]) => ({ fingerprint, ...c }));
   }
 
   /** Wraps an established link (opened or accepted) in a running channel. */
@@ -76,7 +82,7 @@ export class ChannelPool {
         onClose?.(ch, err);
       },
     });
-    const c = fp ? this.#countFor(fp) : undefined;
+    const c = fp ? this.#countFor(fp, label) : undefined;
     if (c) link.purpose === "shared" ? c.shared++ : c.circuit++;
     if (fp && link.purpose === "shared" && !this.#shared.get(fp)) this.#shared.set(fp, chan);
     if (link.purpose === "circuit" && link.initiator) this.#openedPerCircuit++;
@@ -142,9 +148,9 @@ export class ChannelPool {
     return this.adopt(link, peer.nickname);
   }
 
-  #countFor(fp: string) {
+  #countFor(fp: string, nickname?: string) {
     let c = this.#counts.get(fp);
-    if (!c) this.#counts.set(fp, c = { shared: 0, circuit: 0 });
+    if (!c) this.#counts.set(fp, c = { nickname: nickname ?? fp, shared: 0, circuit: 0 });
     return c;
   }
 
