@@ -480,3 +480,20 @@ Deno.test("a middle relay injecting DATA into the exit's stream gets the circuit
     await server.shutdown();
   }
 });
+
+Deno.test("Relay.stats answers before the relay has a directory (stats are written from the start)", async () => {
+  const relay = new Relay({
+    keys: generateRelayKeys(),
+    nickname: "early",
+    directory: () => {
+      throw new DirectoryError("no valid directory yet");
+    },
+  });
+  await relay.start();
+  try {
+    const st = relay.stats();
+    assertEquals([st.nickname, st.circuits, st.peers.length], ["early", 0, 0]);
+  } finally {
+    await relay.stop();
+  }
+});
