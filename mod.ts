@@ -17,19 +17,38 @@ export * from "./lib/crypto/mod.ts";
 export * from "./lib/circuit/mod.ts";
 export * from "./lib/channel/mod.ts";
 export * from "./lib/directory/mod.ts";
-export { type ByteStream, Link, linkAccept, linkConnect, LinkError } from "./lib/transport/link.ts";
-export { type PctcpSecurity, type PeerStats, Relay, type RelayOptions } from "./lib/relay/relay.ts";
-export { ExitPolicy } from "./lib/relay/exit_policy.ts";
-export { type ClientOptions, OnionClient, type StreamEvent } from "./lib/client/client.ts";
+export * from "./lib/transport/mod.ts";
+export * from "./lib/relay/mod.ts";
+export {
+  CircuitBuildError,
+  ClientCircuit,
+  type ClientOptions,
+  OnionClient,
+  pathFromUser,
+  type StreamEvent,
+} from "./lib/client/client.ts";
+export { type Logger, type LogLevel, makeLogger, nullLogger } from "./lib/util/log.ts";
 export { serve, type ServeOptions, type TestServer } from "./lib/serve/server.ts";
 export { formatSize, parseSize } from "./lib/serve/sizes.ts";
-export { type FetchOptions, type FetchResult, timedFetch } from "./lib/measure/fetch.ts";
-export { type MeasureRecord, RecordWriter } from "./lib/measure/record.ts";
-export { runMeasurement, type RunOptions, type Workload } from "./lib/measure/run.ts";
-export { percentile, PERCENTILE_METHOD } from "./lib/stats/percentile.ts";
-export { estimate, Summarizer } from "./lib/stats/summary.ts";
 export {
+  type FetchOptions,
+  type FetchResult,
+  type Outcome,
+  timedFetch,
+} from "./lib/measure/fetch.ts";
+export { type MeasureRecord, RecordWriter } from "./lib/measure/record.ts";
+export {
+  runMeasurement,
+  type RunOptions,
+  type RunSummary,
+  type Workload,
+} from "./lib/measure/run.ts";
+export { percentile, PERCENTILE_METHOD } from "./lib/stats/percentile.ts";
+export { type Estimate, estimate, type GroupSummary, Summarizer } from "./lib/stats/summary.ts";
+export {
+  type Change,
   compareSamples,
+  type Comparison,
   describeChange,
   describeFactor,
   mannWhitney,
@@ -37,7 +56,10 @@ export {
 export {
   networkDown,
   type NetworkOptions,
+  type NetworkState,
   networkStatus,
   networkUp,
+  type ProcessInfo,
 } from "./lib/network/launcher.ts";
-export { runInterference } from "./lib/experiment/interference.ts";
+export type { NetnsHost, NetnsHosts } from "./lib/network/netns.ts";
+export { type InterferenceOptions, runInterference } from "./lib/experiment/interference.ts";

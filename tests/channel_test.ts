@@ -60,7 +60,8 @@ Deno.test("CircuitPackageWindow checks each SENDME v1 digest against the one kep
   assertEquals(w.circuitSendme(new Uint8Array(20).fill(99)), "ok");
   assertEquals(w.circuitSendme(new Uint8Array(20).fill(7)), "digest");
   const full = new CircuitPackageWindow();
-  assertEquals(full.circuitSendme(undefined), "unexpected");
+  assertEquals(full.circuitSendme(undefined), "version"); // v0 / empty: proposal 289
+  assertEquals(full.circuitSendme(new Uint8Array(20)), "unexpected");
 });
 
 /**

@@ -10,8 +10,24 @@ import {
   makeDocument,
   verifyDocument,
 } from "../lib/directory/mod.ts";
-import { HandshakeError, ntorClient2, ntorServer } from "../lib/crypto/ntor.ts";
-import { type ByteStream, linkAccept, LinkError } from "../lib/transport/link.ts";
+import { HandshakeError, ntorClient1, ntorClient2, ntorServer } from "../lib/crypto/ntor.ts";
+import { type ByteStream, linkAccept, linkConnect, LinkError } from "../lib/transport/link.ts";
+import { Channel } from "../lib/channel/channel.ts";
+import {
+  CellCommand,
+  decodeCreate2,
+  encodeCreate2,
+  encodeCreated2,
+  HandshakeType,
+  RelayCommand,
+} from "../lib/cell/mod.ts";
+import { RelayCircuitCore } from "../lib/circuit/mod.ts";
+import { ChannelPool, SharedTransport } from "../lib/transport/mod.ts";
+import { OnionClient } from "../lib/client/client.ts";
+import type { SignedDocument, Transport } from "../lib/directory/mod.ts";
+import { socksConnect } from "./_socks.ts";
+import { identityDigest } from "../lib/directory/keys.ts";
+import { fromBase64 } from "../lib/util/bytes.ts";
 import { readRecords } from "../lib/stats/load.ts";
 import { fromOnionPerf } from "../lib/report/onionperf.ts";
 import { timedFetch } from "../lib/measure/fetch.ts";
@@ -272,5 +288,212 @@ Deno.test("a relay that restarts with its keys and port rejoins: new circuits th
     await revived?.stop();
     await s.stop();
     await net.stop();
+  }
+});
+
+Deno.test("a relay refuses CREATE2 whose circuit id breaks the initiator's high bit (tor-spec §5.1.1)", async () => {
+  const net = await startNet(3, ["tor", "tor", "tor"]);
+  try {
+    const entry = net.directory.relays[0]!;
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port: entry.orPort });
+    const link = await linkConnect(conn, {
+      peer: { identity: fromBase64(entry.identity), linkKey: fromBase64(entry.linkKey) },
+    });
+    const got: number[][] = [];
+    const chan = new Channel(link, {
+      initiator: true,
+      onCell: (cell) => got.push([cell.circId, cell.command, cell.payload[0]!]),
+    });
+    const done = chan.run();
+    const create = (circId: number) => {
+      const [, skin] = ntorClient1({
+        id: identityDigest(fromBase64(entry.identity)),
+        onionKey: fromBase64(entry.onionKey),
+      });
+      chan.sendControl({
+        circId,
+        command: CellCommand.CREATE2,
+        payload: encodeCreate2({ htype: HandshakeType.NTOR, hdata: skin }),
+      });
+    };
+    create(0x00000005); // we opened the link, so our ids must have the high bit set
+    create(0x80000005); // this one is right
+    for (let i = 0; i < 100 && got.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    assertEquals(got, [[5, CellCommand.DESTROY, 1], [0x80000005, CellCommand.CREATED2, 0]]);
+    chan.close();
+    await done;
+  } finally {
+    await net.stop();
+  }
+});
+
+/**
+ * A hostile middle relay made of the library's own pieces (channel pool, shared transport,
+ * relay circuit core): it relays honestly, but once the exit has answered a stream it
+ * originates, with its own valid layer, a DATA cell on that stream id.
+ */
+function hostileMiddle(
+  keys: ReturnType<typeof generateRelayKeys>,
+  dir: () => SignedDocument,
+) {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  type Circ = { core: RelayCircuitCore; prev: [Channel, number]; next?: [Channel, number] };
+  const byKey = new Map<Channel, Map<number, Circ>>();
+  const put = (ch: Channel, id: number, c: Circ) => {
+    if (!byKey.has(ch)) byKey.set(ch, new Map());
+    byKey.get(ch)!.set(id, c);
+  };
+  let injected = 0;
+  const pool: ChannelPool = new ChannelPool({
+    self: keys.identity,
+    channel: {
+      onCell: (cell, ch) => {
+        const c = byKey.get(ch)?.get(cell.circId);
+        if (cell.command === CellCommand.CREATE2 && !c) {
+          const [material, reply] = ntorServer({
+            id: identityDigest(keys.identity.public),
+            onionKey: keys.onion.public,
+            onionSecret: keys.onion.secret,
+          }, decodeCreate2(cell.payload).hdata);
+          const circ: Circ = {
+            prev: [ch, cell.circId],
+            core: undefined as unknown as RelayCircuitCore,
+          };
+          circ.core = new RelayCircuitCore(material, {
+            toClient: (p) => circ.prev[0].send(circ.prev[1], CellCommand.RELAY, p),
+            toNext: (cmd, p) => circ.next?.[0].send(circ.next[1], cmd, p),
+            deliver: () => true,
+            streamSendme: () => true,
+            streamEnd: () => {},
+            begin: () => {},
+            extend: async (ext) => {
+              const target = dir().relays.find((r) =>
+                r.fingerprint ===
+                  Array.from(ext.id, (b) => b.toString(16).padStart(2, "0")).join("").toUpperCase()
+              )!;
+              const got = await shared.channelFor(target);
+              circ.next = [got.channel, got.circId];
+              put(got.channel, got.circId, circ);
+              got.channel.sendControl({
+                circId: got.circId,
+                command: CellCommand.CREATE2,
+                payload: encodeCreate2(ext.create),
+              });
+            },
+            truncateNext: () => {},
+            destroy: () => {},
+          });
+          put(ch, cell.circId, circ);
+          ch.sendControl({
+            circId: cell.circId,
+            command: CellCommand.CREATED2,
+            payload: encodeCreated2(reply),
+          });
+        } else if (c && cell.command === CellCommand.CREATED2) {
+          c.core.created(cell.payload);
+        } else if (
+          c && (cell.command === CellCommand.RELAY || cell.command === CellCommand.RELAY_EARLY)
+        ) {
+          if (ch === c.prev[0] && cell.circId === c.prev[1]) {
+            return c.core.fromPrev(cell.command, cell.payload);
+          }
+          c.core.fromNext(cell.command, cell.payload);
+          // The exit's first answer is CONNECTED on stream 1: inject into that stream.
+          if (injected++ === 0) {
+            c.core.originate(RelayCommand.DATA, 1, new TextEncoder().encode("INJECTED-BY-MIDDLE"));
+          }
+        }
+      },
+    },
+  });
+  const shared = new SharedTransport(pool);
+  const loop = (async () => {
+    for await (const conn of listener) {
+      try {
+        pool.adopt(
+          await linkAccept(conn, { keys: { identity: keys.identity.public, link: keys.link } }),
+          "hostile",
+        );
+      } catch {
+        conn.close();
+      }
+    }
+  })();
+  return {
+    port: (listener.addr as Deno.NetAddr).port,
+    get injected() {
+      return injected;
+    },
+    async stop() {
+      listener.close();
+      await loop.catch(() => {});
+      await pool.closeAll();
+    },
+  };
+}
+
+Deno.test("a middle relay injecting DATA into the exit's stream gets the circuit torn down (layer check, end to end)", async () => {
+  const keys = [generateRelayKeys(), generateRelayKeys(), generateRelayKeys()];
+  const holder: { doc?: SignedDocument } = {};
+  const dir = () => holder.doc!;
+  const server = Deno.serve(
+    { hostname: "127.0.0.1", port: 0, onListen() {} },
+    () => new Response("x".repeat(100_000)),
+  );
+  const real = [0, 2].map((i) =>
+    new Relay({ keys: keys[i]!, nickname: `r${i + 1}`, directory: dir, exitAllow: ["127.0.0.1:*"] })
+  );
+  for (const r of real) await r.start();
+  const middle = hostileMiddle(keys[1]!, dir);
+  const ports = [real[0]!.port, middle.port, real[1]!.port];
+  holder.doc = makeDocument(keys.map((k, i) => ({
+    nickname: `r${i + 1}`,
+    keys: k,
+    address: "127.0.0.1",
+    orPort: ports[i]!,
+    flags: i === 2 ? ["exit"] : i === 0 ? ["guard"] : [],
+    bandwidth: 1,
+    transports: ["tor"] as Transport[],
+  }))).document;
+  const client = new OnionClient({ directory: dir, preemptive: false, path: ["r1", "r2", "r3"] });
+  await client.start();
+  try {
+    const conn = await socksConnect(client.socksPort, "127.0.0.1", server.addr.port);
+    await conn.write(
+      new TextEncoder().encode("GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+    );
+    let text = "";
+    const buf = new Uint8Array(65536);
+    for (;;) {
+      const n = await conn.read(buf).catch(() => null);
+      if (n === null) break;
+      text += new TextDecoder().decode(buf.subarray(0, n));
+    }
+    conn.close();
+    assert(middle.injected > 0, "the hostile middle never saw the exit answer");
+    assert(!text.includes("INJECTED"), "the client delivered the middle relay's bytes");
+    assert(!text.includes("x".repeat(100_000)), "the circuit should have been torn down");
+  } finally {
+    await client.stop();
+    for (const r of real) await r.stop();
+    await middle.stop();
+    await server.shutdown();
+  }
+});
+
+Deno.test("Relay.stats answers before the relay has a directory (stats are written from the start)", async () => {
+  const relay = new Relay({
+    keys: generateRelayKeys(),
+    nickname: "early",
+    directory: () => {
+      throw new DirectoryError("no valid directory yet");
+    },
+  });
+  await relay.start();
+  try {
+    const st = relay.stats();
+    assertEquals([st.nickname, st.circuits, st.peers.length], ["early", 0, 0]);
+  } finally {
+    await relay.stop();
   }
 });

@@ -50,6 +50,12 @@ export const DestroyReason = {
   NOSUCHSERVICE: 12,
 } as const;
 
+/** A cell command byte named in {@link CellCommand}. */
+export type CellCommandCode = typeof CellCommand[keyof typeof CellCommand];
+
+/** A DESTROY / TRUNCATED reason named in {@link DestroyReason}. */
+export type DestroyReasonCode = typeof DestroyReason[keyof typeof DestroyReason];
+
 /** A cell: circuit id, command and payload (509 bytes for fixed cells). */
 export interface Cell {
   /** Circuit id; 0 is the link itself. */
@@ -62,6 +68,7 @@ export interface Cell {
 
 /** A definite violation of the cell framing; the link that sent it is closed. */
 export class CellProtocolError extends Error {
+  /** Error name. */
   override name = "CellProtocolError";
 }
 

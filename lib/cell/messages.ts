@@ -6,6 +6,7 @@
 
 /** A malformed message body; the circuit (or stream) it came on is closed. */
 export class MessageError extends Error {
+  /** Error name. */
   override name = "MessageError";
 }
 
@@ -130,38 +131,50 @@ export function decodeExtend2(p: Uint8Array): Extend2 {
 const enc = new TextEncoder();
 const dec = new TextDecoder("utf-8", { fatal: true });
 
-/** RELAY_BEGIN (tor-spec §6.2): "host:port\0" | FLAGS u32. */
+/** RELAY_BEGIN (tor-spec §6.2): "host:port\0" [| FLAGS u32]. */
 export interface Begin {
   /** Host name or address (IPv6 in brackets on the wire). */
   host: string;
   /** TCP port. */
   port: number;
+  /** BEGIN flags (tor-spec §6.2: bit 1 IPv6 okay, 2 IPv4 not okay, 3 IPv6 preferred). */
+  flags?: number;
 }
 
-/** Encodes RELAY_BEGIN. */
+/**
+ * Encodes RELAY_BEGIN. FLAGS is left out when zero, as C tor does (tor-spec §6.2: a missing
+ * FLAGS field means 0); arti's tor-cell vector `3132372E302E302E313A3730303300` is
+ * "127.0.0.1:7003\0" with no flags.
+ */
 export function encodeBegin(m: Begin): Uint8Array {
   const host = m.host.includes(":") ? `[${m.host}]` : m.host;
   const s = enc.encode(`${host}:${m.port}\0`);
+  const flags = m.flags ?? 0;
+  if (flags === 0) return s;
   const out = new Uint8Array(s.length + 4);
   out.set(s);
+  new DataView(out.buffer).setUint32(s.length, flags >>> 0);
   return out;
 }
 
-/** Decodes RELAY_BEGIN. */
+/** Decodes RELAY_BEGIN; the address must be ASCII (tor-spec §6.2). */
 export function decodeBegin(data: Uint8Array): Begin {
   const nul = data.indexOf(0);
   if (nul < 0) throw new MessageError("BEGIN address not NUL-terminated");
-  let text: string;
-  try {
-    text = dec.decode(data.subarray(0, nul));
-  } catch {
-    throw new MessageError("BEGIN address is not UTF-8");
+  for (let i = 0; i < nul; i++) {
+    if (data[i]! > 0x7e || data[i]! < 0x20) throw new MessageError("BEGIN address is not ASCII");
   }
+  const text = dec.decode(data.subarray(0, nul));
   const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:\[\]]+)):(\d{1,5})$/.exec(text);
   if (!m) throw new MessageError(`BEGIN address malformed: ${JSON.stringify(text)}`);
   const port = Number(m[3]);
   if (port < 1 || port > 65535) throw new MessageError(`BEGIN port out of range: ${port}`);
-  return { host: (m[1] ?? m[2])!, port };
+  const host = (m[1] ?? m[2])!;
+  if (data.length >= nul + 5) {
+    const flags = new DataView(data.buffer, data.byteOffset + nul + 1, 4).getUint32(0);
+    if (flags !== 0) return { host, port, flags };
+  }
+  return { host, port };
 }
 
 /** Encodes RELAY_CONNECTED for an IPv4 address with a TTL (tor-spec §6.2). */
@@ -170,6 +183,32 @@ export function encodeConnected(ipv4?: string, ttl = 300): Uint8Array {
   const ip = ipv4.split(".").map(Number);
   if (ip.length !== 4) return new Uint8Array(0);
   return new Uint8Array([...ip, ttl >>> 24, (ttl >>> 16) & 0xff, (ttl >>> 8) & 0xff, ttl & 0xff]);
+}
+
+/** A RELAY_CONNECTED body: the address the exit connected to and its TTL, when given. */
+export interface Connected {
+  /** IPv4 address (dotted) or IPv6 address (colon hex), when the exit said. */
+  address?: string;
+  /** Seconds the address may be cached. */
+  ttl?: number;
+}
+
+/**
+ * Decodes RELAY_CONNECTED (tor-spec §6.2): empty, IPv4(4) TTL(4), or 0x00000000 | 6 |
+ * IPv6(16) | TTL(4).
+ */
+export function decodeConnected(data: Uint8Array): Connected {
+  if (data.length === 0) return {};
+  const dv = new DataView(data.buffer, data.byteOffset, data.length);
+  if (data.length >= 8 && dv.getUint32(0) !== 0) {
+    return { address: `${data[0]}.${data[1]}.${data[2]}.${data[3]}`, ttl: dv.getUint32(4) };
+  }
+  if (data.length >= 25 && dv.getUint32(0) === 0 && data[4] === 6) {
+    const parts: string[] = [];
+    for (let i = 0; i < 8; i++) parts.push(dv.getUint16(5 + 2 * i).toString(16));
+    return { address: parts.join(":"), ttl: dv.getUint32(21) };
+  }
+  throw new MessageError("CONNECTED body malformed");
 }
 
 /** Encodes RELAY_END with a reason. */

@@ -48,6 +48,12 @@ export const EndReason = {
   NOTDIRECTORY: 14,
 } as const;
 
+/** A relay command byte named in {@link RelayCommand}. */
+export type RelayCommandCode = typeof RelayCommand[keyof typeof RelayCommand];
+
+/** A RELAY_END reason named in {@link EndReason}. */
+export type EndReasonCode = typeof EndReason[keyof typeof EndReason];
+
 /** A decoded relay cell. */
 export interface RelayCell {
   /** Relay command. */
@@ -60,6 +66,7 @@ export interface RelayCell {
 
 /** A relay cell whose header is impossible (length > 498); the circuit is closed. */
 export class RelayProtocolError extends Error {
+  /** Error name. */
   override name = "RelayProtocolError";
 }
 

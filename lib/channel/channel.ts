@@ -57,8 +57,11 @@ export interface ChannelStats {
 
 /** Cells over one link, with a circuit scheduler. */
 export class Channel {
+  /** The link the cells travel on. */
   readonly link: Link;
+  /** A label for logs (the peer nickname). */
   readonly label: string;
+  /** Cells and bytes sent and received. */
   readonly stats: ChannelStats = { cellsSent: 0, cellsReceived: 0, bytesSent: 0, maxQueued: 0 };
   #o: ChannelOptions;
   #control: Uint8Array[] = [];
@@ -75,6 +78,7 @@ export class Channel {
   /** When the channel last carried a cell (for idle timeout). */
   lastActive: number = performance.now();
 
+  /** Wraps an established link; `options` give the cell handler, buckets and scheduling. */
   constructor(link: Link, options: ChannelOptions) {
     this.link = link;
     this.#o = options;

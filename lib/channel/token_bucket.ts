@@ -19,7 +19,9 @@ interface Waiter {
 
 /** A byte-rate limiter shared by every link of a relay. */
 export class TokenBucket {
+  /** Refill rate (bytes per second). */
   readonly rate: number;
+  /** Largest number of tokens held (bytes). */
   readonly burst: number;
   #tokens: number;
   #last: number;

@@ -23,6 +23,7 @@ export class PackageWindow {
   #increment: number;
   #waiters: (() => void)[] = [];
 
+  /** A window of `start` cells that each SENDME reopens by `increment`. */
   constructor(start: number, increment: number) {
     this.#window = start;
     this.#max = start;
@@ -75,6 +76,7 @@ export class DeliverWindow {
   #start: number;
   #increment: number;
 
+  /** A window of `start` cells that asks for a SENDME every `increment` cells. */
   constructor(start: number, increment: number) {
     this.#window = start;
     this.#start = start;
@@ -120,12 +122,16 @@ export class CircuitPackageWindow extends PackageWindow {
   }
 
   /**
-   * A circuit SENDME arrived with `digest` (undefined for v0): "ok", or why it must close the
-   * circuit: "digest" (not the digest we kept) or "unexpected" (the window would overflow).
+   * A circuit SENDME arrived with `digest` (undefined for a v0 or empty body): "ok", or why it
+   * must close the circuit (tor-spec §7.3, proposal 289: only authenticated v1 SENDMEs are
+   * accepted): "version" (no v1 digest), "unexpected" (no DATA cell awaits acknowledgement, or
+   * the window would overflow) or "digest" (not the digest we kept: an optimistic ACK).
    */
-  circuitSendme(digest: Uint8Array | undefined): "ok" | "digest" | "unexpected" {
+  circuitSendme(digest: Uint8Array | undefined): "ok" | "version" | "digest" | "unexpected" {
+    if (!digest) return "version";
     const want = this.#digests.shift();
-    if (digest && want && !bytesEqual(digest, want)) return "digest";
+    if (!want) return "unexpected";
+    if (!bytesEqual(digest, want)) return "digest";
     return this.sendme() ? "ok" : "unexpected";
   }
 }

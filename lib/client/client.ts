@@ -6,28 +6,13 @@
  * @module
  */
 
-import { type Cell, CellCommand } from "../cell/cell.ts";
-import { decodeRelayCell, encodeRelayCell, RelayCommand } from "../cell/relay_cell.ts";
-import {
-  decodeCreated2,
-  decodeEnd,
-  decodeSendme,
-  encodeBegin,
-  encodeCreate2,
-  encodeExtend2,
-  encodeSendme,
-  HandshakeType,
-} from "../cell/messages.ts";
-import { ntorClient1, ntorClient2 } from "../crypto/ntor.ts";
-import { ClientCrypto } from "../crypto/relay_crypto.ts";
-import {
-  CircuitPackageWindow,
-  CIRCWINDOW_INCREMENT,
-  CIRCWINDOW_START,
-  DeliverWindow,
-} from "../circuit/flow.ts";
-import { Channel } from "../channel/channel.ts";
-import { linkConnect } from "../transport/link.ts";
+import { type Cell, CellCommand, DestroyReason } from "../cell/cell.ts";
+import { EndReason } from "../cell/relay_cell.ts";
+import { ClientCircuitCore } from "../circuit/mod.ts";
+import type { Channel } from "../channel/channel.ts";
+import { ChannelPool } from "../transport/pool.ts";
+import { type CircuitTransport, SharedTransport } from "../transport/transport.ts";
+import { PctcpTransport } from "../transport/pctcp.ts";
 import { identityDigest } from "../directory/keys.ts";
 import type { RelayEntry, SignedDocument, Transport } from "../directory/document.ts";
 import { concatBytes } from "../crypto/kdf.ts";
@@ -91,69 +76,167 @@ export interface StreamEvent {
   security?: string;
 }
 
-/** A circuit built by this client. */
+/**
+ * A circuit built by this client: where it goes, when it was built and which isolation key
+ * holds it. Its protocol state lives in a {@link ClientCircuitCore}; this object joins that
+ * core to a channel and to SOCKS streams.
+ */
 export class ClientCircuit {
+  /** Local circuit id (for logs and stream events). */
   readonly id: string;
+  /** The relays, guard first. */
   readonly path: RelayEntry[];
+  /** The isolation key (SOCKS user and password) the circuit serves. */
   isolation: string;
+  /** Build time in ms. */
   buildMs = 0;
+  /** When a stream first used the circuit (performance.now ms). */
   dirtySince?: number;
-  closed = false;
-  chan!: Channel;
-  circId = 0;
-  readonly crypto: ClientCrypto = new ClientCrypto();
-  readonly streams: Map<number, EdgeStream> = new Map();
-  readonly pending: Map<number, (reason: number | "connected") => void> = new Map();
-  readonly packageWindow: CircuitPackageWindow = new CircuitPackageWindow();
-  readonly deliverWindow: DeliverWindow = new DeliverWindow(
-    CIRCWINDOW_START,
-    CIRCWINDOW_INCREMENT,
-  );
-  ownChannel = false;
-  #nextStream = 1;
-  #waiter?: { resolve: (b: Uint8Array) => void; reject: (e: Error) => void } | undefined;
+  #chan: Channel;
+  #circId: number;
+  #own: boolean;
+  #core: ClientCircuitCore;
+  #streams = new Map<number, EdgeStream>();
+  #pending = new Map<number, (reason: number | "connected") => void>();
+  #built: Promise<void>;
+  #onClosed: (circ: ClientCircuit) => void;
 
-  constructor(id: string, path: RelayEntry[], isolation: string) {
+  /** @internal Made by {@link OnionClient}. */
+  constructor(
+    id: string,
+    path: RelayEntry[],
+    isolation: string,
+    link: { chan: Channel; circId: number; own: boolean; buildTimeoutMs: number },
+    onClosed: (circ: ClientCircuit) => void,
+  ) {
     this.id = id;
     this.path = path;
     this.isolation = isolation;
+    this.#chan = link.chan;
+    this.#circId = link.circId;
+    this.#own = link.own;
+    this.#onClosed = onClosed;
+    let resolve!: () => void, reject!: (e: Error) => void;
+    this.#built = new Promise((res, rej) => (resolve = res, reject = rej));
+    this.#built.catch(() => {});
+    const hops = path.map((r) => ({
+      id: identityDigest(fromBase64(r.identity)),
+      onionKey: fromBase64(r.onionKey),
+      address: r.address,
+      port: r.orPort,
+    }));
+    this.#core = new ClientCircuitCore(hops, {
+      send: (command, payload) => {
+        if (command === CellCommand.RELAY || command === CellCommand.RELAY_EARLY) {
+          this.#chan.send(this.#circId, command, payload);
+        } else if (!this.#chan.closed) {
+          this.#chan.sendControl({ circId: this.#circId, command, payload });
+        }
+      },
+      built: () => resolve(),
+      connected: (sid) => this.#settleStream(sid, "connected"),
+      streamEnded: (sid, reason) => {
+        if (this.#pending.has(sid)) this.#settleStream(sid, reason);
+        else this.#streams.get(sid)?.remoteEnd();
+      },
+      deliver: (sid, data) => this.#streams.get(sid)?.deliver(data) ?? true,
+      streamSendme: (sid) => this.#streams.get(sid)?.sendme() ?? true,
+      closed: (_reason, _remote, why) => {
+        reject(new CircuitBuildError(why));
+        for (const p of this.#pending.values()) p(EndReason.DESTROY);
+        this.#pending.clear();
+        for (const st of this.#streams.values()) st.abort();
+        this.#streams.clear();
+        if (this.#own) this.#chan.closeAfterFlush();
+        this.#onClosed(this);
+      },
+    }, { buildTimeoutMs: link.buildTimeoutMs });
   }
 
-  /** Waits for the next CREATED2/EXTENDED2 body. */
-  waitHandshake(): Promise<Uint8Array> {
-    return new Promise((resolve, reject) => this.#waiter = { resolve, reject });
+  /** True once closed. */
+  get closed(): boolean {
+    return this.#core.state === "closed";
   }
 
-  /** Delivers a handshake reply (or a failure) to the waiting builder. */
-  settle(reply: Uint8Array | Error): void {
-    const w = this.#waiter;
-    this.#waiter = undefined;
-    if (!w) return;
-    if (reply instanceof Error) w.reject(reply);
-    else w.resolve(reply);
+  /** The channel to the guard. */
+  get chan(): Channel {
+    return this.#chan;
   }
 
-  /** A fresh stream id. */
-  allocStream(): number {
-    for (;;) {
-      const id = this.#nextStream;
-      this.#nextStream = (this.#nextStream % 0xffff) + 1;
-      if (!this.streams.has(id) && !this.pending.has(id)) return id;
-    }
+  /** The circuit id on that channel. */
+  get circId(): number {
+    return this.#circId;
   }
 
-  /** Sends a relay cell to hop `hop` (default the last). */
-  sendRelay(
-    command: number,
-    streamId: number,
-    data: Uint8Array,
-    hop = this.crypto.hops - 1,
-    early = false,
-  ): void {
-    if (this.closed) return;
-    const payload = encodeRelayCell({ command, streamId, data });
-    this.crypto.encrypt(payload, hop);
-    this.chan.send(this.circId, early ? CellCommand.RELAY_EARLY : CellCommand.RELAY, payload);
+  /** @internal Starts the build; resolves once every hop answered. */
+  build(): Promise<void> {
+    this.#core.start();
+    return this.#built;
+  }
+
+  /** @internal Enforces the build timeout (called by a timer). */
+  tick(): void {
+    this.#core.tick();
+  }
+
+  /** @internal A cell from the guard. */
+  onCell(cell: Cell): void {
+    this.#core.onCell(cell.command, cell.payload);
+  }
+
+  /** Closes the circuit: DESTROY to the guard, streams closed. */
+  close(reason: number): void {
+    this.#core.close(reason, `closed by the client (reason ${reason})`);
+  }
+
+  /** @internal The guard's link went away: close without telling it. */
+  linkClosed(): void {
+    this.#core.onCell(CellCommand.DESTROY, Uint8Array.of(DestroyReason.CHANNEL_CLOSED));
+  }
+
+  /**
+   * @internal Opens a stream (BEGIN) and resolves "connected" or the END reason; gives up
+   * after `timeoutMs`.
+   */
+  openStream(
+    host: string,
+    port: number,
+    timeoutMs: number,
+  ): Promise<{ streamId: number; result: number | "connected" }> {
+    if (this.closed) return Promise.resolve({ streamId: 0, result: EndReason.DESTROY });
+    const streamId = this.#core.begin(host, port);
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.#pending.delete(streamId);
+        this.#core.streamClosed(streamId);
+        resolve({ streamId, result: EndReason.TIMEOUT });
+      }, timeoutMs);
+      this.#pending.set(streamId, (r) => {
+        clearTimeout(t);
+        resolve({ streamId, result: r });
+      });
+    });
+  }
+
+  /** @internal Joins a connected stream to a socket and pumps it. */
+  attach(streamId: number, socket: EdgeSocket): Promise<void> {
+    const core = this.#core;
+    const stream = new EdgeStream(streamId, socket, {
+      sendRelay: (cmd, id, data) => core.send(cmd, id, data),
+      packageWindow: core.packageWindow,
+      removeStream: (id) => {
+        this.#streams.delete(id);
+        core.streamClosed(id);
+      },
+    });
+    this.#streams.set(streamId, stream);
+    return stream.pump();
+  }
+
+  #settleStream(streamId: number, r: number | "connected"): void {
+    const p = this.#pending.get(streamId);
+    this.#pending.delete(streamId);
+    p?.(r);
   }
 }
 
@@ -169,6 +252,7 @@ export function pathFromUser(isolation: string, relays: RelayEntry[]): RelayEntr
 
 /** Raised when a circuit cannot be built. */
 export class CircuitBuildError extends Error {
+  /** Error name. */
   override name = "CircuitBuildError";
 }
 
@@ -177,7 +261,10 @@ export class OnionClient {
   #o: ClientOptions;
   #log: Logger;
   #listener?: Deno.Listener;
-  #shared = new Map<string, Promise<Channel>>();
+  /** Every channel to a guard (the one place the client makes channels). */
+  #pool: ChannelPool;
+  /** How circuits reach their guard: the shared link, or one connection each (pctcp). */
+  #transport: CircuitTransport;
   #circuitsByChan = new Map<Channel, Map<number, ClientCircuit>>();
   #circuits = new Set<ClientCircuit>();
   #preemptive?: Promise<ClientCircuit> | undefined;
@@ -186,9 +273,20 @@ export class OnionClient {
   #stopped = false;
   #tasks = new Set<Promise<unknown>>();
 
+  /** A client with its directory, SOCKS address and transport; call {@link start}. */
   constructor(options: ClientOptions) {
     this.#o = options;
     this.#log = options.log ?? nullLogger;
+    this.#pool = new ChannelPool({
+      channel: {
+        onCell: (cell, ch) => this.#onCell(cell, ch),
+        onClose: (ch) => this.#onChannelClose(ch),
+      },
+    });
+    const shared = new SharedTransport(this.#pool);
+    this.#transport = (options.transport ?? "tor") === "pctcp"
+      ? new PctcpTransport(this.#pool, { fallback: shared })
+      : shared;
   }
 
   get #dir(): SignedDocument {
@@ -243,22 +341,28 @@ export class OnionClient {
   async buildCircuit(isolation: string, path?: RelayEntry[]): Promise<ClientCircuit> {
     const relays = this.#dir.relays;
     const hops = path ?? (this.#o.path ? pinnedPath(relays, this.#o.path) : choosePath(relays));
-    const circ = new ClientCircuit(String(this.#nextCircuit++), hops, isolation);
+    const id = String(this.#nextCircuit++);
     const t0 = performance.now();
     const timeout = this.#o.buildTimeoutMs ?? 30_000;
+    let circ: ClientCircuit | undefined;
     let timer: ReturnType<typeof setTimeout> | undefined;
     try {
-      await Promise.race([
-        this.#build(circ),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(
-            () => reject(new CircuitBuildError(`circuit build timed out after ${timeout} ms`)),
-            timeout,
-          );
-        }),
-      ]);
+      const { channel: chan, circId, own } = await this.#transport.channelFor(hops[0]!);
+      const c = new ClientCircuit(
+        id,
+        hops,
+        isolation,
+        { chan, circId, own, buildTimeoutMs: timeout },
+        (closed) => this.#forget(closed),
+      );
+      circ = c;
+      let circs = this.#circuitsByChan.get(chan);
+      if (!circs) this.#circuitsByChan.set(chan, circs = new Map());
+      circs.set(circId, c);
+      timer = setTimeout(() => c.tick(), timeout);
+      await c.build();
     } catch (e) {
-      this.closeCircuit(circ, 9);
+      circ?.close(DestroyReason.FINISHED);
       throw e instanceof CircuitBuildError ? e : new CircuitBuildError((e as Error).message);
     } finally {
       clearTimeout(timer);
@@ -273,177 +377,25 @@ export class OnionClient {
     return circ;
   }
 
-  async #build(circ: ClientCircuit): Promise<void> {
-    const guard = circ.path[0]!;
-    const perCircuit = (this.#o.transport ?? "tor") === "pctcp" &&
-      guard.transports.includes("pctcp");
-    const chan = perCircuit
-      ? await this.#openChannel(guard, "circuit")
-      : await this.#sharedChannel(guard);
-    circ.chan = chan;
-    circ.ownChannel = perCircuit;
-    circ.circId = chan.allocCircId();
-    this.#circuitsByChan.get(chan)?.set(circ.circId, circ);
-    for (let i = 0; i < circ.path.length; i++) {
-      const relay = circ.path[i]!;
-      const keys = {
-        id: identityDigest(fromBase64(relay.identity)),
-        onionKey: fromBase64(relay.onionKey),
-      };
-      const [state, skin] = ntorClient1(keys);
-      const create = { htype: HandshakeType.NTOR, hdata: skin };
-      const reply = circ.waitHandshake();
-      if (i === 0) {
-        chan.sendControl({
-          circId: circ.circId,
-          command: CellCommand.CREATE2,
-          payload: encodeCreate2(create),
-        });
-      } else {
-        // EXTEND2 goes in RELAY_EARLY to the current last hop (tor-spec §5.1.2, §5.6).
-        const ext = encodeExtend2({
-          address: relay.address,
-          port: relay.orPort,
-          id: keys.id,
-          create,
-        });
-        circ.sendRelay(RelayCommand.EXTEND2, 0, ext, i - 1, true);
-      }
-      circ.crypto.addHop(ntorClient2(state, await reply));
-    }
-  }
-
-  #sharedChannel(guard: RelayEntry): Promise<Channel> {
-    let p = this.#shared.get(guard.fingerprint);
-    if (!p) {
-      p = this.#openChannel(guard, "shared");
-      this.#shared.set(guard.fingerprint, p);
-      p.then((c) => c.run()).catch(() => {}).finally(() => this.#shared.delete(guard.fingerprint));
-      p.catch(() => this.#shared.delete(guard.fingerprint));
-    }
-    return p;
-  }
-
-  async #openChannel(guard: RelayEntry, purpose: "shared" | "circuit"): Promise<Channel> {
-    const conn = await Deno.connect({ hostname: guard.address, port: guard.orPort });
-    conn.setNoDelay(true);
-    const link = await linkConnect(conn, {
-      peer: { identity: fromBase64(guard.identity), linkKey: fromBase64(guard.linkKey) },
-      purpose,
-    });
-    const chan = new Channel(link, {
-      initiator: true,
-      label: guard.nickname,
-      onCell: (cell, ch) => this.#onCell(cell, ch),
-      onClose: (ch) => this.#onChannelClose(ch),
-    });
-    this.#circuitsByChan.set(chan, new Map());
-    if (purpose === "circuit") this.#track(chan.run());
-    return chan;
+  #forget(circ: ClientCircuit): void {
+    this.#circuits.delete(circ);
+    this.#circuitsByChan.get(circ.chan)?.delete(circ.circId);
+    circ.chan.freeCircId(circ.circId);
   }
 
   #onChannelClose(chan: Channel): void {
     const circs = this.#circuitsByChan.get(chan);
     this.#circuitsByChan.delete(chan);
-    for (const c of circs?.values() ?? []) this.closeCircuit(c, 8, false);
+    for (const c of [...circs?.values() ?? []]) c.linkClosed();
   }
 
   #onCell(cell: Cell, chan: Channel): void {
-    const circ = this.#circuitsByChan.get(chan)?.get(cell.circId);
-    if (!circ) return;
-    try {
-      switch (cell.command) {
-        case CellCommand.CREATED2:
-          return circ.settle(decodeCreated2(cell.payload));
-        case CellCommand.DESTROY:
-          return this.closeCircuit(circ, cell.payload[0] ?? 0, false);
-        case CellCommand.RELAY:
-          return this.#onRelay(circ, cell.payload);
-        default:
-          return;
-      }
-    } catch (e) {
-      this.#log.warn(`circuit ${circ.id}: ${(e as Error).message}`);
-      this.closeCircuit(circ, 1);
-    }
+    this.#circuitsByChan.get(chan)?.get(cell.circId)?.onCell(cell);
   }
 
-  #onRelay(circ: ClientCircuit, payload: Uint8Array): void {
-    const hop = circ.crypto.decrypt(payload);
-    if (hop < 0) throw new Error("relay cell no hop recognizes");
-    const rc = decodeRelayCell(payload);
-    switch (rc.command) {
-      case RelayCommand.EXTENDED2:
-        return circ.settle(decodeCreated2(rc.data));
-      case RelayCommand.TRUNCATED:
-        circ.settle(
-          new CircuitBuildError(`circuit truncated at hop ${hop + 1} (reason ${rc.data[0] ?? 0})`),
-        );
-        return this.closeCircuit(circ, 9);
-      case RelayCommand.CONNECTED: {
-        const p = circ.pending.get(rc.streamId);
-        circ.pending.delete(rc.streamId);
-        p?.("connected");
-        return;
-      }
-      case RelayCommand.END: {
-        const p = circ.pending.get(rc.streamId);
-        if (p) {
-          circ.pending.delete(rc.streamId);
-          return p(decodeEnd(rc.data));
-        }
-        circ.streams.get(rc.streamId)?.remoteEnd();
-        return;
-      }
-      case RelayCommand.DATA: {
-        const verdict = circ.deliverWindow.received();
-        if (verdict === "violation") throw new Error("circuit deliver window overrun");
-        if (verdict === "sendme") {
-          circ.sendRelay(
-            RelayCommand.SENDME,
-            0,
-            encodeSendme(circ.crypto.lastBackwardDigest(hop)),
-            hop,
-          );
-        }
-        const s = circ.streams.get(rc.streamId);
-        if (s && !s.deliver(rc.data)) s.end(13);
-        return;
-      }
-      case RelayCommand.SENDME:
-        if (rc.streamId === 0) {
-          const verdict = circ.packageWindow.circuitSendme(decodeSendme(rc.data));
-          if (verdict !== "ok") throw new Error(`circuit SENDME refused: ${verdict}`);
-        } else if (circ.streams.get(rc.streamId)?.sendme() === false) {
-          throw new Error("unexpected stream SENDME");
-        }
-        return;
-      default:
-        return;
-    }
-  }
-
-  /** Closes a circuit: DESTROY to the guard (unless it told us), streams closed. */
-  closeCircuit(circ: ClientCircuit, reason: number, tellGuard = true): void {
-    if (circ.closed) return;
-    circ.closed = true;
-    this.#circuits.delete(circ);
-    circ.settle(new CircuitBuildError(`circuit closed (reason ${reason})`));
-    circ.packageWindow.abort();
-    for (const p of circ.pending.values()) p(5 /* DESTROY */);
-    circ.pending.clear();
-    for (const s of circ.streams.values()) s.abort();
-    if (!circ.chan) return;
-    if (tellGuard && !circ.chan.closed) {
-      circ.chan.sendControl({
-        circId: circ.circId,
-        command: CellCommand.DESTROY,
-        payload: Uint8Array.of(reason),
-      });
-    }
-    this.#circuitsByChan.get(circ.chan)?.delete(circ.circId);
-    circ.chan.freeCircId(circ.circId);
-    if (circ.ownChannel) circ.chan.closeAfterFlush();
+  /** Closes a circuit: DESTROY to the guard with `reason`, streams closed. */
+  closeCircuit(circ: ClientCircuit, reason: number): void {
+    circ.close(reason);
   }
 
   /** A circuit for a new stream with this isolation key: reuse, take the preemptive one, or build. */
@@ -548,22 +500,11 @@ export class OnionClient {
         return;
       }
       circ.dirtySince ??= performance.now();
-      const streamId = circ.allocStream();
-      const result = await new Promise<number | "connected">((resolve) => {
-        const t = setTimeout(() => {
-          circ.pending.delete(streamId);
-          resolve(7 /* TIMEOUT */);
-        }, this.#o.streamTimeoutMs ?? 30_000);
-        circ.pending.set(streamId, (r) => {
-          clearTimeout(t);
-          resolve(r);
-        });
-        circ.sendRelay(
-          RelayCommand.BEGIN,
-          streamId,
-          encodeBegin({ host: req.host, port: req.port }),
-        );
-      });
+      const { streamId, result } = await circ.openStream(
+        req.host,
+        req.port,
+        this.#o.streamTimeoutMs ?? 30_000,
+      );
       const event = {
         time: new Date().toISOString(),
         sourcePort,
@@ -600,16 +541,7 @@ export class OnionClient {
           close: () => conn.close(),
         }
         : conn;
-      const stream = new EdgeStream(streamId, socket, {
-        sendRelay: (cmd, id, data) => circ.sendRelay(cmd, id, data),
-        packageWindow: circ.packageWindow,
-        onDataPackaged: () => {
-          circ.packageWindow.packaged(() => circ.crypto.lastForwardDigest(circ.crypto.hops - 1));
-        },
-        removeStream: (id) => circ.streams.delete(id),
-      });
-      circ.streams.set(streamId, stream);
-      await stream.pump();
+      await circ.attach(streamId, socket);
     } catch (e) {
       clearTimeout(timer);
       if (e instanceof SocksError) {
@@ -630,9 +562,8 @@ export class OnionClient {
     try {
       this.#listener?.close();
     } catch { /* closed */ }
-    for (const c of [...this.#circuits]) this.closeCircuit(c, 3);
-    for (const chan of [...this.#circuitsByChan.keys()]) chan.close();
-    for (const p of this.#shared.values()) p.then((c) => c.close()).catch(() => {});
+    for (const c of [...this.#circuits]) c.close(DestroyReason.REQUESTED);
+    await this.#pool.closeAll();
     await Promise.allSettled([...this.#tasks]);
   }
 }

@@ -5,6 +5,8 @@
  * @module
  */
 
+import { EndReason } from "../cell/relay_cell.ts";
+
 /** SOCKS5 reply codes (RFC 1928 §6). */
 export const SocksReply = {
   SUCCEEDED: 0,
@@ -20,8 +22,11 @@ export const SocksReply = {
 
 /** A protocol violation, with the reply code to answer it. */
 export class SocksError extends Error {
+  /** Error name. */
   override name = "SocksError";
+  /** The SOCKS5 reply code to answer with (RFC 1928 §6). */
   readonly reply: number;
+  /** `reply` defaults to general failure. */
   constructor(message: string, reply: number = SocksReply.GENERAL_FAILURE) {
     super(message);
     this.reply = reply;
@@ -127,15 +132,15 @@ export function encodeReply(code: number): Uint8Array {
 /** Maps a RELAY_END reason (tor-spec §6.3) to a SOCKS5 reply code, as Tor does. */
 export function endReasonToReply(reason: number): number {
   switch (reason) {
-    case 2: // RESOLVEFAILED
+    case EndReason.RESOLVEFAILED:
       return SocksReply.HOST_UNREACHABLE;
-    case 3: // CONNECTREFUSED
+    case EndReason.CONNECTREFUSED:
       return SocksReply.CONNECTION_REFUSED;
-    case 4: // EXITPOLICY
+    case EndReason.EXITPOLICY:
       return SocksReply.NOT_ALLOWED;
-    case 7: // TIMEOUT
+    case EndReason.TIMEOUT:
       return SocksReply.TTL_EXPIRED;
-    case 8: // NOROUTE
+    case EndReason.NOROUTE:
       return SocksReply.NETWORK_UNREACHABLE;
     default:
       return SocksReply.GENERAL_FAILURE;

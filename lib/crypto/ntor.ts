@@ -50,6 +50,7 @@ export interface NtorClientState {
 
 /** Raised when a handshake is malformed or does not authenticate. */
 export class HandshakeError extends Error {
+  /** Error name. */
   override name = "HandshakeError";
 }
 

@@ -64,6 +64,7 @@ export interface SignedDocument extends NetworkDocument {
 
 /** A document that cannot be trusted (bad signature, wrong authority, expired). */
 export class DirectoryError extends Error {
+  /** Error name. */
   override name = "DirectoryError";
 }
 

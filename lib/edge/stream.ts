@@ -7,7 +7,7 @@
  * @module
  */
 
-import { RELAY_DATA_LEN, RelayCommand } from "../cell/relay_cell.ts";
+import { EndReason, RELAY_DATA_LEN, RelayCommand } from "../cell/relay_cell.ts";
 import { encodeEnd, encodeSendme } from "../cell/messages.ts";
 import {
   DeliverWindow,
@@ -18,12 +18,13 @@ import {
 
 /** What a stream needs from its circuit. */
 export interface StreamCircuit {
-  /** Sends a relay cell on this stream towards the other edge. */
+  /**
+   * Sends a relay cell on this stream towards the other edge (the circuit core keeps the
+   * SENDME v1 digests of DATA cells).
+   */
   sendRelay(command: number, streamId: number, data: Uint8Array): void;
   /** The circuit's package window (shared by its streams). */
   packageWindow: PackageWindow;
-  /** Called after each DATA cell is packaged (circuit-level SENDME bookkeeping). */
-  onDataPackaged?(): void;
   /** Resolves when the circuit's outgoing queue is short enough to add more cells. */
   drained?(): Promise<void>;
   /** Forgets the stream. */
@@ -44,17 +45,21 @@ export interface EdgeSocket {
 
 /** One stream of a circuit bound to a socket. */
 export class EdgeStream {
+  /** Stream id on the circuit. */
   readonly id: number;
+  /** Stream package window: 500 cells, +50 per stream SENDME (tor-spec §7.4). */
   readonly packageWindow: PackageWindow = new PackageWindow(
     STREAMWINDOW_START,
     STREAMWINDOW_INCREMENT,
   );
+  /** Stream deliver window: a SENDME is owed every 50 cells written to the socket. */
   readonly deliverWindow: DeliverWindow = new DeliverWindow(
     STREAMWINDOW_START,
     STREAMWINDOW_INCREMENT,
   );
-  /** Bytes sent into the circuit and delivered out of it. */
+  /** Bytes sent into the circuit. */
   bytesOut = 0;
+  /** Bytes delivered out of the circuit. */
   bytesIn = 0;
   #socket: EdgeSocket;
   #circ: StreamCircuit;
@@ -66,6 +71,7 @@ export class EdgeStream {
   #flushing = false;
   #endSent = false;
 
+  /** Joins stream `id` of `circuit` to `socket`; call {@link pump} to start. */
   constructor(id: number, socket: EdgeSocket, circuit: StreamCircuit) {
     this.id = id;
     this.#socket = socket;
@@ -99,12 +105,11 @@ export class EdgeStream {
           const chunk = buf.slice(off, Math.min(n, off + RELAY_DATA_LEN));
           this.#circ.sendRelay(RelayCommand.DATA, this.id, chunk);
           this.bytesOut += chunk.length;
-          this.#circ.onDataPackaged?.();
         }
       }
-      this.end(6 /* DONE */);
+      this.end(EndReason.DONE);
     } catch {
-      this.end(12 /* CONNRESET */);
+      this.end(EndReason.CONNRESET);
     }
   }
 
@@ -155,7 +160,7 @@ export class EdgeStream {
         }
       }
     } catch {
-      this.end(12 /* CONNRESET */);
+      this.end(EndReason.CONNRESET);
     } finally {
       this.#flushing = false;
     }

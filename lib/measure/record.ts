@@ -11,21 +11,37 @@ export const RECORD_VERSION = 1;
 
 /** One fetch, as written to JSONL. Field names are a contract: add, never rename. */
 export interface MeasureRecord {
+  /** Record format version ({@link RECORD_VERSION}). */
   v: number;
+  /** Run id. */
   run: string;
+  /** Fetch number within the run. */
   id: number;
+  /** Workload label (e.g. "web", "bulk"). */
   label: string;
+  /** Transport measured ("tor", "pctcp", …), when known. */
   transport: string | null;
+  /** URL fetched. */
   url: string;
+  /** Expected size in bytes, when known. */
   size: number | null;
+  /** Start time, ISO 8601. */
   start: string;
+  /** Phase times from the start of the stream, ms (first_byte = response time). */
   phases_ms: Partial<Record<"tcp" | "socks" | "request" | "first_byte" | "last_byte", number>>;
+  /** Time at which each percentage of the body had arrived, ms. */
   progress_ms: Record<string, number>;
+  /** Other named timestamps, ms. */
   marks_ms: Record<string, number>;
+  /** Body bytes received. */
   bytes: number;
+  /** HTTP status. */
   status: number | null;
+  /** SHA-256 of the body, hex. */
   sha256: string | null;
+  /** Whether the body matched the server's Repr-Digest. */
   sha256_ok: boolean | null;
+  /** The circuit that carried the stream, when joined. */
   circuit: {
     id: string;
     path: string[];
@@ -34,8 +50,11 @@ export interface MeasureRecord {
     /** Why the proxy could not give a circuit (the fetch then failed with outcome `circuit`). */
     error?: string;
   } | null;
+  /** SOCKS source port (joins the proxy's stream events). */
   source_port: number | null;
+  /** "ok" or an error class. */
   outcome: string;
+  /** What went wrong, when something did. */
   error: string | null;
   /** The HTTP client that fetched it: raw (our socket-level one), undici or node. */
   client?: string;
@@ -112,6 +131,7 @@ function alive(pid: number): boolean {
 
 /** Appends records to a JSONL file, each flushed to disk; holds `FILE.lock` while open. */
 export class RecordWriter {
+  /** The file appended to. */
   readonly path: string;
   #file: Deno.FsFile;
   #lock: string;

@@ -121,10 +121,15 @@ export interface ArmCounts {
 
 /** What a run did. */
 export interface RunSummary {
+  /** Run id. */
   run: string;
+  /** The records file. */
   out: string;
+  /** Fetches made. */
   total: number;
+  /** Fetches that succeeded. */
   ok: number;
+  /** Fetches that failed. */
   failed: number;
   /** Fetches that started late because the one before ran past their slot (policy late). */
   late: number;

@@ -6,40 +6,33 @@
  * @module
  */
 
-import { type Cell, CellCommand, DestroyReason } from "../cell/cell.ts";
-import { decodeRelayCell, encodeRelayCell, EndReason, RelayCommand } from "../cell/relay_cell.ts";
+import { type Cell, CellCommand, DestroyReason, type DestroyReasonCode } from "../cell/cell.ts";
+import { EndReason } from "../cell/relay_cell.ts";
 import {
-  decodeBegin,
+  type Begin,
   decodeCreate2,
-  decodeCreated2,
-  decodeExtend2,
-  decodeSendme,
   encodeConnected,
   encodeCreate2,
   encodeCreated2,
-  encodeSendme,
+  type Extend2,
   HandshakeType,
 } from "../cell/messages.ts";
 import { ntorServer } from "../crypto/ntor.ts";
-import { RelayCrypto } from "../crypto/relay_crypto.ts";
-import {
-  CircuitPackageWindow,
-  CIRCWINDOW_INCREMENT,
-  CIRCWINDOW_START,
-  DeliverWindow,
-} from "../circuit/flow.ts";
-import { Channel } from "../channel/channel.ts";
+import { checkCreateCircId, ProtocolError, RelayCircuitCore } from "../circuit/mod.ts";
+import type { Channel } from "../channel/channel.ts";
 import { TokenBucket } from "../channel/token_bucket.ts";
-import { type Link, linkAccept, linkConnect } from "../transport/link.ts";
+import { type Link, linkAccept, perCircuitRefusal } from "../transport/link.ts";
+import { ChannelPool } from "../transport/pool.ts";
+import { type CircuitTransport, SharedTransport } from "../transport/transport.ts";
+import { type PctcpSecurity, PctcpTransport } from "../transport/pctcp.ts";
 import { fingerprint, identityDigest, type RelayKeys } from "../directory/keys.ts";
 import type { RelayEntry, SignedDocument, Transport } from "../directory/document.ts";
-import { fromBase64, toHex } from "../util/bytes.ts";
-import { EdgeStream } from "../edge/stream.ts";
+import { toHex } from "../util/bytes.ts";
+import { EdgeStream, type StreamCircuit } from "../edge/stream.ts";
 import { ExitPolicy } from "./exit_policy.ts";
 import { type Logger, nullLogger } from "../util/log.ts";
 
-/** How a relay protects per-circuit connections (PCTCP). */
-export type PctcpSecurity = "tls" | "ipsec" | "none";
+export type { PctcpSecurity };
 
 /** Options of a relay. */
 export interface RelayOptions {
@@ -103,15 +96,12 @@ interface Hop {
   circId: number;
 }
 
-/** A circuit through this relay. */
+/** A circuit through this relay: its links and streams; its protocol rules are in `core`. */
 interface RelayCircuit {
   prev: Hop;
   next?: Hop | undefined;
-  crypto: RelayCrypto;
+  core: RelayCircuitCore;
   streams: Map<number, EdgeStream>;
-  packageWindow: CircuitPackageWindow;
-  deliverWindow: DeliverWindow;
-  extending: boolean;
   /** The per-circuit connection made for `next`, closed with the circuit. */
   ownNext?: boolean;
   closed: boolean;
@@ -121,6 +111,7 @@ const MAX_QUEUE_BEFORE_BACKPRESSURE = 256;
 
 /** An onion router. */
 export class Relay {
+  /** Our nickname. */
   readonly nickname: string;
   /** The relay's long-term keys (to restart it with the same identity). */
   readonly keys: RelayKeys;
@@ -131,13 +122,14 @@ export class Relay {
   #bucket?: TokenBucket;
   #readBucket?: TokenBucket;
   #policy: ExitPolicy;
-  /** Shared channels to relays, by fingerprint hex. */
-  #shared = new Map<string, Channel>();
-  #connecting = new Map<string, Promise<Channel>>();
-  /** All channels, with their circuits. */
+  /** Every channel, opened or accepted (the one place channels are made). */
+  #pool: ChannelPool;
+  /** How circuits reach their next hop: shared links, or PCTCP with the shared fallback. */
+  #transport: CircuitTransport;
+  #pctcp?: PctcpTransport;
+  /** Channels with their circuits. */
   #circuits = new Map<Channel, Map<number, RelayCircuit>>();
   #peerStats = new Map<string, PeerStats>();
-  #pctcpTotal = 0;
   #handshaking = 0;
   #exitStreams = 0;
   #refused = 0;
@@ -146,6 +138,7 @@ export class Relay {
   #tasks = new Set<Promise<unknown>>();
   #idleTimer?: ReturnType<typeof setInterval>;
 
+  /** A relay with its keys, directory and transport; call {@link start} to listen. */
   constructor(options: RelayOptions) {
     this.#o = options;
     this.nickname = options.nickname;
@@ -157,6 +150,28 @@ export class Relay {
       this.#readBucket = new TokenBucket(options.bandwidth.rate, options.bandwidth.burst);
     }
     this.#policy = new ExitPolicy(options.exitAllow ?? []);
+    this.#pool = new ChannelPool({
+      self: options.keys.identity,
+      channel: {
+        onCell: (cell, ch) => this.#onCell(cell, ch),
+        onClose: (ch, err) => this.#onChannelClose(ch, err),
+        ...(this.#bucket ? { bucket: this.#bucket } : {}),
+        ...(this.#readBucket ? { readBucket: this.#readBucket } : {}),
+        ...(options.ewmaHalflifeMs !== undefined ? { ewmaHalflifeMs: options.ewmaHalflifeMs } : {}),
+      },
+    });
+    const shared = new SharedTransport(this.#pool);
+    this.#transport = shared;
+    if ((options.transport ?? "tor") === "pctcp") {
+      this.#pctcp = new PctcpTransport(this.#pool, {
+        fallback: shared,
+        security: options.pctcpSecurity ?? "tls",
+        ...(options.pctcpCaps ? { caps: options.pctcpCaps } : {}),
+        ...(options.ipsecCheck ? { ipsecCheck: options.ipsecCheck } : {}),
+        socketsAvailable: () => this.#socketsInUse() < this.#fdBudget * 0.9,
+      });
+      this.#transport = this.#pctcp;
+    }
   }
 
   get #dir(): SignedDocument {
@@ -164,7 +179,7 @@ export class Relay {
     return typeof d === "function" ? d() : d;
   }
 
-  get #transport(): Transport {
+  get #transportName(): Transport {
     return this.#o.transport ?? "tor";
   }
 
@@ -184,7 +199,7 @@ export class Relay {
     this.#log.info(
       `relay ${this.nickname} listening on ${
         this.#o.address ?? "127.0.0.1"
-      }:${this.port} (${this.#transport})`,
+      }:${this.port} (${this.#transportName})`,
     );
     return Promise.resolve();
   }
@@ -222,7 +237,7 @@ export class Relay {
 
   /** Sockets held now. */
   #socketsInUse(): number {
-    return this.#circuits.size + this.#handshaking + this.#exitStreams;
+    return this.#pool.size + this.#handshaking + this.#exitStreams;
   }
 
   get #fdBudget(): number {
@@ -238,18 +253,24 @@ export class Relay {
       return;
     }
     (conn as Deno.TcpConn).setNoDelay?.(true);
+    const address = (conn.remoteAddr as Deno.NetAddr).hostname;
+    const security = this.#o.pctcpSecurity ?? "tls";
     let link: Link;
     this.#handshaking++;
     try {
       link = await linkAccept(conn, {
         keys: { identity: this.#o.keys.identity.public, link: this.#o.keys.link },
         allowRelay: (id) => this.#relayByIdentity(id) !== undefined,
+        // Our own policy, whatever the peer asked: plaintext only where IPsec covers the peer
+        // (checked now, IPsec fails open) or in insecure lab mode.
+        allowPlaintext: async (addr) =>
+          this.#transportName === "pctcp" &&
+          (security === "none" || (security === "ipsec" && !!(await this.#o.ipsecCheck?.(addr)))),
+        remoteAddress: address,
         ...(this.#o.handshakeTimeoutMs ? { timeoutMs: this.#o.handshakeTimeoutMs } : {}),
       });
     } catch (e) {
-      this.#log.warn(
-        `link from ${(conn.remoteAddr as Deno.NetAddr).hostname} refused: ${(e as Error).message}`,
-      );
+      this.#log.warn(`link from ${address} refused: ${(e as Error).message}`);
       try {
         conn.close();
       } catch { /* closed */ }
@@ -258,17 +279,7 @@ export class Relay {
       this.#handshaking--;
     }
     const peer = link.peer.identity ? this.#relayByIdentity(link.peer.identity) : undefined;
-    const chan = this.#newChannel(link, false, peer?.nickname ?? "client");
-    if (peer && link.purpose === "shared" && !this.#shared.has(peer.fingerprint)) {
-      this.#shared.set(peer.fingerprint, chan);
-    }
-    if (peer) {
-      this.#peer(
-        peer.nickname,
-        (s) => link.purpose === "shared" ? s.links++ : s.circuitConnections++,
-      );
-    }
-    await chan.run();
+    this.#pool.adopt(link, peer?.nickname ?? "client");
   }
 
   #peer(nickname: string, f: (s: PeerStats) => void): void {
@@ -288,32 +299,10 @@ export class Relay {
     f(s);
   }
 
-  #newChannel(link: Link, initiator: boolean, label: string): Channel {
-    const chan = new Channel(link, {
-      initiator,
-      label,
-      onCell: (cell, ch) => this.#onCell(cell, ch),
-      onClose: (ch, err) => this.#onChannelClose(ch, err),
-      ...(this.#bucket ? { bucket: this.#bucket } : {}),
-      ...(this.#readBucket ? { readBucket: this.#readBucket } : {}),
-      ...(this.#o.ewmaHalflifeMs !== undefined ? { ewmaHalflifeMs: this.#o.ewmaHalflifeMs } : {}),
-    });
-    this.#circuits.set(chan, new Map());
-    return chan;
-  }
-
   #onChannelClose(chan: Channel, err?: Error): void {
     if (err && !this.#stopped) this.#log.debug(`channel ${chan.label} closed: ${err.message}`);
     const circs = this.#circuits.get(chan);
     this.#circuits.delete(chan);
-    for (const [fp, c] of this.#shared) if (c === chan) this.#shared.delete(fp);
-    if (chan.link.purpose === "circuit" && chan.link.peer.identity) {
-      const peer = this.#relayByIdentity(chan.link.peer.identity);
-      if (peer) this.#peer(peer.nickname, (s) => s.circuitConnections--);
-    } else if (chan.link.peer.identity) {
-      const peer = this.#relayByIdentity(chan.link.peer.identity);
-      if (peer) this.#peer(peer.nickname, (s) => s.links--);
-    }
     if (!circs) return;
     for (const circ of new Set(circs.values())) {
       // The link is gone: tear the circuit down towards the other side (tor-spec §5.4).
@@ -322,7 +311,10 @@ export class Relay {
   }
 
   #register(hop: Hop, circ: RelayCircuit): void {
-    this.#circuits.get(hop.chan)?.set(hop.circId, circ);
+    if (hop.chan.closed) return;
+    let circs = this.#circuits.get(hop.chan);
+    if (!circs) this.#circuits.set(hop.chan, circs = new Map());
+    circs.set(hop.circId, circ);
     hop.chan.circuits.add(hop.circId);
   }
 
@@ -333,33 +325,27 @@ export class Relay {
   }
 
   #onCell(cell: Cell, chan: Channel): void {
-    const circs = this.#circuits.get(chan);
-    if (!circs) return;
-    const circ = circs.get(cell.circId);
-    try {
-      switch (cell.command) {
-        case CellCommand.CREATE2:
-          return this.#onCreate2(cell, chan, circ);
-        case CellCommand.CREATED2:
-          return this.#onCreated2(cell, chan, circ);
-        case CellCommand.RELAY:
-        case CellCommand.RELAY_EARLY:
-          if (!circ) return; // unknown circuit: drop (tor-spec §5.1)
-          return this.#onRelay(cell, chan, circ);
-        case CellCommand.DESTROY:
-          if (circ) this.#destroy(circ, cell.payload[0] ?? 0, chan, true);
-          return;
-        default:
-          return; // PADDING, VPADDING and unknown commands are dropped (tor-spec §3)
-      }
-    } catch (e) {
-      this.#log.warn(`circuit ${cell.circId} on ${chan.label}: ${(e as Error).message}`);
-      if (circ) this.#destroy(circ, DestroyReason.PROTOCOL);
-      else {chan.sendControl({
-          circId: cell.circId,
-          command: CellCommand.DESTROY,
-          payload: Uint8Array.of(DestroyReason.PROTOCOL),
-        });}
+    const circ = this.#circuits.get(chan)?.get(cell.circId);
+    switch (cell.command) {
+      case CellCommand.CREATE2:
+        return this.#onCreate2(cell, chan, circ);
+      case CellCommand.CREATED2:
+        if (circ?.next && circ.next.chan === chan && circ.next.circId === cell.circId) {
+          circ.core.created(cell.payload);
+        }
+        return;
+      case CellCommand.RELAY:
+      case CellCommand.RELAY_EARLY:
+        if (!circ) return; // unknown circuit: drop (tor-spec §5.1)
+        if (chan === circ.prev.chan && cell.circId === circ.prev.circId) {
+          return circ.core.fromPrev(cell.command, cell.payload);
+        }
+        return circ.core.fromNext(cell.command, cell.payload);
+      case CellCommand.DESTROY:
+        if (circ) this.#destroy(circ, cell.payload[0] ?? 0, chan, true);
+        return;
+      default:
+        return; // PADDING, VPADDING and unknown commands are dropped (tor-spec §3)
     }
   }
 
@@ -370,27 +356,38 @@ export class Relay {
         command: CellCommand.DESTROY,
         payload: Uint8Array.of(reason),
       });
-    if (existing || cell.circId === 0) return destroy(DestroyReason.PROTOCOL);
-    const create = decodeCreate2(cell.payload);
-    if (create.htype !== HandshakeType.NTOR) return destroy(DestroyReason.PROTOCOL);
-    const [keys, reply] = ntorServer(
-      {
-        id: identityDigest(this.#o.keys.identity.public),
-        onionKey: this.#o.keys.onion.public,
-        onionSecret: this.#o.keys.onion.secret,
-      },
-      create.hdata,
-    );
-    const circ: RelayCircuit = {
-      prev: { chan, circId: cell.circId },
-      crypto: new RelayCrypto(keys),
-      streams: new Map(),
-      packageWindow: new CircuitPackageWindow(),
-      deliverWindow: new DeliverWindow(CIRCWINDOW_START, CIRCWINDOW_INCREMENT),
-      extending: false,
-      closed: false,
-    };
-    this.#register(circ.prev, circ);
+    let keys: Uint8Array, reply: Uint8Array;
+    try {
+      if (existing) throw new ProtocolError("CREATE2 for a circuit id in use");
+      const refusal = perCircuitRefusal(
+        chan.link,
+        cell.circId,
+        this.#circuits.get(chan)?.size ?? 0,
+      );
+      if (refusal) throw new ProtocolError(refusal);
+      // The peer opened the link iff we did not (tor-spec §5.1.1).
+      checkCreateCircId(cell.circId, !chan.link.initiator);
+      const create = decodeCreate2(cell.payload);
+      if (create.htype !== HandshakeType.NTOR) {
+        throw new ProtocolError(`unsupported handshake type ${create.htype}`);
+      }
+      [keys, reply] = ntorServer(
+        {
+          id: identityDigest(this.#o.keys.identity.public),
+          onionKey: this.#o.keys.onion.public,
+          onionSecret: this.#o.keys.onion.secret,
+        },
+        create.hdata,
+      );
+    } catch (e) {
+      this.#log.warn(`CREATE2 ${cell.circId} on ${chan.label} refused: ${(e as Error).message}`);
+      return destroy((e as ProtocolError).reason ?? DestroyReason.PROTOCOL);
+    }
+    const circ = { prev: { chan, circId: cell.circId }, streams: new Map(), closed: false } as
+      & Omit<RelayCircuit, "core">
+      & { core?: RelayCircuitCore };
+    circ.core = new RelayCircuitCore(keys, this.#circuitIO(circ as RelayCircuit));
+    this.#register(circ.prev, circ as RelayCircuit);
     chan.sendControl({
       circId: cell.circId,
       command: CellCommand.CREATED2,
@@ -398,207 +395,56 @@ export class Relay {
     });
   }
 
-  #onCreated2(cell: Cell, chan: Channel, circ?: RelayCircuit): void {
-    if (!circ || !circ.next || circ.next.chan !== chan || !circ.extending) return;
-    circ.extending = false;
-    const hdata = decodeCreated2(cell.payload);
-    // EXTENDED2 carries the CREATED2 body back to the client (tor-spec §5.1.2).
-    this.#originate(circ, RelayCommand.EXTENDED2, 0, encodeCreated2(hdata));
+  /** What the circuit core asks of this role, for one circuit. */
+  #circuitIO(circ: RelayCircuit) {
+    return {
+      toClient: (payload: Uint8Array) =>
+        circ.prev.chan.send(circ.prev.circId, CellCommand.RELAY, payload),
+      toNext: (command: number, payload: Uint8Array) => {
+        if (circ.next) circ.next.chan.send(circ.next.circId, command, payload);
+      },
+      deliver: (id: number, data: Uint8Array) => circ.streams.get(id)?.deliver(data) ?? true,
+      streamSendme: (id: number) => circ.streams.get(id)?.sendme() ?? true,
+      streamEnd: (id: number) => circ.streams.get(id)?.remoteEnd(),
+      begin: (id: number, begin: Begin) => this.#track(this.#begin(circ, id, begin), circ),
+      extend: (ext: Extend2) => this.#track(this.#extend(circ, ext), circ),
+      truncateNext: (reason: DestroyReasonCode) => this.#destroyNext(circ, reason),
+      destroy: (reason: DestroyReasonCode, why: string) => {
+        this.#log.warn(`circuit ${circ.prev.circId} on ${circ.prev.chan.label}: ${why}`);
+        this.#destroy(circ, reason);
+      },
+    };
   }
 
-  /** Sends a relay cell from this hop towards the client. */
-  #originate(circ: RelayCircuit, command: number, streamId: number, data: Uint8Array): void {
-    if (circ.closed) return;
-    const payload = encodeRelayCell({ command, streamId, data });
-    circ.crypto.originateInbound(payload);
-    circ.prev.chan.send(circ.prev.circId, CellCommand.RELAY, payload);
-  }
-
-  #onRelay(cell: Cell, chan: Channel, circ: RelayCircuit): void {
-    if (chan === circ.prev.chan && cell.circId === circ.prev.circId) {
-      // Outbound (tor-spec §5.5.2): peel our layer; ours if recognized, else pass on.
-      const payload = cell.payload;
-      if (circ.crypto.decryptOutbound(payload)) {
-        return this.#handleRelay(circ, payload, cell.command === CellCommand.RELAY_EARLY);
-      }
-      if (!circ.next || circ.extending) throw new Error("unrecognized relay cell at the last hop");
-      circ.next.chan.send(circ.next.circId, cell.command, payload);
-      return;
-    }
-    // Inbound (tor-spec §5.5.3): add our layer and pass towards the client.
-    circ.crypto.encryptInbound(cell.payload);
-    circ.prev.chan.send(circ.prev.circId, CellCommand.RELAY, cell.payload);
-  }
-
-  #handleRelay(circ: RelayCircuit, payload: Uint8Array, early: boolean): void {
-    const rc = decodeRelayCell(payload);
-    switch (rc.command) {
-      case RelayCommand.EXTEND2:
-        if (!early) throw new Error("EXTEND2 outside RELAY_EARLY");
-        this.#track(this.#extend(circ, rc.data), circ);
-        return;
-      case RelayCommand.BEGIN:
-        this.#track(this.#begin(circ, rc.streamId, rc.data), circ);
-        return;
-      case RelayCommand.DATA: {
-        const verdict = circ.deliverWindow.received();
-        if (verdict === "violation") throw new Error("circuit deliver window overrun");
-        if (verdict === "sendme") {
-          this.#originate(
-            circ,
-            RelayCommand.SENDME,
-            0,
-            encodeSendme(circ.crypto.lastForwardDigest),
-          );
-        }
-        const s = circ.streams.get(rc.streamId);
-        if (s && !s.deliver(rc.data)) s.end(EndReason.TORPROTOCOL);
-        return;
-      }
-      case RelayCommand.END:
-        circ.streams.get(rc.streamId)?.remoteEnd();
-        return;
-      case RelayCommand.SENDME:
-        if (rc.streamId === 0) {
-          const verdict = circ.packageWindow.circuitSendme(decodeSendme(rc.data));
-          if (verdict !== "ok") throw new Error(`circuit SENDME refused: ${verdict}`);
-        } else {
-          const s = circ.streams.get(rc.streamId);
-          if (s && !s.sendme()) throw new Error("unexpected stream SENDME");
-        }
-        return;
-      case RelayCommand.TRUNCATE:
-        if (circ.next) this.#destroyNext(circ, DestroyReason.REQUESTED);
-        this.#originate(circ, RelayCommand.TRUNCATED, 0, Uint8Array.of(DestroyReason.REQUESTED));
-        return;
-      case RelayCommand.DROP:
-        return;
-      default:
-        this.#log.debug(`ignoring relay command ${rc.command}`);
-    }
-  }
-
-  async #extend(circ: RelayCircuit, data: Uint8Array): Promise<void> {
-    if (circ.next || circ.extending) {
-      this.#destroy(circ, DestroyReason.PROTOCOL);
-      return;
-    }
-    const ext = decodeExtend2(data);
+  async #extend(circ: RelayCircuit, ext: Extend2): Promise<void> {
     const fp = toHex(ext.id).toUpperCase();
     const target = this.#dir.relays.find((r) => r.fingerprint === fp);
     if (!target || target.address !== ext.address || target.orPort !== ext.port) {
-      this.#originate(circ, RelayCommand.TRUNCATED, 0, Uint8Array.of(DestroyReason.OR_IDENTITY));
-      return;
+      return circ.core.extendFailed(DestroyReason.OR_IDENTITY);
     }
-    circ.extending = true;
-    let chan: Channel;
-    let own = false;
-    let reserved = false;
+    let got;
     try {
-      reserved = await this.#usePctcp(target);
-      if (reserved) {
-        chan = await this.#openChannel(target, "circuit");
-        own = true;
-      } else {
-        chan = await this.#sharedChannel(target);
-      }
+      got = await this.#transport.channelFor(target);
     } catch (e) {
-      if (reserved && !own) this.#release(target);
       this.#log.warn(`extend to ${target.nickname} failed: ${(e as Error).message}`);
-      circ.extending = false;
-      this.#originate(circ, RelayCommand.TRUNCATED, 0, Uint8Array.of(DestroyReason.CONNECTFAILED));
-      return;
+      return circ.core.extendFailed(DestroyReason.CONNECTFAILED);
     }
-    if (circ.closed) {
+    const { channel: chan, circId, own } = got;
+    if (circ.closed || chan.closed) {
       if (own) chan.close();
+      if (!circ.closed) circ.core.extendFailed(DestroyReason.CONNECTFAILED);
       return;
     }
-    const circId = chan.allocCircId();
     circ.next = { chan, circId };
     circ.ownNext = own;
     this.#register(circ.next, circ);
     chan.sendControl({ circId, command: CellCommand.CREATE2, payload: encodeCreate2(ext.create) });
   }
 
-  /** True when this hop should get its own connection (both speak pctcp, caps allow). */
-  async #usePctcp(target: RelayEntry): Promise<boolean> {
-    if (this.#transport !== "pctcp" || !target.transports.includes("pctcp")) return false;
-    // IPsec fails open: without an SA covering the peer, refuse rather than send in the clear.
-    if ((this.#o.pctcpSecurity ?? "tls") === "ipsec") {
-      if (!(await this.#o.ipsecCheck?.(target.address))) {
-        throw new Error(`no IPsec SA covers ${target.address}; refusing to carry the circuit`);
-      }
-    }
-    // From here on no await: the cap check and the reservation happen together, so
-    // concurrent extends cannot all pass the cap.
-    const caps = this.#o.pctcpCaps ?? { perPeer: 512, total: 4096 };
-    let perPeer = 0;
-    this.#peer(target.nickname, (s) => perPeer = s.circuitConnections);
-    if (
-      perPeer >= caps.perPeer || this.#pctcpTotal >= caps.total ||
-      this.#socketsInUse() >= this.#fdBudget * 0.9
-    ) {
-      this.#peer(target.nickname, (s) => s.fallbacks++);
-      return false;
-    }
-    this.#pctcpTotal++;
-    this.#peer(target.nickname, (s) => s.circuitConnections++);
-    return true;
-  }
-
-  /** Gives back a reserved per-circuit slot whose connection was never made. */
-  #release(target: RelayEntry): void {
-    this.#pctcpTotal--;
-    this.#peer(target.nickname, (s) => s.circuitConnections--);
-  }
-
-  #sharedChannel(target: RelayEntry): Promise<Channel> {
-    const have = this.#shared.get(target.fingerprint);
-    if (have && !have.closed) return Promise.resolve(have);
-    let p = this.#connecting.get(target.fingerprint);
-    if (!p) {
-      p = this.#openChannel(target, "shared").then((chan) => {
-        this.#shared.set(target.fingerprint, chan);
-        return chan;
-      }).finally(() => this.#connecting.delete(target.fingerprint));
-      this.#connecting.set(target.fingerprint, p);
-    }
-    return p;
-  }
-
-  async #openChannel(target: RelayEntry, purpose: "shared" | "circuit"): Promise<Channel> {
-    const conn = await Deno.connect({ hostname: target.address, port: target.orPort });
-    conn.setNoDelay(true);
-    const security = this.#o.pctcpSecurity ?? "tls";
-    const link = await linkConnect(conn, {
-      peer: { identity: fromBase64(target.identity), linkKey: fromBase64(target.linkKey) },
-      self: this.#o.keys.identity,
-      purpose,
-      encrypt: purpose === "shared" || security === "tls",
-    });
-    const chan = this.#newChannel(link, true, target.nickname);
-    // A per-circuit connection was counted when #usePctcp reserved it.
-    if (purpose === "shared") this.#peer(target.nickname, (s) => s.links++);
-    this.#track(
-      chan.run().finally(() => {
-        if (purpose === "circuit") this.#pctcpTotal--;
-      }),
-    );
-    return chan;
-  }
-
-  async #begin(circ: RelayCircuit, streamId: number, data: Uint8Array): Promise<void> {
-    const end = (reason: number) =>
-      this.#originate(circ, RelayCommand.END, streamId, Uint8Array.of(reason));
-    if (streamId === 0 || circ.streams.has(streamId)) return end(EndReason.TORPROTOCOL);
+  async #begin(circ: RelayCircuit, streamId: number, begin: Begin): Promise<void> {
+    const end = (reason: number) => circ.core.endStream(streamId, reason);
     const me = this.#dir.relays.find((r) => r.fingerprint === this.#fingerprint);
     if (!me?.flags.includes("exit")) return end(EndReason.EXITPOLICY);
-    let begin;
-    try {
-      begin = decodeBegin(data);
-    } catch {
-      return end(EndReason.TORPROTOCOL);
-    }
     if (!this.#policy.allows(begin.host, begin.port)) return end(EndReason.EXITPOLICY);
     if (this.#socketsInUse() >= this.#fdBudget) return end(EndReason.RESOURCELIMIT);
     let conn: Deno.TcpConn;
@@ -624,7 +470,7 @@ export class Relay {
     conn.setNoDelay(true);
     const stream = new EdgeStream(streamId, conn, this.#streamCircuit(circ));
     circ.streams.set(streamId, stream);
-    this.#originate(circ, RelayCommand.CONNECTED, streamId, encodeConnected(addr.hostname));
+    circ.core.connected(streamId, encodeConnected(addr.hostname));
     try {
       await stream.pump();
     } finally {
@@ -632,14 +478,11 @@ export class Relay {
     }
   }
 
-  #streamCircuit(circ: RelayCircuit) {
+  #streamCircuit(circ: RelayCircuit): StreamCircuit {
+    const core = circ.core;
     return {
-      sendRelay: (command: number, streamId: number, data: Uint8Array) =>
-        this.#originate(circ, command, streamId, data),
-      packageWindow: circ.packageWindow,
-      onDataPackaged: () => {
-        circ.packageWindow.packaged(() => circ.crypto.lastBackwardDigest);
-      },
+      sendRelay: (command, streamId, data) => core.originate(command, streamId, data),
+      packageWindow: core.packageWindow,
       drained: async () => {
         // Tor's local back-pressure: stop packaging while the circuit queue is long.
         while (
@@ -648,7 +491,10 @@ export class Relay {
           await new Promise((r) => setTimeout(r, 2));
         }
       },
-      removeStream: (id: number) => circ.streams.delete(id),
+      removeStream: (id) => {
+        circ.streams.delete(id);
+        core.streamClosed(id);
+      },
     };
   }
 
@@ -672,7 +518,7 @@ export class Relay {
   #destroy(circ: RelayCircuit, reason: number, from?: Channel, fromDestroy = false): void {
     if (circ.closed) return;
     circ.closed = true;
-    circ.packageWindow.abort();
+    circ.core.close();
     for (const s of circ.streams.values()) s.abort();
     circ.streams.clear();
     const forward = fromDestroy ? DestroyReason.DESTROYED : reason;
@@ -686,15 +532,19 @@ export class Relay {
         });
       }
       this.#unregister(hop);
-      if (hop.chan.link.purpose === "circuit") hop.chan.closeAfterFlush();
+      // A per-circuit connection closes with its own circuit, and only with it.
+      if (hop.chan.link.purpose === "circuit" && hop.chan.link.boundCircId === hop.circId) {
+        hop.chan.closeAfterFlush();
+      }
     }
   }
 
   #closeIdle(): void {
     // Tor closes links with no circuits after a while; we use 3 minutes.
     const now = performance.now();
-    for (const [chan, circs] of this.#circuits) {
-      if (circs.size === 0 && now - chan.lastActive > 180_000) chan.close();
+    for (const chan of [...this.#pool.channels()]) {
+      const n = this.#circuits.get(chan)?.size ?? 0;
+      if (n === 0 && now - chan.lastActive > 180_000) chan.close();
     }
   }
 
@@ -722,6 +572,17 @@ export class Relay {
       e.bytes += chan.stats.bytesSent;
       queued.set(peer.nickname, e);
     }
+    // Connection counts come from the pool, fallbacks from the pctcp transport; neither needs
+    // the directory (stats are written before the directory file exists).
+    for (const p of this.#pool.peers()) {
+      this.#peer(p.nickname, (s) => {
+        s.links = p.shared;
+        s.circuitConnections = p.circuit;
+      });
+    }
+    for (const [nick, n] of this.#pctcp?.fallbacksByPeer() ?? []) {
+      this.#peer(nick, (s) => s.fallbacks = n);
+    }
     for (const [nick, e] of queued) {
       this.#peer(nick, (s) => {
         s.queuedCells = e.q;
@@ -731,7 +592,7 @@ export class Relay {
     }
     return {
       nickname: this.nickname,
-      transport: this.#transport,
+      transport: this.#transportName,
       circuits: unique.size,
       sockets: this.#socketsInUse(),
       fdBudget: this.#fdBudget,
@@ -748,9 +609,10 @@ export class Relay {
     try {
       this.#listener?.close();
     } catch { /* closed */ }
-    for (const chan of [...this.#circuits.keys()]) chan.close();
+    const closing = this.#pool.closeAll();
     this.#bucket?.close();
     this.#readBucket?.close();
+    await closing;
     await Promise.allSettled([...this.#tasks]);
   }
 }

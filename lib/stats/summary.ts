@@ -41,8 +41,11 @@ export interface GroupSummary {
   key: string;
   /** Group key fields (null where the grouping does not use them). */
   label: string;
+  /** Transport, when known. */
   transport: string | null;
+  /** Expected size in bytes, when known. */
   size: number | null;
+  /** URL fetched. */
   url: string;
   /** The arm (`measure --arm`), or null. */
   arm: string | null;

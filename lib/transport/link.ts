@@ -6,14 +6,23 @@
  * dependency, so the link uses an equally standard construction made of Tor's own
  * primitives:
  *
- * 1. Initiator → responder: `"PCTCP-LINK1" | purpose u8 | ntor onion skin` built for the
- *    responder's identity digest and *link key* from the signed directory (tor-spec §5.1.4).
+ * 1. Initiator → responder, the hello: `"PCTCP-LINK2" | flags u8 | circuit u32 | ntor onion
+ *    skin` built for the responder's identity digest and *link key* from the signed directory
+ *    (tor-spec §5.1.4). Flags: bit 0 per-circuit link, bit 1 unencrypted frames; `circuit` is
+ *    the CircID a per-circuit link is bound to (0 for the shared link).
  * 2. Responder → initiator: ntor reply `Y | AUTH`. Only the holder of the link key can make
- *    AUTH verify, so the responder is authenticated; both sides derive 64 bytes of keys.
- * 3. Initiator → responder (first encrypted frame): `role u8` and, for a relay,
- *    `Ed25519 identity | signature("pctcp-link-auth-v1" | skin | reply)`: the transcript is
- *    fresh, so the signature cannot be replayed on another link. Clients stay anonymous.
- * 4. Responder → initiator: an encrypted `OK` frame.
+ *    AUTH verify, so the responder is authenticated; both sides derive 96 bytes of keys (two
+ *    frame keys and a MAC key).
+ * 3. Initiator → responder (first frame): `role u8 | HMAC(mac, "initiator" | hello | reply)`
+ *    and, for a relay, `Ed25519 identity | signature("pctcp-link-auth-v2" | hello | reply)`.
+ *    The transcript covers everything that changes the link's behaviour (purpose, encryption,
+ *    binding) and is fresh, so neither can be altered on the path nor replayed on another
+ *    link. Clients stay anonymous.
+ * 4. Responder → initiator: `"OK" | HMAC(mac, "responder" | hello | reply)`: the initiator
+ *    learns the responder saw the same hello.
+ *
+ * The responder applies its own policy: plaintext links only from relays it allows (its
+ * IPsec check covers the peer, or insecure lab mode), and only per-circuit ones.
  *
  * Frames: `length u32 | AES-256-GCM(ciphertext) | tag(16)`, the length as associated data, a
  * 96-bit counter nonce per direction. With `encrypt: false` (per-circuit connections under
@@ -23,14 +32,18 @@
  */
 
 import { createCipheriv, createDecipheriv } from "node:crypto";
-import { concatBytes } from "../crypto/kdf.ts";
+import { bytesEqual, concatBytes, hmacSha256 } from "../crypto/kdf.ts";
 import { ed25519Sign, ed25519Verify } from "../crypto/ed25519.ts";
 import { type HandshakeError, ntorClient1, ntorClient2, ntorServer } from "../crypto/ntor.ts";
 import { identityDigest } from "../directory/keys.ts";
 
-const MAGIC = new TextEncoder().encode("PCTCP-LINK1");
-const AUTH_LABEL = new TextEncoder().encode("pctcp-link-auth-v1");
+const MAGIC = new TextEncoder().encode("PCTCP-LINK2");
+const AUTH_LABEL = new TextEncoder().encode("pctcp-link-auth-v2");
+const INITIATOR_LABEL = new TextEncoder().encode("initiator");
+const RESPONDER_LABEL = new TextEncoder().encode("responder");
 const OK = new TextEncoder().encode("OK");
+const HELLO_LEN = MAGIC.length + 1 + 4 + 84;
+const MAC_LEN = 32;
 /** Largest plaintext in one frame. */
 export const MAX_FRAME = 65536;
 const HANDSHAKE_TIMEOUT_MS = 10_000;
@@ -56,6 +69,7 @@ export interface LinkResponderKeys {
 
 /** Raised for any failure of the link handshake or framing. */
 export class LinkError extends Error {
+  /** Error name. */
   override name = "LinkError";
 }
 
@@ -125,8 +139,14 @@ function nonce(counter: number): Uint8Array {
 export class Link {
   /** Who is at the other end (final once the handshake has returned the link). */
   peer: LinkPeer;
+  /** Shared link, or one circuit's own connection (authenticated in the handshake). */
   readonly purpose: LinkPurpose;
+  /** Whether frames are encrypted (authenticated in the handshake). */
   readonly encrypted: boolean;
+  /** True on the side that opened the connection (it picks CircIDs with the high bit set). */
+  readonly initiator: boolean;
+  /** The one CircID a per-circuit link carries (authenticated in the handshake); 0 if shared. */
+  readonly boundCircId: number;
   #conn: ByteStream;
   #reader: Reader;
   #sendKey: Uint8Array;
@@ -144,6 +164,8 @@ export class Link {
     peer: LinkPeer,
     purpose: LinkPurpose,
     encrypted: boolean,
+    initiator: boolean,
+    boundCircId = 0,
   ) {
     this.#conn = conn;
     this.#reader = reader;
@@ -152,6 +174,8 @@ export class Link {
     this.peer = peer;
     this.purpose = purpose;
     this.encrypted = encrypted;
+    this.initiator = initiator;
+    this.boundCircId = boundCircId;
   }
 
   /** Seals one frame (≤ MAX_FRAME bytes of plaintext). */
@@ -214,6 +238,20 @@ export class Link {
   }
 }
 
+/**
+ * The per-circuit rule (DESIGN.md "PCTCP specifics"): a per-circuit link carries the one
+ * circuit its authenticated handshake bound it to, once. Returns why a CREATE2 for `circId`
+ * must be refused on `link`, which already carries `carried` circuits, or undefined.
+ */
+export function perCircuitRefusal(link: Link, circId: number, carried: number): string | undefined {
+  if (link.purpose !== "circuit") return undefined;
+  if (circId !== link.boundCircId) {
+    return `per-circuit link bound to ${link.boundCircId} asked for circuit ${circId}`;
+  }
+  if (carried > 0) return `per-circuit link already carries its circuit`;
+  return undefined;
+}
+
 function withTimeout<T>(
   p: Promise<T>,
   conn: ByteStream,
@@ -240,6 +278,8 @@ export interface LinkConnectOptions {
   self?: { secret: Uint8Array; public: Uint8Array };
   /** Shared link or one circuit's connection. */
   purpose?: LinkPurpose;
+  /** For a per-circuit link: the CircID (high bit set) of the one circuit it will carry. */
+  circuit?: number;
   /** Encrypt frames (default true). */
   encrypt?: boolean;
 }
@@ -249,24 +289,41 @@ export function linkConnect(conn: ByteStream, options: LinkConnectOptions): Prom
   return withTimeout(connectInner(conn, options), conn, "link handshake");
 }
 
+function encodeHello(purpose: LinkPurpose, encrypted: boolean, circuit: number, skin: Uint8Array) {
+  const hello = new Uint8Array(HELLO_LEN);
+  hello.set(MAGIC);
+  hello[MAGIC.length] = (purpose === "circuit" ? 1 : 0) | (encrypted ? 0 : 2);
+  new DataView(hello.buffer).setUint32(MAGIC.length + 1, circuit >>> 0);
+  hello.set(skin, MAGIC.length + 5);
+  return hello;
+}
+
 async function connectInner(conn: ByteStream, o: LinkConnectOptions): Promise<Link> {
   const purpose = o.purpose ?? "shared";
   const encrypted = o.encrypt ?? true;
+  const circuit = purpose === "circuit" ? (o.circuit ?? 0) : 0;
+  if (purpose === "circuit" && (circuit >>> 31) !== 1) {
+    throw new RangeError(
+      `a per-circuit link needs the initiator's CircID (high bit set): ${circuit}`,
+    );
+  }
   const [state, skin] = ntorClient1({
     id: identityDigest(o.peer.identity),
     onionKey: o.peer.linkKey,
   });
-  const flags = (purpose === "circuit" ? 1 : 0) | (encrypted ? 0 : 2);
-  await writeAll(conn, concatBytes(MAGIC, Uint8Array.of(flags), skin));
+  const hello = encodeHello(purpose, encrypted, circuit, skin);
+  await writeAll(conn, hello);
   const reader = new Reader(conn);
   const reply = await reader.exactly(64);
   if (reply === null) throw new LinkError("peer closed during the link handshake");
   let keys: Uint8Array;
   try {
-    keys = ntorClient2(state, reply, 64);
+    keys = ntorClient2(state, reply, 96);
   } catch (e) {
     throw new LinkError(`peer failed to prove its link key: ${(e as Error).message}`);
   }
+  const mac = keys.subarray(64, 96);
+  const transcript = concatBytes(hello, reply);
   const link = new Link(
     conn,
     reader,
@@ -274,17 +331,24 @@ async function connectInner(conn: ByteStream, o: LinkConnectOptions): Promise<Li
     { role: "relay", identity: o.peer.identity },
     purpose,
     encrypted,
+    true,
+    circuit,
   );
+  const confirm = hmacSha256(mac, INITIATOR_LABEL, transcript);
   if (o.self) {
-    const sig = ed25519Sign(o.self.secret, concatBytes(AUTH_LABEL, skin, reply));
-    await link.write(concatBytes(Uint8Array.of(1), o.self.public, sig));
+    const sig = ed25519Sign(o.self.secret, concatBytes(AUTH_LABEL, transcript));
+    await link.write(concatBytes(Uint8Array.of(1), confirm, o.self.public, sig));
   } else {
-    await link.write(Uint8Array.of(0));
+    await link.write(concatBytes(Uint8Array.of(0), confirm));
   }
-  const ok = await link.read();
-  if (!ok || ok.length !== 2 || ok[0] !== OK[0] || ok[1] !== OK[1]) {
+  const ok = await link.read().catch(() => null);
+  const want = hmacSha256(mac, RESPONDER_LABEL, transcript);
+  if (
+    !ok || ok.length !== 2 + MAC_LEN || ok[0] !== OK[0] || ok[1] !== OK[1] ||
+    !bytesEqual(ok.subarray(2), want)
+  ) {
     link.close();
-    throw new LinkError("peer refused the link");
+    throw new LinkError("peer refused the link or saw another hello");
   }
   return link;
 }
@@ -295,6 +359,15 @@ export interface LinkAcceptOptions {
   keys: LinkResponderKeys;
   /** Decides whether a relay identity may link to us (e.g. it is in the directory). */
   allowRelay?: (identity: Uint8Array) => boolean;
+  /**
+   * Our policy for unencrypted frames, asked with the peer's address before we answer:
+   * true only when something else protects the link (an IPsec SA covers the peer) or in
+   * insecure lab mode. Without it every plaintext link is refused. Plaintext is accepted only
+   * for per-circuit links from relays.
+   */
+  allowPlaintext?: (address: string) => boolean | Promise<boolean>;
+  /** The peer's address, for `allowPlaintext` (from the accepted connection). */
+  remoteAddress?: string;
   /** A peer that has not finished the handshake by then is dropped (default 10 s). */
   timeoutMs?: number;
 }
@@ -306,13 +379,27 @@ export function linkAccept(conn: ByteStream, options: LinkAcceptOptions): Promis
 
 async function acceptInner(conn: ByteStream, o: LinkAcceptOptions): Promise<Link> {
   const reader = new Reader(conn);
-  const hello = await reader.exactly(MAGIC.length + 1 + 84);
+  const hello = await reader.exactly(HELLO_LEN);
   if (hello === null) throw new LinkError("peer closed before the link handshake");
   if (!MAGIC.every((b, i) => hello[i] === b)) throw new LinkError("not a pctcp link");
   const flags = hello[MAGIC.length]!;
-  const skin = hello.subarray(MAGIC.length + 1);
+  if (flags & ~3) throw new LinkError(`unknown link flags: ${flags}`);
+  const circuit = new DataView(hello.buffer, hello.byteOffset).getUint32(MAGIC.length + 1);
+  const skin = hello.subarray(MAGIC.length + 5);
   const purpose: LinkPurpose = flags & 1 ? "circuit" : "shared";
   const encrypted = (flags & 2) === 0;
+  if (purpose === "shared" ? circuit !== 0 : (circuit >>> 31) !== 1) {
+    throw new LinkError(`link binding malformed: ${purpose} link with circuit ${circuit}`);
+  }
+  if (!encrypted) {
+    if (purpose !== "circuit") throw new LinkError("refusing an unencrypted shared link");
+    const ok = o.allowPlaintext && await o.allowPlaintext(o.remoteAddress ?? "");
+    if (!ok) {
+      throw new LinkError(
+        `refusing an unencrypted link from ${o.remoteAddress ?? "the peer"}: no IPsec covers it`,
+      );
+    }
+  }
   let keys: Uint8Array, reply: Uint8Array;
   try {
     [keys, reply] = ntorServer(
@@ -322,12 +409,14 @@ async function acceptInner(conn: ByteStream, o: LinkAcceptOptions): Promise<Link
         onionSecret: o.keys.link.secret,
       },
       skin,
-      { keyLength: 64 },
+      { keyLength: 96 },
     );
   } catch (e) {
     throw new LinkError(`bad link handshake: ${(e as HandshakeError).message}`);
   }
   await writeAll(conn, reply);
+  const mac = keys.subarray(64, 96);
+  const transcript = concatBytes(hello, reply);
   const link0 = new Link(
     conn,
     reader,
@@ -335,25 +424,39 @@ async function acceptInner(conn: ByteStream, o: LinkAcceptOptions): Promise<Link
     { role: "client" },
     purpose,
     encrypted,
+    false,
+    circuit,
   );
-  const auth = await link0.read();
-  if (!auth || auth.length < 1) throw new LinkError("peer sent no link authentication");
+  let auth: Uint8Array | null;
+  try {
+    auth = await link0.read();
+  } catch (e) {
+    throw e instanceof LinkError ? e : new LinkError(`link authentication unreadable: ${e}`);
+  }
+  if (!auth || auth.length < 1 + MAC_LEN) throw new LinkError("peer sent no link authentication");
+  // The initiator's MAC over the hello it sent: an altered flag or binding fails here.
+  if (!bytesEqual(auth.subarray(1, 1 + MAC_LEN), hmacSha256(mac, INITIATOR_LABEL, transcript))) {
+    throw new LinkError("link transcript does not authenticate (hello altered on the path?)");
+  }
   let peer: LinkPeer = { role: "client" };
   if (auth[0] === 1) {
-    if (auth.length !== 1 + 32 + 64) throw new LinkError("malformed link authentication");
-    const identity = auth.slice(1, 33);
-    const sig = auth.subarray(33);
-    if (!ed25519Verify(identity, concatBytes(AUTH_LABEL, skin, reply), sig)) {
+    if (auth.length !== 1 + MAC_LEN + 32 + 64) throw new LinkError("malformed link authentication");
+    const identity = auth.slice(1 + MAC_LEN, 1 + MAC_LEN + 32);
+    const sig = auth.subarray(1 + MAC_LEN + 32);
+    if (!ed25519Verify(identity, concatBytes(AUTH_LABEL, transcript), sig)) {
       throw new LinkError("peer's identity signature does not verify");
     }
     if (o.allowRelay && !o.allowRelay(identity)) {
       throw new LinkError("peer's identity is not a relay of this network");
     }
     peer = { role: "relay", identity };
-  } else if (auth[0] !== 0 || auth.length !== 1) {
+  } else if (auth[0] !== 0 || auth.length !== 1 + MAC_LEN) {
     throw new LinkError("malformed link authentication");
   }
+  if (!encrypted && peer.role !== "relay") {
+    throw new LinkError("refusing an unencrypted link from a client");
+  }
   link0.peer = peer;
-  await link0.write(OK);
+  await link0.write(concatBytes(OK, hmacSha256(mac, RESPONDER_LABEL, transcript)));
   return link0;
 }

@@ -1,0 +1,12 @@
+/**
+ * Transports: the authenticated link (link.ts), the IPsec check, the channel pool, and the
+ * seam roles use to get "a channel to peer P for circuit C" — shared (Tor) or per-circuit
+ * (PCTCP).
+ * @module
+ */
+
+export * from "./link.ts";
+export * from "./ipsec.ts";
+export * from "./pool.ts";
+export * from "./transport.ts";
+export * from "./pctcp.ts";
