@@ -1,0 +1,118 @@
+import { assert, assertEquals } from "./_assert.ts";
+import { generateRelayKeys } from "../lib/directory/mod.ts";
+import {
+  type ByteStream,
+  type Link,
+  linkAccept,
+  linkConnect,
+  LinkError,
+  MAX_FRAME,
+} from "../lib/transport/link.ts";
+
+/** A link pair over loopback TCP; `tap` sees every chunk the initiator's socket writes. */
+async function pair(encrypt: boolean, tap?: (b: Uint8Array) => Uint8Array) {
+  const keys = generateRelayKeys();
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (listener.addr as Deno.NetAddr).port;
+  const accepted = (async () => {
+    const conn = await listener.accept();
+    return linkAccept(conn, { keys: { identity: keys.identity.public, link: keys.link } });
+  })();
+  const raw = await Deno.connect({ hostname: "127.0.0.1", port });
+  const stream: ByteStream = {
+    read: (p) => raw.read(p),
+    write: (p) => raw.write(tap ? tap(p) : p),
+    close: () => raw.close(),
+  };
+  const a = await linkConnect(stream, {
+    peer: { identity: keys.identity.public, linkKey: keys.link.public },
+    encrypt,
+  });
+  const b = await accepted;
+  listener.close();
+  return { a, b };
+}
+
+async function readAll(l: Link, n: number): Promise<{ bytes: Uint8Array; frames: number }> {
+  const out = new Uint8Array(n);
+  let off = 0, frames = 0;
+  while (off < n) {
+    const f = await l.read();
+    if (!f) throw new Error(`link ended after ${off} of ${n} bytes`);
+    out.set(f, off);
+    off += f.length;
+    frames++;
+  }
+  return { bytes: out, frames };
+}
+
+for (const encrypt of [true, false]) {
+  Deno.test(`Link merges writes of one turn into frames, bytes in order (encrypt ${encrypt})`, async () => {
+    const { a, b } = await pair(encrypt);
+    try {
+      // 200 small writes and some large ones (both GCM code paths), in one turn.
+      const sizes = [...Array(200).fill(514), 20000, 70000, 3, 150000];
+      const total = sizes.reduce((s, x) => s + x, 0);
+      const want = new Uint8Array(total).map((_, i) => (i * 7 + 3) & 0xff);
+      const reused = new Uint8Array(150000);
+      let off = 0;
+      const writes: Promise<void>[] = [];
+      for (const n of sizes) {
+        // The writer reuses its buffer at once: the link must have copied it.
+        reused.set(want.subarray(off, off + n));
+        writes.push(a.write(reused.subarray(0, n)));
+        reused.fill(0);
+        off += n;
+      }
+      const got = await readAll(b, total);
+      await Promise.all(writes);
+      assertEquals(got.bytes, want);
+      // Merged: far fewer frames than writes, none over MAX_FRAME.
+      assert(got.frames < 20, `expected merged frames, got ${got.frames}`);
+      assert(got.frames >= Math.ceil(total / MAX_FRAME), `frames: ${got.frames}`);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+}
+
+Deno.test("Link close still sends what was written just before", async () => {
+  const { a, b } = await pair(true);
+  try {
+    const msg = new Uint8Array(40000).fill(9);
+    await a.write(msg);
+    a.close();
+    const got = await readAll(b, msg.length);
+    assertEquals(got.bytes, msg);
+    assertEquals(await b.read(), null);
+  } finally {
+    b.close();
+  }
+});
+
+for (const size of [600, 30000]) {
+  Deno.test(`Link refuses a tampered ${size}-byte frame with LinkError`, async () => {
+    let tamper = false;
+    const { a, b } = await pair(true, (p) => {
+      if (!tamper || p.length < 100) return p;
+      const q = p.slice();
+      q[50]! ^= 1;
+      return q;
+    });
+    try {
+      tamper = true;
+      await a.write(new Uint8Array(size));
+      let err: unknown;
+      try {
+        await b.read();
+      } catch (e) {
+        err = e;
+      }
+      assert(err instanceof LinkError, `expected LinkError, got ${err}`);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+}
