@@ -1,6 +1,7 @@
 // Vectors: ntor from arti crates/tor-proto/src/crypto/handshake/ntor.rs `testvec` (generated
 // with C tor); KDF-TOR from arti's fast.rs `testvec` (CREATE_FAST, generated from Tor);
 // HKDF-SHA256 from RFC 5869 appendix A.1 (as in tor's test_crypto_hkdf_sha256).
+import { createCipheriv } from "node:crypto";
 import { assert, assertEquals, assertThrows, hex } from "./_assert.ts";
 import {
   ClientCrypto,
@@ -147,4 +148,20 @@ Deno.test("ClientCrypto.decrypt returns -1 for a cell no hop recognizes", () => 
   client.addHop(seed(1));
   assertEquals(client.decrypt(new Uint8Array(509).fill(0x55)), -1);
   assert(client.hops === 2);
+});
+
+Deno.test("RelayCrypto's keystream runs on across cells as one AES-128-CTR stream (tor-spec §5.5)", () => {
+  // Reference: one node:crypto AES-128-CTR pass, IV zero, over the cells laid end to end;
+  // 300 cells make the layer's keystream batches grow from 1 KiB to 32 KiB and wrap.
+  const s = seed(3);
+  const relay = new RelayCrypto(s);
+  const cells = 300;
+  const ks = createCipheriv("aes-128-ctr", s.subarray(56, 72), new Uint8Array(16))
+    .update(new Uint8Array(cells * 509));
+  for (let i = 0; i < cells; i++) {
+    const cell = new Uint8Array(509).map((_, j) => (i + j) & 0xff);
+    const want = cell.map((b, j) => b ^ ks[i * 509 + j]!);
+    relay.encryptInbound(cell);
+    assertEquals(cell, want, `cell ${i}`);
+  }
 });
