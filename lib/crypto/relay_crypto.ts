@@ -17,12 +17,21 @@ const DIGEST = 5;
 /** Length of the seed a layer needs: Df(20) Db(20) Kf(16) Kb(16). */
 export const RELAY_CRYPTO_SEED_LEN = 72;
 
-const ZERO_IV = new Uint8Array(16);
+/** The 16-byte AES-CTR counter block for block index `n` (n < 2^53). */
+function counterBlock(n: number): Uint8Array {
+  const b = new Uint8Array(16);
+  const hi = Math.floor(n / 0x100000000), lo = n >>> 0;
+  b[8] = hi >>> 24, b[9] = (hi >>> 16) & 0xff, b[10] = (hi >>> 8) & 0xff, b[11] = hi & 0xff;
+  b[12] = lo >>> 24, b[13] = (lo >>> 16) & 0xff, b[14] = (lo >>> 8) & 0xff, b[15] = lo & 0xff;
+  return b;
+}
 
 /** Keystream made per call when traffic is sparse: two cells. */
 const KEYSTREAM_MIN = 1024;
 /** Keystream made per call under bulk: ~64 cells per call to node:crypto. */
 const KEYSTREAM_MAX = 32768;
+/** From this keystream batch size on (sustained bulk) the cipher is kept between refills. */
+const KEYSTREAM_KEEP_CIPHER = 8192;
 /** Refills closer together than this count as bulk: the next one makes twice as much. */
 const BUSY_MS = 50;
 const EMPTY = new Uint8Array(0);
@@ -37,14 +46,18 @@ const ZEROS = new Uint8Array(KEYSTREAM_MAX);
  * unused rest of one call.
  */
 class CtrStream {
-  #cipher: Cipheriv;
+  #key: Uint8Array;
+  /** Held only while the direction is busy: a node:crypto cipher costs ~1–4 KiB of RSS. */
+  #cipher: Cipheriv | undefined;
+  /** Keystream bytes made so far (a multiple of 16: every chunk is whole blocks). */
+  #made = 0;
   #ks: Uint8Array = EMPTY;
   #pos = 0;
   #chunk = KEYSTREAM_MIN;
   #lastRefill = -Infinity;
 
   constructor(key: Uint8Array) {
-    this.#cipher = createCipheriv("aes-128-ctr", key, ZERO_IV);
+    this.#key = key.slice();
   }
 
   #refill(): void {
@@ -53,8 +66,17 @@ class CtrStream {
       ? Math.min(this.#chunk * 2, KEYSTREAM_MAX)
       : KEYSTREAM_MIN;
     this.#lastRefill = now;
+    // The counter is the 128-bit big-endian block index from IV zero (tor-spec §0.3), so a
+    // cipher made afresh at block `made / 16` continues the stream exactly.
+    this.#cipher ??= createCipheriv("aes-128-ctr", this.#key, counterBlock(this.#made / 16));
     this.#ks = this.#cipher.update(ZEROS.subarray(0, this.#chunk));
+    this.#made += this.#chunk;
     this.#pos = 0;
+    if (this.#chunk < KEYSTREAM_KEEP_CIPHER) {
+      // Not (yet) bulk: hold no cipher between refills, so an idle circuit costs ~nothing.
+      this.#cipher.final();
+      this.#cipher = undefined;
+    }
   }
 
   xor(p: Uint8Array): void {
