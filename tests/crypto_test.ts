@@ -152,7 +152,7 @@ Deno.test("ClientCrypto.decrypt returns -1 for a cell no hop recognizes", () => 
 
 Deno.test("RelayCrypto's keystream runs on across cells as one AES-128-CTR stream (tor-spec §5.5)", async () => {
   // Reference: one node:crypto AES-128-CTR pass, IV zero, over the cells laid end to end.
-  // 300 cells back to back make the layer's keystream batches grow from 1 KiB to 32 KiB;
+  // 300 cells back to back make the layer's keystream batches grow from 512 bytes to 32 KiB;
   // cells 60 ms apart afterwards are "sparse": each makes its cipher afresh at the counter.
   const s = seed(3);
   const relay = new RelayCrypto(s);

@@ -26,8 +26,8 @@ function counterBlock(n: number): Uint8Array {
   return b;
 }
 
-/** Keystream made per call when traffic is sparse: two cells. */
-const KEYSTREAM_MIN = 1024;
+/** Keystream made per call when traffic is sparse: about one cell. */
+const KEYSTREAM_MIN = 512;
 /** Keystream made per call under bulk: ~64 cells per call to node:crypto. */
 const KEYSTREAM_MAX = 32768;
 /** From this keystream batch size on (sustained bulk) the cipher is kept between refills. */
@@ -42,7 +42,7 @@ const ZEROS = new Uint8Array(KEYSTREAM_MAX);
  * cells for the circuit's life (tor-spec §0.3, §5.5), so the keystream is one stream and
  * can be made ahead; node:crypto's per-call cost dominates at 509 bytes (~120 MB/s per
  * cell against ~300 at 32 KiB), so a busy direction makes up to 32 KiB per call. A sparse
- * one makes 1 KiB, and a used-up keystream is dropped: an idle circuit holds at most the
+ * one makes 512 bytes, and a used-up keystream is dropped: an idle circuit holds at most the
  * unused rest of one call.
  */
 class CtrStream {

@@ -71,7 +71,7 @@ export interface ByteStream {
 }
 
 /** The reader's buffer while the link is idle; it grows for bulk and shrinks back. */
-const READ_BUF_MIN = 2048;
+const READ_BUF_MIN = 1024;
 /** The largest read buffer: one full frame and a second one behind it. */
 const READ_BUF_MAX = 2 * (MAX_FRAME + 4 + 16);
 
