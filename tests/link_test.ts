@@ -1,4 +1,6 @@
+import { createCipheriv, createHash } from "node:crypto";
 import { assert, assertEquals } from "./_assert.ts";
+import { nativeAes } from "../lib/transport/openssl.ts";
 import { generateRelayKeys } from "../lib/directory/mod.ts";
 import {
   type ByteStream,
@@ -116,3 +118,46 @@ for (const size of [600, 30000]) {
     }
   });
 }
+
+Deno.test({
+  // Skipped (reported as ignored) where libcrypto.so.3 cannot be loaded.
+  name: "OpenSSL's AES-CTR and AES-GCM (FFI) give node:crypto's bytes",
+  ignore: nativeAes === undefined,
+  fn() {
+    const aes = nativeAes!;
+    const key = new Uint8Array(16).map((_, i) => i * 9);
+    const ctr = new aes.ctr(key);
+    const got = new Uint8Array(3000).map((_, i) => i & 0xff);
+    const want = got.slice();
+    // Cell-sized calls that do not line up with AES blocks, as relay crypto makes them.
+    for (let off = 0; off < got.length; off += 509) ctr.xor(got.subarray(off, off + 509));
+    const ks = createCipheriv("aes-128-ctr", key, new Uint8Array(16)).update(new Uint8Array(3000));
+    assertEquals(got, want.map((b, i) => b ^ ks[i]!));
+
+    const k32 = new Uint8Array(32).map((_, i) => 255 - i);
+    const iv = new Uint8Array(12).fill(7), aad = Uint8Array.of(0, 0, 1, 44);
+    const plain = new Uint8Array(300).map((_, i) => i * 3);
+    const body = plain.slice(), tag = new Uint8Array(16);
+    new aes.gcm(k32, false).seal(iv, aad, body, tag);
+    const c = createCipheriv("aes-256-gcm", k32, iv);
+    c.setAAD(aad);
+    assertEquals(body, new Uint8Array(c.update(plain)));
+    c.final();
+    assertEquals(tag, new Uint8Array(c.getAuthTag()));
+    const out = new Uint8Array(300);
+    const dec = new aes.gcm(k32, true);
+    assert(dec.open(iv, aad, body, tag, out));
+    assertEquals(out, plain);
+    tag[0]! ^= 1;
+    assert(!dec.open(iv, aad, body, tag, out), "a bad tag verified");
+
+    // Tor's running SHA-1: the digest so far, and a trial that does not advance it.
+    const seed = new Uint8Array(20).fill(5), cell = new Uint8Array(509).fill(1);
+    const sha = new aes.sha1(seed);
+    const ref = createHash("sha1").update(seed);
+    assertEquals(sha.trial(cell), new Uint8Array(ref.copy().update(cell).digest()));
+    assertEquals(sha.current(), new Uint8Array(ref.copy().digest()));
+    sha.update(cell), ref.update(cell);
+    assertEquals(sha.current(), new Uint8Array(ref.copy().digest()));
+  },
+});

@@ -94,16 +94,68 @@ class CtrStream {
   }
 }
 
+/** AES-128-CTR with IV zero as a keystream XORed in place, continuing across calls. */
+export interface CtrCipher {
+  /** XORs the next `p.length` keystream bytes into `p`. */
+  xor(p: Uint8Array): void;
+}
+
+let makeCtr: (key: Uint8Array) => CtrCipher = (key) => new CtrStream(key);
+
+/**
+ * Sets the AES-128-CTR implementation of the layers made from now on (the I/O side installs
+ * OpenSSL through FFI, see lib/transport/openssl.ts); no argument restores node:crypto.
+ */
+export function setCtrImplementation(make?: (key: Uint8Array) => CtrCipher): void {
+  makeCtr = make ?? ((key) => new CtrStream(key));
+}
+
+/** Tor's running SHA-1 (tor-spec §6.1): fed every cell, never finalized. */
+export interface RunningDigest {
+  /** Feeds bytes. */
+  update(p: Uint8Array): void;
+  /** The 20-byte digest so far (a fresh array); the running state is left as it is. */
+  current(): Uint8Array;
+  /** The digest the state would have after `p`, without advancing it. */
+  trial(p: Uint8Array): Uint8Array;
+}
+
+/** node:crypto's SHA-1, read through `Hash.copy()`. */
+class NodeSha1 implements RunningDigest {
+  #h: Hash;
+  constructor(seed: Uint8Array) {
+    this.#h = createHash("sha1").update(seed);
+  }
+  update(p: Uint8Array): void {
+    this.#h.update(p);
+  }
+  current(): Uint8Array {
+    const d = this.#h.copy().digest();
+    return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+  }
+  trial(p: Uint8Array): Uint8Array {
+    const d = this.#h.copy().update(p).digest();
+    return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+  }
+}
+
+let makeDigest: (seed: Uint8Array) => RunningDigest = (seed) => new NodeSha1(seed);
+
+/** Sets the running SHA-1 of the layers made from now on; no argument restores node:crypto. */
+export function setSha1Implementation(make?: (seed: Uint8Array) => RunningDigest): void {
+  makeDigest = make ?? ((seed) => new NodeSha1(seed));
+}
+
 /** One direction of one hop: a CTR stream and a running digest. */
 class Direction {
-  #ctr: CtrStream;
-  #digest: Hash;
+  #ctr: CtrCipher;
+  #digest: RunningDigest;
   /** The full 20-byte running digest after the last cell sent or recognized (SENDME v1). */
   lastDigest: Uint8Array = new Uint8Array(20);
 
   constructor(key: Uint8Array, digestSeed: Uint8Array) {
-    this.#ctr = new CtrStream(key);
-    this.#digest = createHash("sha1").update(digestSeed);
+    this.#ctr = makeCtr(key);
+    this.#digest = makeDigest(digestSeed);
   }
 
   /** XORs the keystream into the payload (encryption and decryption are the same). */
@@ -115,8 +167,8 @@ class Direction {
   seal(payload: Uint8Array): void {
     payload.fill(0, DIGEST, DIGEST + 4);
     this.#digest.update(payload);
-    const d = this.#digest.copy().digest();
-    this.lastDigest = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+    const d = this.#digest.current();
+    this.lastDigest = d;
     payload.set(d.subarray(0, 4), DIGEST);
   }
 
@@ -134,11 +186,11 @@ class Direction {
       payload[DIGEST + 2] =
       payload[DIGEST + 3] =
         0;
-    const d = this.#digest.copy().update(payload).digest();
+    const d = this.#digest.trial(payload);
     const ok = d[0] === g0 && d[1] === g1 && d[2] === g2 && d[3] === g3;
     if (ok) {
       this.#digest.update(payload);
-      this.lastDigest = new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+      this.lastDigest = d;
     }
     payload[DIGEST] = g0, payload[DIGEST + 1] = g1, payload[DIGEST + 2] = g2;
     payload[DIGEST + 3] = g3;
