@@ -102,10 +102,12 @@ async function bulk(
   socks: string,
   user: string,
   pids: number[],
+  names: string[] = [],
 ): Promise<{ mbps: number; cpuSecPerMB: number }> {
   const rates: number[] = [];
   let bytes = 0;
   const cpu0 = sum(pids, cpuSeconds);
+  const each0 = pids.map(cpuSeconds);
   for (let i = 0; i < 3; i++) {
     const r = await timedFetch(`${s.url}/bytes/${mib}MiB`, {
       socksHost: "127.0.0.1",
@@ -118,6 +120,12 @@ async function bulk(
     rates.push(r.bytes / 1e6 / ((r.phases.last_byte! - r.phases.first_byte!) / 1000));
   }
   const cpu = sum(pids, cpuSeconds) - cpu0;
+  if (names.length) {
+    const each = pids.map((p, i) =>
+      `${names[i]} ${((cpuSeconds(p) - each0[i]!) / (bytes / 1e6)).toFixed(4)}`
+    );
+    console.error(`vs_tor: CPU s/MB by process: ${each.join(", ")}`);
+  }
   return { mbps: percentile(rates, 50), cpuSecPerMB: cpu / (bytes / 1e6) };
 }
 
@@ -157,7 +165,7 @@ try {
     });
     try {
       const pids = net.processes.map((p) => p.pid);
-      const b = await bulk(net.socks, "bench", pids);
+      const b = await bulk(net.socks, "bench", pids, net.processes.map((p) => p.name));
       for (let i = 0; i < 10; i++) {
         await timedFetch(`${s.url}/bytes/1`, {
           socksHost: "127.0.0.1",
