@@ -160,7 +160,14 @@ if (!processes) {
       const text = new TextDecoder().decode(o.stdout);
       const js = /\[JavaScript\]:\n([\s\S]*?)\n\n/.exec(text)?.[1]?.split("\n").slice(0, 13);
       const summary = /\[Summary\]:\n([\s\S]*?)\n\n/.exec(text)?.[1];
-      console.log(`\n## ${name}\n${summary ?? ""}\n${(js ?? []).join("\n")}`);
+      const libs = /\[Shared libraries\]:\n([\s\S]*?)\n\n/.exec(text)?.[1]?.split("\n")
+        .slice(0, 6);
+      const cpp = /\[C\+\+\]:\n([\s\S]*?)\n\n/.exec(text)?.[1]?.split("\n").slice(0, 8);
+      console.log(
+        `\n## ${name}\n${summary ?? ""}\n${(libs ?? []).join("\n")}\n${(cpp ?? []).join("\n")}\n${
+          (js ?? []).join("\n")
+        }`,
+      );
     }
   } finally {
     Deno.chdir(cwd);

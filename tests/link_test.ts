@@ -161,3 +161,20 @@ Deno.test({
     assertEquals(sha.current(), new Uint8Array(ref.copy().digest()));
   },
 });
+
+Deno.test("Link.writev sends its parts in order, as write would their concatenation", async () => {
+  const { a, b } = await pair(true);
+  try {
+    const parts = [3, 514, 70000, 1].map((n, k) => new Uint8Array(n).fill(k + 1));
+    await a.writev(parts);
+    const got = await readAll(b, 70518);
+    let off = 0;
+    for (const p of parts) {
+      assertEquals(got.bytes.subarray(off, off + p.length), p);
+      off += p.length;
+    }
+  } finally {
+    a.close();
+    b.close();
+  }
+});

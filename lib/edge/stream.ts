@@ -17,7 +17,7 @@ import {
 } from "../circuit/flow.ts";
 
 /** Cells' worth of bytes read from the socket at once (one packaging burst). */
-const PUMP_CELLS = 32;
+const PUMP_CELLS = 64;
 
 /** What a stream needs from its circuit. */
 export interface StreamCircuit {

@@ -270,12 +270,22 @@ export class Link {
    * is copied, so the caller may reuse it as soon as this returns.
    */
   write(p: Uint8Array): Promise<void> {
+    return this.writev([p]);
+  }
+
+  /**
+   * {@link write} for several parts at once, without concatenating them first (a channel's
+   * batch of cells goes straight into the frame).
+   */
+  writev(parts: Uint8Array[]): Promise<void> {
     if (this.#closed || this.#error) {
       return Promise.reject(this.#error ?? new LinkError("link closed"));
     }
     const before = this.#waiting;
-    this.#append(p);
-    this.#waiting += p.length;
+    for (const p of parts) {
+      this.#append(p);
+      this.#waiting += p.length;
+    }
     if (!this.#pumping) {
       this.#pumping = true;
       // On the next turn of the event loop (setImmediate: ~5 µs here, where setTimeout(0)
