@@ -134,6 +134,30 @@ Deno.test({
     const ks = createCipheriv("aes-128-ctr", key, new Uint8Array(16)).update(new Uint8Array(3000));
     assertEquals(got, want.map((b, i) => b ^ ks[i]!));
 
+    // More streams than pooled contexts, used in turns: each one that lost its context
+    // re-keys at its own (unaligned) position and goes on with the same keystream.
+    const keys = Array.from({ length: 70 }, (_, k) => new Uint8Array(16).fill(k));
+    const streams = keys.map((k) => new aes.ctr(k));
+    const outs = keys.map(() => new Uint8Array(509 * 5));
+    for (let round = 0; round < 5; round++) {
+      for (const [k, st] of streams.entries()) {
+        if ((k + round) % 3 === 0) continue; // some skip a turn, so positions differ
+        st.xor(outs[k]!.subarray(round * 509, round * 509 + 509));
+      }
+    }
+    for (const [k, key] of keys.entries()) {
+      const used = [0, 1, 2, 3, 4].filter((round) => (k + round) % 3 !== 0);
+      const ref = createCipheriv("aes-128-ctr", key, new Uint8Array(16))
+        .update(new Uint8Array(509 * used.length));
+      used.forEach((round, i) =>
+        assertEquals(
+          outs[k]!.subarray(round * 509, round * 509 + 509),
+          new Uint8Array(ref.subarray(i * 509, i * 509 + 509)),
+          `stream ${k} round ${round}`,
+        )
+      );
+    }
+
     const k32 = new Uint8Array(32).map((_, i) => 255 - i);
     const iv = new Uint8Array(12).fill(7), aad = Uint8Array.of(0, 0, 1, 44);
     const plain = new Uint8Array(300).map((_, i) => i * 3);
