@@ -27,8 +27,12 @@ export interface StreamCircuit {
   packageWindow: PackageWindow;
   /** Called after each DATA cell is packaged (circuit-level SENDME bookkeeping). */
   onDataPackaged?(): void;
-  /** Resolves when the circuit's outgoing queue is short enough to add more cells. */
-  drained?(): Promise<void>;
+  /**
+   * The circuit's local back-pressure: undefined (or a resolved promise) while its outgoing
+   * queue is short enough to add more cells, else a promise the circuit resolves once the
+   * queue has drained (ideally on the channel's event, not by polling).
+   */
+  drained?(): Promise<void> | undefined;
   /** Forgets the stream. */
   removeStream(streamId: number): void;
 }
@@ -91,7 +95,8 @@ export class EdgeStream {
     const stream = this.packageWindow, circ = this.#circ.packageWindow;
     try {
       for (;;) {
-        if (this.#circ.drained) await this.#circ.drained();
+        const wait = this.#circ.drained?.();
+        if (wait) await wait;
         if (this.#closed) return;
         const n = await this.#socket.read(buf);
         if (n === null || this.#closed) break;
