@@ -53,6 +53,9 @@ function post<T>(s: Session, method: string, params?: object): Promise<T> {
 /** Self time per function and per file, from a .cpuprofile. */
 function summarize(p: Profile): string {
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
+  const parent = new Map<number, number>();
+  for (const n of p.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+  const short = (url: string) => url.replace(/^.*\/(lib|bench|tests|ext|node)\//, "$1/");
   const self = new Map<number, number>();
   for (let i = 0; i < p.samples.length; i++) {
     self.set(p.samples[i]!, (self.get(p.samples[i]!) ?? 0) + (p.timeDeltas[i] ?? 0));
@@ -62,9 +65,14 @@ function summarize(p: Profile): string {
   for (const [id, us] of self) {
     const n = byId.get(id)!;
     total += us;
-    const url = n.callFrame.url.replace(/^.*\/(lib|bench|tests|ext|node)\//, "$1/");
+    const url = short(n.callFrame.url);
     const where = url ? `${url}:${n.callFrame.lineNumber + 1}` : "";
-    const k = `${n.callFrame.functionName || "(anonymous)"} ${where}`.trim();
+    let k = `${n.callFrame.functionName || "(anonymous)"} ${where}`.trim();
+    if (!n.callFrame.functionName && !url) {
+      // FFI calls show up as nameless frames: name them by their caller.
+      const c = byId.get(parent.get(id) ?? -1)?.callFrame;
+      if (c) k = `(native) ← ${c.functionName} ${short(c.url)}:${c.lineNumber + 1}`;
+    }
     fn.set(k, (fn.get(k) ?? 0) + us);
     const f = url || n.callFrame.functionName;
     file.set(f, (file.get(f) ?? 0) + us);

@@ -202,3 +202,18 @@ Deno.test("Link.writev sends its parts in order, as write would their concatenat
     b.close();
   }
 });
+
+Deno.test("links without FFI (node:crypto and WebCrypto AES-GCM) carry frames of every size", async () => {
+  const out = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-net",
+      "--allow-read",
+      new URL("./fixtures/link_fallback.ts", import.meta.url).pathname,
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  assert(out.success && text.trim().endsWith("ok"), text);
+});

@@ -44,6 +44,9 @@ type Lib = Deno.DynamicLibrary<typeof SYMBOLS>["symbols"];
 
 function open(): Lib | undefined {
   try {
+    // Ask first: without --allow-ffi, dlopen would prompt on a terminal.
+    if (Deno.permissions.querySync({ name: "ffi" }).state !== "granted") return undefined;
+    if (Deno.build.os !== "linux") return undefined;
     return Deno.dlopen("libcrypto.so.3", SYMBOLS).symbols;
   } catch {
     return undefined; // no libcrypto, no --allow-ffi, or not Linux: node:crypto it is
