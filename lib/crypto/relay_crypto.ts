@@ -114,10 +114,10 @@ export function setCtrImplementation(make?: (key: Uint8Array) => CtrCipher): voi
 export interface RunningDigest {
   /** Feeds bytes. */
   update(p: Uint8Array): void;
-  /** The 20-byte digest so far (a fresh array); the running state is left as it is. */
-  current(): Uint8Array;
-  /** The digest the state would have after `p`, without advancing it. */
-  trial(p: Uint8Array): Uint8Array;
+  /** Writes the 20-byte digest so far into `out`; the running state is left as it is. */
+  current(out: Uint8Array): void;
+  /** Writes the digest the state would have after `p` into `out`, without advancing it. */
+  trial(p: Uint8Array, out: Uint8Array): void;
 }
 
 /** node:crypto's SHA-1, read through `Hash.copy()`. */
@@ -129,13 +129,11 @@ class NodeSha1 implements RunningDigest {
   update(p: Uint8Array): void {
     this.#h.update(p);
   }
-  current(): Uint8Array {
-    const d = this.#h.copy().digest();
-    return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+  current(out: Uint8Array): void {
+    out.set(this.#h.copy().digest());
   }
-  trial(p: Uint8Array): Uint8Array {
-    const d = this.#h.copy().update(p).digest();
-    return new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
+  trial(p: Uint8Array, out: Uint8Array): void {
+    out.set(this.#h.copy().update(p).digest());
   }
 }
 
@@ -151,7 +149,14 @@ class Direction {
   #ctr: CtrCipher;
   #digest: RunningDigest;
   /** The full 20-byte running digest after the last cell sent or recognized (SENDME v1). */
-  lastDigest: Uint8Array = new Uint8Array(20);
+  #last = new Uint8Array(20);
+  /** Where a trial digest goes before it is known to match (shared: used synchronously). */
+  static #trial = new Uint8Array(20);
+
+  /** A copy of the full 20-byte running digest after the last cell sent or recognized. */
+  get lastDigest(): Uint8Array {
+    return this.#last.slice();
+  }
 
   constructor(key: Uint8Array, digestSeed: Uint8Array) {
     this.#ctr = makeCtr(key);
@@ -167,8 +172,8 @@ class Direction {
   seal(payload: Uint8Array): void {
     payload.fill(0, DIGEST, DIGEST + 4);
     this.#digest.update(payload);
-    const d = this.#digest.current();
-    this.lastDigest = d;
+    const d = this.#last;
+    this.#digest.current(d);
     payload.set(d.subarray(0, 4), DIGEST);
   }
 
@@ -181,16 +186,13 @@ class Direction {
     if (payload[RECOGNIZED] !== 0 || payload[RECOGNIZED + 1] !== 0) return false;
     const g0 = payload[DIGEST]!, g1 = payload[DIGEST + 1]!;
     const g2 = payload[DIGEST + 2]!, g3 = payload[DIGEST + 3]!;
-    payload[DIGEST] =
-      payload[DIGEST + 1] =
-      payload[DIGEST + 2] =
-      payload[DIGEST + 3] =
-        0;
-    const d = this.#digest.trial(payload);
+    payload.fill(0, DIGEST, DIGEST + 4);
+    const d = Direction.#trial;
+    this.#digest.trial(payload, d);
     const ok = d[0] === g0 && d[1] === g1 && d[2] === g2 && d[3] === g3;
     if (ok) {
       this.#digest.update(payload);
-      this.lastDigest = d;
+      this.#last.set(d);
     }
     payload[DIGEST] = g0, payload[DIGEST + 1] = g1, payload[DIGEST + 2] = g2;
     payload[DIGEST + 3] = g3;

@@ -201,21 +201,17 @@ export class NativeSha1 {
     lib!.SHA1_Update(this.#state, p, BigInt(p.length));
   }
 
-  /** The digest so far; the running state is left as it is. */
-  current(): Uint8Array {
-    const d = new Uint8Array(20);
+  /** Writes the digest so far into `out` (20 bytes); the running state is left as it is. */
+  current(out: Uint8Array): void {
     shaScratch.set(this.#state);
-    lib!.SHA1_Final(d, shaScratch);
-    return d;
+    lib!.SHA1_Final(out, shaScratch);
   }
 
-  /** The digest the state would have after `p`, without advancing it. */
-  trial(p: Uint8Array): Uint8Array {
-    const d = new Uint8Array(20);
+  /** Writes the digest the state would have after `p` into `out`, without advancing it. */
+  trial(p: Uint8Array, out: Uint8Array): void {
     shaScratch.set(this.#state);
     lib!.SHA1_Update(shaScratch, p, BigInt(p.length));
-    lib!.SHA1_Final(d, shaScratch);
-    return d;
+    lib!.SHA1_Final(out, shaScratch);
   }
 }
 
