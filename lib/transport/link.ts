@@ -192,6 +192,12 @@ const WEBCRYPTO_MIN = 16384;
  * to be merged into the same frame; above it a write resolves once the link has drained.
  */
 export const LINK_OUTBUF_HIGH = 32768;
+/**
+ * The most `Link.read` returns at once: 8 cells (Tor clamps the bytes of one bucket-limited
+ * read to 4–32 cells, TOR-PROTOCOL.md "Bandwidth"): read tokens and cells then interleave
+ * across links at that grain, though frames carry up to 64 KiB.
+ */
+const READ_PIECE = 8 * 514;
 /** How long a closed link keeps trying to write what was queued before it was closed. */
 const CLOSE_GRACE_MS = 2000;
 const GCM_TAG = 16;
@@ -240,6 +246,9 @@ export class Link {
   #error: Error | undefined;
   #waiters: { resolve: () => void; reject: (e: Error) => void }[] = [];
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  /** The rest of a frame longer than READ_PIECE, handed out by the next reads. */
+  #rest: Uint8Array | undefined;
+  #restOff = 0;
 
   /** @internal Use {@link linkConnect} or {@link linkAccept}. */
   constructor(
@@ -385,8 +394,27 @@ export class Link {
     for (const x of w) this.#error ? x.reject(this.#error) : x.resolve();
   }
 
-  /** Reads the next frame's plaintext, or null when the peer closed the link. */
+  /**
+   * The next piece of plaintext: a frame, or a frame's next {@link READ_PIECE} bytes when it
+   * is longer; null when the peer closed the link. A channel takes its read-bucket tokens per
+   * piece, so a quiet circuit's cells never wait behind a whole 64 KiB frame of another.
+   */
   async read(): Promise<Uint8Array | null> {
+    let f = this.#rest;
+    if (!f) {
+      const frame = await this.#readFrame();
+      if (frame === null || frame.length <= READ_PIECE) return frame;
+      f = frame;
+      this.#restOff = 0;
+    }
+    const off = this.#restOff, end = Math.min(f.length, off + READ_PIECE);
+    this.#restOff = end;
+    this.#rest = end < f.length ? f : undefined;
+    return f.subarray(off, end);
+  }
+
+  /** Reads the next frame's plaintext, or null when the peer closed the link. */
+  async #readFrame(): Promise<Uint8Array | null> {
     const head = await this.#reader.view(4);
     if (head === null) return null;
     const len = ((head[0]! << 24) | (head[1]! << 16) | (head[2]! << 8) | head[3]!) >>> 0;
