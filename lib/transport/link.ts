@@ -198,6 +198,12 @@ export const LINK_OUTBUF_HIGH = 32768;
  * across links at that grain, though frames carry up to 64 KiB.
  */
 const READ_PIECE = 8 * 514;
+/**
+ * Merged writes fill a frame up to 127 cells (65 278 bytes, under MAX_FRAME): a writer of
+ * whole cells then gets frames, and read pieces, that start on a cell boundary, so the cell
+ * reader never has to assemble a cell split between two.
+ */
+const FRAME_FILL = 127 * 514;
 /** How long a closed link keeps trying to write what was queued before it was closed. */
 const CLOSE_GRACE_MS = 2000;
 const GCM_TAG = 16;
@@ -305,23 +311,23 @@ export class Link {
     return new Promise((resolve, reject) => this.#waiters.push({ resolve, reject }));
   }
 
-  /** Copies `p` into the frames being filled (a new frame every MAX_FRAME bytes). */
+  /** Copies `p` into the frames being filled (a new frame every FRAME_FILL bytes). */
   #append(p: Uint8Array): void {
     let off = 0;
     while (off < p.length) {
       let f = this.#frames[this.#frames.length - 1];
-      if (!f || f.len === MAX_FRAME) {
+      if (!f || f.len === FRAME_FILL) {
         f = {
-          buf: new Uint8Array(Math.min(4 + MAX_FRAME + GCM_TAG, 4 + p.length - off + 1024)),
+          buf: new Uint8Array(Math.min(4 + FRAME_FILL + GCM_TAG, 4 + p.length - off + 1024)),
           len: 0,
         };
         this.#frames.push(f);
       }
-      const n = Math.min(p.length - off, MAX_FRAME - f.len);
+      const n = Math.min(p.length - off, FRAME_FILL - f.len);
       const need = 4 + f.len + n + GCM_TAG;
       if (need > f.buf.length) {
         const grown = new Uint8Array(
-          Math.min(4 + MAX_FRAME + GCM_TAG, Math.max(need, f.buf.length * 2)),
+          Math.min(4 + FRAME_FILL + GCM_TAG, Math.max(need, f.buf.length * 2)),
         );
         grown.set(f.buf.subarray(0, 4 + f.len));
         f.buf = grown;
