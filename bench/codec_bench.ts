@@ -2,6 +2,8 @@
 // MB/s = 514 B / time.
 import { CellReader, encodeCell, encodeRelayCell, RelayCommand } from "../lib/cell/mod.ts";
 import { ClientCrypto, RelayCrypto } from "../lib/crypto/mod.ts";
+import { setCtrImplementation, setSha1Implementation } from "../lib/crypto/relay_crypto.ts";
+import { nativeAes } from "../lib/transport/openssl.ts";
 
 const payload = new Uint8Array(509).fill(7);
 const cells = new Uint8Array(514 * 64);
@@ -33,3 +35,22 @@ Deno.bench("relay crypto: client seal+encrypt 1 hop (1 cell)", () => {
 Deno.bench("relay crypto: relay encryptInbound (1 cell, a middle hop)", () => {
   relay.encryptInbound(payload);
 });
+
+// The same layers with OpenSSL through FFI (what relays and clients use when it loads).
+if (nativeAes) {
+  const aes = nativeAes;
+  setCtrImplementation((key) => new aes.ctr(key));
+  setSha1Implementation((seed) => new aes.sha1(seed));
+  const nRelay = new RelayCrypto(seed);
+  const nClient = new ClientCrypto();
+  nClient.addHop(seed);
+  setCtrImplementation();
+  setSha1Implementation();
+  Deno.bench("relay crypto (OpenSSL FFI): client seal+encrypt 1 hop (1 cell)", () => {
+    const p = encodeRelayCell({ command: RelayCommand.DATA, streamId: 1, data }, () => {});
+    nClient.encrypt(p, 0);
+  });
+  Deno.bench("relay crypto (OpenSSL FFI): relay encryptInbound (1 cell, a middle hop)", () => {
+    nRelay.encryptInbound(payload);
+  });
+}

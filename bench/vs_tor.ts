@@ -1,8 +1,18 @@
 /**
  * The anchor: our relays against C tor (Debian's tor) on the same machine in one run.
- * Bulk MB/s of one stream through a 3-hop circuit (median of 3 fetches of 20 MiB) and
- * circuit build time, each network as separate processes on loopback, no rate limits.
- * `deno run -A bench/vs_tor.ts [MiB]` (needs tor installed).
+ * Per network (ours-tor, ours-pctcp, C tor), each as separate processes on loopback with no
+ * rate limits:
+ *
+ * - `mbps`: bulk MB/s of one stream through a 3-hop circuit (median of 3 fetches);
+ * - `cpuSecPerMB`: CPU seconds (user + system, from `/proc/PID/stat`) summed over every
+ *   process of that network during those fetches, per MB carried;
+ * - `buildMs`: median circuit build time;
+ * - `kibPerCircuit`, `fdsPerCircuit` (ours): growth of resident memory (VmRSS) and open file
+ *   descriptors summed over the network's processes while N idle circuits are built (each by
+ *   a 1-byte fetch under its own SOCKS user), divided by N.
+ *
+ * `deno run -A bench/vs_tor.ts [--mib 20] [--circuits 1000] [--json FILE] [--no-ctor]`
+ * (a bare number is the MiB, as before; needs tor installed for the C tor row).
  * @module
  */
 
@@ -13,13 +23,91 @@ import { timedFetch } from "../lib/measure/fetch.ts";
 import { percentile } from "../lib/stats/percentile.ts";
 import { serve } from "../lib/serve/server.ts";
 
-const mib = Number(Deno.args[0] ?? 20);
-const dir = await Deno.makeTempDir();
-const s = await serve();
-const out: Record<string, { mbps: number; buildMs: number }> = {};
+/** One network's figures. */
+interface Row {
+  mbps: number;
+  cpuSecPerMB: number;
+  buildMs: number;
+  kibPerCircuit?: number;
+  fdsPerCircuit?: number;
+}
 
-async function bulk(socks: string, user: string): Promise<number[]> {
+function usage(msg: string): never {
+  console.error(`vs_tor: ${msg}`);
+  console.error(
+    "usage: deno run -A bench/vs_tor.ts [--mib N] [--circuits N] [--json FILE] [--no-ctor]",
+  );
+  Deno.exit(2);
+}
+
+let mib = 20, circuits = 1000, jsonFile: string | undefined, ctor = true;
+for (let i = 0; i < Deno.args.length; i++) {
+  const a = Deno.args[i]!;
+  const val = () => Deno.args[++i] ?? usage(`${a} needs a value`);
+  if (a === "--mib") mib = Number(val());
+  else if (a === "--circuits") circuits = Number(val());
+  else if (a === "--json") jsonFile = val();
+  else if (a === "--no-ctor") ctor = false;
+  else if (/^\d+(\.\d+)?$/.test(a)) mib = Number(a);
+  else usage(`unknown argument: ${a}`);
+}
+if (!(mib > 0) || !(circuits >= 0)) usage("--mib must be > 0 and --circuits ≥ 0");
+
+const CLK_TCK = 100; // sysconf(_SC_CLK_TCK) on Linux x86-64
+
+/** CPU seconds (utime + stime) of a process so far; 0 once it is gone. */
+function cpuSeconds(pid: number): number {
+  try {
+    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
+    // Fields after "(comm)": state is field 3; utime 14 and stime 15 (proc(5)).
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
+  } catch {
+    return 0;
+  }
+}
+
+/** Resident memory (KiB) and open fds of a process. */
+function memFds(pid: number): { kib: number; fds: number } {
+  try {
+    const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+    const kib = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? 0);
+    return { kib, fds: [...Deno.readDirSync(`/proc/${pid}/fd`)].length };
+  } catch {
+    return { kib: 0, fds: 0 };
+  }
+}
+
+const sum = (pids: number[], f: (pid: number) => number) => pids.reduce((s, p) => s + f(p), 0);
+
+/** Pids of processes whose command line mentions `needle` (C tor's client is not listed). */
+function pidsMentioning(needle: string): number[] {
+  const out: number[] = [];
+  for (const e of Deno.readDirSync("/proc")) {
+    if (!/^\d+$/.test(e.name)) continue;
+    try {
+      const cmd = Deno.readTextFileSync(`/proc/${e.name}/cmdline`);
+      if (cmd.includes(needle)) out.push(Number(e.name));
+    } catch { /* gone */ }
+  }
+  return out;
+}
+
+const dir = await Deno.makeTempDir({ prefix: "vs_tor-" });
+const s = await serve();
+const out: Record<string, Row> = {};
+
+/** Three bulk fetches; MB/s of each (first to last byte) and CPU s/MB over `pids`. */
+async function bulk(
+  socks: string,
+  user: string,
+  pids: number[],
+  names: string[] = [],
+): Promise<{ mbps: number; cpuSecPerMB: number }> {
   const rates: number[] = [];
+  let bytes = 0;
+  const cpu0 = sum(pids, cpuSeconds);
+  const each0 = pids.map(cpuSeconds);
   for (let i = 0; i < 3; i++) {
     const r = await timedFetch(`${s.url}/bytes/${mib}MiB`, {
       socksHost: "127.0.0.1",
@@ -28,9 +116,43 @@ async function bulk(socks: string, user: string): Promise<number[]> {
       timeoutMs: 120_000,
     });
     if (r.outcome !== "ok") throw new Error(`${r.outcome}: ${r.error}`);
+    bytes += r.bytes;
     rates.push(r.bytes / 1e6 / ((r.phases.last_byte! - r.phases.first_byte!) / 1000));
   }
-  return rates;
+  const cpu = sum(pids, cpuSeconds) - cpu0;
+  if (names.length) {
+    const each = pids.map((p, i) =>
+      `${names[i]} ${((cpuSeconds(p) - each0[i]!) / (bytes / 1e6)).toFixed(4)}`
+    );
+    console.error(`vs_tor: CPU s/MB by process: ${each.join(", ")}`);
+  }
+  return { mbps: percentile(rates, 50), cpuSecPerMB: cpu / (bytes / 1e6) };
+}
+
+/** Builds `n` idle circuits (one 1-byte fetch per SOCKS user, 4 at a time). */
+async function idleCircuits(socks: string, n: number, pids: number[]) {
+  const settle = () => new Promise((r) => setTimeout(r, 1500));
+  await settle();
+  const before = pids.map(memFds);
+  let next = 0, failed = 0;
+  const worker = async () => {
+    while (next < n) {
+      const i = next++;
+      const r = await timedFetch(`${s.url}/bytes/1`, {
+        socksHost: "127.0.0.1",
+        socksPort: Number(socks.split(":")[1]),
+        socksUser: `idle${i}`,
+        timeoutMs: 30_000,
+      });
+      if (r.outcome !== "ok") failed++;
+    }
+  };
+  await Promise.all([worker(), worker(), worker(), worker()]);
+  await settle();
+  const after = pids.map(memFds);
+  const d = (k: "kib" | "fds") => after.reduce((t, a, i) => t + a[k] - before[i]![k], 0);
+  if (failed) console.error(`vs_tor: ${failed} of ${n} idle-circuit fetches failed`);
+  return { kibPerCircuit: d("kib") / (n - failed), fdsPerCircuit: d("fds") / (n - failed) };
 }
 
 try {
@@ -42,7 +164,8 @@ try {
       path: ["relay1", "relay2", "relay3"],
     });
     try {
-      const rates = await bulk(net.socks, "bench");
+      const pids = net.processes.map((p) => p.pid);
+      const b = await bulk(net.socks, "bench", pids, net.processes.map((p) => p.name));
       for (let i = 0; i < 10; i++) {
         await timedFetch(`${s.url}/bytes/1`, {
           socksHost: "127.0.0.1",
@@ -54,50 +177,67 @@ try {
         JSON.parse(l)
       )
         .filter((e) => String(e.target).length && e.buildMs > 0).map((e) => e.buildMs);
-      out[`ours-${transport}`] = { mbps: percentile(rates, 50), buildMs: percentile(builds, 50) };
+      const row: Row = { ...b, buildMs: percentile(builds, 50) };
+      if (circuits > 0) Object.assign(row, await idleCircuits(net.socks, circuits, pids));
+      out[`ours-${transport}`] = row;
     } finally {
       await networkDown(`${dir}/ours-${transport}`);
     }
   }
-  const tor = await startTorTestnet({ dir: `${dir}/ctor`, readyUrl: `${s.url}/bytes/1KiB` });
-  try {
-    const builds: number[] = [];
-    let rates: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      const p = await PinnedCircuits.open(
-        tor.control,
-        tor.relays.slice(0, 3).map((r) => r.fingerprint),
-        { cookieFile: tor.cookieFile },
-      );
-      try {
-        const r = await timedFetch(`${s.url}/bytes/1`, {
-          socksHost: "127.0.0.1",
-          socksPort: Number(tor.socks.split(":")[1]),
-          socksUser: `c${i}`,
-        });
-        const info = p.info(r.sourcePort!);
-        if (info?.build_ms) builds.push(info.build_ms);
-        if (i === 0) rates = await bulk(tor.socks, "bench");
-      } finally {
-        await p.close();
+  if (ctor) {
+    const tor = await startTorTestnet({ dir: `${dir}/ctor`, readyUrl: `${s.url}/bytes/1KiB` });
+    try {
+      const pids = [
+        ...new Set([...tor.relays.map((r) => r.pid), ...pidsMentioning(`${dir}/ctor`)]),
+      ];
+      const builds: number[] = [];
+      let b = { mbps: NaN, cpuSecPerMB: NaN };
+      for (let i = 0; i < 5; i++) {
+        const p = await PinnedCircuits.open(
+          tor.control,
+          tor.relays.slice(0, 3).map((r) => r.fingerprint),
+          { cookieFile: tor.cookieFile },
+        );
+        try {
+          const r = await timedFetch(`${s.url}/bytes/1`, {
+            socksHost: "127.0.0.1",
+            socksPort: Number(tor.socks.split(":")[1]),
+            socksUser: `c${i}`,
+          });
+          const info = p.info(r.sourcePort!);
+          if (info?.build_ms) builds.push(info.build_ms);
+          if (i === 0) b = await bulk(tor.socks, "bench", pids);
+        } finally {
+          await p.close();
+        }
       }
+      out[`c-tor ${tor.version}`] = { ...b, buildMs: percentile(builds, 50) };
+    } finally {
+      await tor.stop();
     }
-    out[`c-tor ${tor.version}`] = { mbps: percentile(rates, 50), buildMs: percentile(builds, 50) };
-  } finally {
-    await tor.stop();
   }
 } finally {
   await s.stop();
   await Deno.remove(dir, { recursive: true });
 }
+
+const json: Record<string, Row> = {};
+for (const [k, v] of Object.entries(out)) json[k.startsWith("c-tor") ? "c-tor" : k] = v;
+if (jsonFile) await Deno.writeTextFile(jsonFile, JSON.stringify(json, null, 2) + "\n");
 console.log(JSON.stringify(out, null, 2));
-const c = Object.entries(out).find(([k]) => k.startsWith("c-tor"))![1];
+const c = Object.entries(out).find(([k]) => k.startsWith("c-tor"))?.[1];
+const ratio = (a: number, b: number | undefined) => b ? ` (${(a / b).toFixed(2)} × C tor)` : "";
 for (const [k, v] of Object.entries(out)) {
+  const mem = v.kibPerCircuit === undefined
+    ? ""
+    : `  idle circuit ${v.kibPerCircuit.toFixed(1)} KiB ${v.fdsPerCircuit!.toFixed(2)} fds`;
   console.log(
-    `${k.padEnd(28)} bulk ${v.mbps.toFixed(1).padStart(6)} MB/s (${
-      (v.mbps / c.mbps).toFixed(2)
-    } × C tor)  build ${v.buildMs.toFixed(2).padStart(7)} ms (${
-      (v.buildMs / c.buildMs).toFixed(2)
-    } × C tor)`,
+    `${k.padEnd(28)} bulk ${v.mbps.toFixed(1).padStart(6)} MB/s${ratio(v.mbps, c?.mbps)}  cpu ${
+      v.cpuSecPerMB.toFixed(4)
+    } s/MB${ratio(v.cpuSecPerMB, c?.cpuSecPerMB)}  build ${v.buildMs.toFixed(2).padStart(7)} ms${
+      ratio(v.buildMs, c?.buildMs)
+    }${mem}`,
   );
 }
+const t = out["ours-tor"], p = out["ours-pctcp"];
+if (t && p) console.log(`build pctcp/tor ${(p.buildMs / t.buildMs).toFixed(2)}`);

@@ -313,3 +313,22 @@ Deno.test("relay message bodies match arti's testvec_relaymsg.rs both ways", () 
   assertEquals(encodeSendme(tag), h("01 0014 F01234989823478bcdefabcdef01234567890123"));
   assertEquals(decodeSendme(h("01 0014 F01234989823478bcdefabcdef01234567890123")), tag);
 });
+
+Deno.test("CellReader gives payloads as views into the pushed chunk, copies only split cells", () => {
+  const a = encodeCell({ circId: 1, command: CellCommand.RELAY, payload: new Uint8Array(509) });
+  const b = encodeCell({ circId: 2, command: CellCommand.RELAY, payload: new Uint8Array(509) });
+  const chunk = new Uint8Array(514 + 300);
+  chunk.set(a), chunk.set(b.subarray(0, 300), 514);
+  const r = new CellReader();
+  r.push(chunk);
+  const c1 = r.next()!;
+  assertEquals(r.next(), undefined);
+  c1.payload[0] = 0xaa; // in place, as relay crypto does
+  assertEquals(chunk[5], 0xaa);
+  const rest = b.slice(300);
+  r.push(rest);
+  const c2 = r.next()!;
+  assertEquals([c2.circId, c2.payload.length, r.buffered], [2, 509, 0]);
+  c2.payload[0] = 0xbb; // assembled into its own buffer: neither chunk changes
+  assertEquals([chunk[514 + 5], rest[0]], [0, b[300]]);
+});

@@ -178,3 +178,21 @@ Deno.test("Channel.closeAfterFlush writes everything queued, then closes the lin
   ch.send(11, CellCommand.RELAY, payload(1));
   assertEquals(link.writes.flat().length, 101, "a closed channel writes nothing");
 });
+
+Deno.test("TokenBucket serves 60 waiters in priority order, ties in arrival order", async () => {
+  const bucket = new TokenBucket(1_000_000, 1000);
+  assert(bucket.tryTake(1000));
+  let s = 7;
+  const rand = () => (s = (s * 1103515245 + 12345) & 0x7fffffff) % 5;
+  const want: [number, number][] = [];
+  const got: [number, number][] = [];
+  const waits: Promise<void>[] = [];
+  for (let i = 0; i < 60; i++) {
+    const p = rand();
+    want.push([p, i]);
+    waits.push(bucket.take(1000, p).then(() => void got.push([p, i])));
+  }
+  await Promise.all(waits);
+  want.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  assertEquals(got, want);
+});

@@ -1,6 +1,7 @@
 // Vectors: ntor from arti crates/tor-proto/src/crypto/handshake/ntor.rs `testvec` (generated
 // with C tor); KDF-TOR from arti's fast.rs `testvec` (CREATE_FAST, generated from Tor);
 // HKDF-SHA256 from RFC 5869 appendix A.1 (as in tor's test_crypto_hkdf_sha256).
+import { createCipheriv } from "node:crypto";
 import { assert, assertEquals, assertThrows, hex } from "./_assert.ts";
 import {
   ClientCrypto,
@@ -191,3 +192,21 @@ Deno.test("ClientCrypto.encrypt matches C tor's test_relaycrypt.c vectors (via a
 function hex2(b: Uint8Array): string {
   return Array.from(b, (x) => x.toString(16).padStart(2, "0")).join("");
 }
+
+Deno.test("RelayCrypto's keystream runs on across cells as one AES-128-CTR stream (tor-spec §5.5)", async () => {
+  // Reference: one node:crypto AES-128-CTR pass, IV zero, over the cells laid end to end.
+  // 300 cells back to back make the layer's keystream batches grow from 512 bytes to 32 KiB;
+  // cells 60 ms apart afterwards are "sparse": each makes its cipher afresh at the counter.
+  const s = seed(3);
+  const relay = new RelayCrypto(s);
+  const cells = 306;
+  const ks = createCipheriv("aes-128-ctr", s.subarray(56, 72), new Uint8Array(16))
+    .update(new Uint8Array(cells * 509));
+  for (let i = 0; i < cells; i++) {
+    if (i >= 300) await new Promise((r) => setTimeout(r, 60));
+    const cell = new Uint8Array(509).map((_, j) => (i + j) & 0xff);
+    const want = cell.map((b, j) => b ^ ks[i * 509 + j]!);
+    relay.encryptInbound(cell);
+    assertEquals(cell, want, `cell ${i}`);
+  }
+});

@@ -123,11 +123,18 @@ export function writeFixedCell(
 /**
  * Reads cells from a byte stream. `push` bytes as they arrive, then call `next` until it
  * returns undefined (need more bytes).
+ *
+ * No copies on the way: a cell that lies within one pushed chunk has its payload as a view
+ * into that chunk (so in-place relay crypto works on the received bytes), and only a cell
+ * split across chunks is assembled into a fresh buffer of its own size. The caller must not
+ * reuse a pushed buffer while cells read from it are in use (a link hands over a fresh
+ * buffer per frame).
  */
 export class CellReader {
-  #buf = new Uint8Array(0);
-  #start = 0;
-  #end = 0;
+  #chunks: Uint8Array[] = [];
+  /** Offset of the first unread byte in `#chunks[0]`. */
+  #off = 0;
+  #buffered = 0;
   #maxVar: number;
 
   /** `maxVarPayload` bounds variable cells (default {@link MAX_VAR_PAYLOAD}). */
@@ -137,45 +144,74 @@ export class CellReader {
 
   /** Bytes buffered and not yet returned as cells. */
   get buffered(): number {
-    return this.#end - this.#start;
+    return this.#buffered;
   }
 
-  /** Appends received bytes. */
+  /** Appends received bytes (kept by reference, not copied). */
   push(bytes: Uint8Array): void {
-    const have = this.#end - this.#start;
-    if (this.#end + bytes.length > this.#buf.length) {
-      const next = new Uint8Array(Math.max(have + bytes.length, this.#buf.length * 2, 8192));
-      next.set(this.#buf.subarray(this.#start, this.#end));
-      this.#buf = next;
-      this.#start = 0;
-      this.#end = have;
-    }
-    this.#buf.set(bytes, this.#end);
-    this.#end += bytes.length;
+    if (bytes.length === 0) return;
+    this.#chunks.push(bytes);
+    this.#buffered += bytes.length;
   }
 
-  /** The next whole cell, or undefined when more bytes are needed. Payloads are copies. */
+  /** Byte `i` of the unread stream (i < buffered), across chunks. */
+  #at(i: number): number {
+    let k = 0, j = this.#off + i;
+    while (j >= this.#chunks[k]!.length) j -= this.#chunks[k++]!.length;
+    return this.#chunks[k]![j]!;
+  }
+
+  /** Consumes `n` bytes; returns them as a view when they lie in one chunk, else a copy. */
+  #take(n: number): Uint8Array {
+    const c = this.#chunks[0]!, o = this.#off;
+    this.#buffered -= n;
+    if (o + n <= c.length) {
+      this.#off = o + n;
+      if (this.#off === c.length) this.#chunks.shift(), this.#off = 0;
+      return c.subarray(o, o + n);
+    }
+    const out = new Uint8Array(n);
+    let filled = 0;
+    while (filled < n) {
+      const h = this.#chunks[0]!;
+      const m = Math.min(n - filled, h.length - this.#off);
+      out.set(h.subarray(this.#off, this.#off + m), filled);
+      filled += m;
+      this.#off += m;
+      if (this.#off === h.length) this.#chunks.shift(), this.#off = 0;
+    }
+    return out;
+  }
+
+  /**
+   * The next whole cell, or undefined when more bytes are needed. The payload is a view into
+   * the pushed bytes (see the class notes).
+   */
   next(): Cell | undefined {
-    const have = this.#end - this.#start;
+    const have = this.#buffered;
     if (have < 5) return undefined;
-    const b = this.#buf, s = this.#start;
-    const circId = ((b[s]! << 24) | (b[s + 1]! << 16) | (b[s + 2]! << 8) | b[s + 3]!) >>> 0;
-    const command = b[s + 4]!;
+    const c = this.#chunks[0]!, o = this.#off;
+    let circId: number, command: number, len: number;
+    if (o + 7 <= c.length) {
+      circId = ((c[o]! << 24) | (c[o + 1]! << 16) | (c[o + 2]! << 8) | c[o + 3]!) >>> 0;
+      command = c[o + 4]!;
+      len = (c[o + 5]! << 8) | c[o + 6]!;
+    } else {
+      const at = (i: number) => i < have ? this.#at(i) : 0;
+      circId = ((at(0) << 24) | (at(1) << 16) | (at(2) << 8) | at(3)) >>> 0;
+      command = at(4);
+      len = (at(5) << 8) | at(6);
+    }
+    let head = 5, size = CELL_LEN;
     if (isVariableCommand(command)) {
       if (have < 7) return undefined;
-      const len = (b[s + 5]! << 8) | b[s + 6]!;
       if (len > this.#maxVar) {
         throw new CellProtocolError(`variable cell too long: ${len} > ${this.#maxVar}`);
       }
-      if (have < 7 + len) return undefined;
-      const payload = b.slice(s + 7, s + 7 + len);
-      this.#start += 7 + len;
-      return { circId, command, payload };
+      head = 7, size = 7 + len;
     }
-    if (have < CELL_LEN) return undefined;
-    const payload = b.slice(s + 5, s + CELL_LEN);
-    this.#start += CELL_LEN;
-    if (this.#start === this.#end) this.#start = this.#end = 0;
-    return { circId, command, payload };
+    if (have < size) return undefined;
+    const cell = this.#take(size);
+    return { circId, command, payload: cell.subarray(head) };
   }
 }

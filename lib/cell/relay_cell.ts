@@ -92,7 +92,10 @@ export function encodeRelayCell(
   return p;
 }
 
-/** Decodes a recognized relay payload (already decrypted and digest-checked). */
+/**
+ * Decodes a recognized relay payload (already decrypted and digest-checked). `data` is a
+ * view into `payload`, not a copy: an edge stream queues it for its socket as it is.
+ */
 export function decodeRelayCell(payload: Uint8Array): RelayCell {
   if (payload.length !== PAYLOAD_LEN) {
     throw new RelayProtocolError(`relay payload must be ${PAYLOAD_LEN} bytes: ${payload.length}`);
@@ -102,6 +105,6 @@ export function decodeRelayCell(payload: Uint8Array): RelayCell {
   return {
     command: payload[0]!,
     streamId: (payload[3]! << 8) | payload[4]!,
-    data: payload.slice(RELAY_HEADER_LEN, RELAY_HEADER_LEN + length),
+    data: payload.subarray(RELAY_HEADER_LEN, RELAY_HEADER_LEN + length),
   };
 }

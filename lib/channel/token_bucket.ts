@@ -17,6 +17,62 @@ interface Waiter {
   resolve: () => void;
 }
 
+/** True when `a` is served before `b`: lower priority value, then arrival order. */
+function before(a: Waiter, b: Waiter): boolean {
+  return a.priority < b.priority || (a.priority === b.priority && a.seq < b.seq);
+}
+
+/** A binary min-heap of waiters: O(log n) per take instead of a sort of every waiter. */
+class WaiterHeap {
+  #a: Waiter[] = [];
+
+  get length(): number {
+    return this.#a.length;
+  }
+
+  peek(): Waiter | undefined {
+    return this.#a[0];
+  }
+
+  push(w: Waiter): void {
+    const a = this.#a;
+    let i = a.push(w) - 1;
+    while (i > 0) {
+      const up = (i - 1) >> 1;
+      if (!before(w, a[up]!)) break;
+      a[i] = a[up]!;
+      i = up;
+    }
+    a[i] = w;
+  }
+
+  pop(): Waiter | undefined {
+    const a = this.#a;
+    const top = a[0];
+    const last = a.pop();
+    if (a.length === 0 || last === undefined) return top;
+    let i = 0;
+    for (;;) {
+      const l = 2 * i + 1, r = l + 1;
+      let m = i;
+      let best = last;
+      if (l < a.length && before(a[l]!, best)) m = l, best = a[l]!;
+      if (r < a.length && before(a[r]!, best)) m = r;
+      if (m === i) break;
+      a[i] = a[m]!;
+      i = m;
+    }
+    a[i] = last;
+    return top;
+  }
+
+  drain(): Waiter[] {
+    const all = this.#a;
+    this.#a = [];
+    return all.sort((x, y) => (before(x, y) ? -1 : 1));
+  }
+}
+
 /** A byte-rate limiter shared by every link of a relay. */
 export class TokenBucket {
   /** Refill rate (bytes per second). */
@@ -26,7 +82,7 @@ export class TokenBucket {
   #tokens: number;
   #last: number;
   #now: () => number;
-  #waiters: Waiter[] = [];
+  #waiters = new WaiterHeap();
   #seq = 0;
   #timer: ReturnType<typeof setTimeout> | undefined;
 
@@ -77,7 +133,6 @@ export class TokenBucket {
     if (this.tryTake(n)) return Promise.resolve();
     return new Promise((resolve) => {
       this.#waiters.push({ n, priority, seq: this.#seq++, resolve });
-      this.#waiters.sort((a, b) => a.priority - b.priority || a.seq - b.seq);
       this.#schedule();
     });
   }
@@ -91,7 +146,7 @@ export class TokenBucket {
     this.#timer = undefined;
     this.#refill();
     while (this.#waiters.length) {
-      const w = this.#waiters[0]!;
+      const w = this.#waiters.peek()!;
       const need = Math.min(w.n, this.burst);
       if (this.#tokens < need) {
         const ms = Math.max(1, ((need - this.#tokens) / this.rate) * 1000);
@@ -99,7 +154,7 @@ export class TokenBucket {
         return;
       }
       this.#tokens -= w.n;
-      this.#waiters.shift();
+      this.#waiters.pop();
       w.resolve();
     }
   }
@@ -108,6 +163,6 @@ export class TokenBucket {
   close(): void {
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    for (const w of this.#waiters.splice(0)) w.resolve();
+    for (const w of this.#waiters.drain()) w.resolve();
   }
 }

@@ -218,8 +218,18 @@ export class ClientCircuit {
     });
   }
 
-  /** @internal Joins a connected stream to a socket and pumps it. */
+  /**
+   * @internal Joins a connected stream to a socket and pumps it. A circuit torn down after
+   * CONNECTED but before the stream was joined (e.g. a protocol violation in the same frame)
+   * closes the socket at once instead of leaving it waiting.
+   */
   attach(streamId: number, socket: EdgeSocket): Promise<void> {
+    if (this.closed) {
+      try {
+        socket.close();
+      } catch { /* closed */ }
+      return Promise.resolve();
+    }
     const core = this.#core;
     const stream = new EdgeStream(streamId, socket, {
       sendRelay: (cmd, id, data) => core.send(cmd, id, data),

@@ -17,33 +17,72 @@ const DIGEST = 5;
 /** Length of the seed a layer needs: Df(20) Db(20) Kf(16) Kb(16). */
 export const RELAY_CRYPTO_SEED_LEN = 72;
 
-const ZERO_IV = new Uint8Array(16);
+/** The 16-byte AES-CTR counter block for block index `n` (n < 2^53). */
+function counterBlock(n: number): Uint8Array {
+  const b = new Uint8Array(16);
+  const hi = Math.floor(n / 0x100000000), lo = n >>> 0;
+  b[8] = hi >>> 24, b[9] = (hi >>> 16) & 0xff, b[10] = (hi >>> 8) & 0xff, b[11] = hi & 0xff;
+  b[12] = lo >>> 24, b[13] = (lo >>> 16) & 0xff, b[14] = (lo >>> 8) & 0xff, b[15] = lo & 0xff;
+  return b;
+}
 
-/** Keystream bytes made per call to OpenSSL: one call per ~32 cells instead of one per cell. */
-const KEYSTREAM_CHUNK = 16384;
+/** Keystream made per call when traffic is sparse: about one cell. */
+const KEYSTREAM_MIN = 512;
+/** Keystream made per call under bulk: ~64 cells per call to node:crypto. */
+const KEYSTREAM_MAX = 32768;
+/** From this keystream batch size on (sustained bulk) the cipher is kept between refills. */
+const KEYSTREAM_KEEP_CIPHER = 8192;
+/** Refills closer together than this count as bulk: the next one makes twice as much. */
+const BUSY_MS = 50;
+const EMPTY = new Uint8Array(0);
+const ZEROS = new Uint8Array(KEYSTREAM_MAX);
 
 /**
  * AES-128-CTR as a keystream made in bulk and XORed in per cell. The counter runs across
  * cells for the circuit's life (tor-spec §0.3, §5.5), so the keystream is one stream and
- * can be made ahead; node:crypto's per-call cost dominates at 509 bytes, this amortizes it.
+ * can be made ahead; node:crypto's per-call cost dominates at 509 bytes (~120 MB/s per
+ * cell against ~300 at 32 KiB), so a busy direction makes up to 32 KiB per call. A sparse
+ * one makes 512 bytes, and a used-up keystream is dropped: an idle circuit holds at most the
+ * unused rest of one call.
  */
 class CtrStream {
-  #cipher: Cipheriv;
-  #ks: Uint8Array = new Uint8Array(0);
+  #key: Uint8Array;
+  /** Held only while the direction is busy: a node:crypto cipher costs ~1–4 KiB of RSS. */
+  #cipher: Cipheriv | undefined;
+  /** Keystream bytes made so far (a multiple of 16: every chunk is whole blocks). */
+  #made = 0;
+  #ks: Uint8Array = EMPTY;
   #pos = 0;
-  static #zeros = new Uint8Array(KEYSTREAM_CHUNK);
+  #chunk = KEYSTREAM_MIN;
+  #lastRefill = -Infinity;
 
   constructor(key: Uint8Array) {
-    this.#cipher = createCipheriv("aes-128-ctr", key, ZERO_IV);
+    this.#key = key.slice();
+  }
+
+  #refill(): void {
+    const now = performance.now();
+    this.#chunk = now - this.#lastRefill < BUSY_MS
+      ? Math.min(this.#chunk * 2, KEYSTREAM_MAX)
+      : KEYSTREAM_MIN;
+    this.#lastRefill = now;
+    // The counter is the 128-bit big-endian block index from IV zero (tor-spec §0.3), so a
+    // cipher made afresh at block `made / 16` continues the stream exactly.
+    this.#cipher ??= createCipheriv("aes-128-ctr", this.#key, counterBlock(this.#made / 16));
+    this.#ks = this.#cipher.update(ZEROS.subarray(0, this.#chunk));
+    this.#made += this.#chunk;
+    this.#pos = 0;
+    if (this.#chunk < KEYSTREAM_KEEP_CIPHER) {
+      // Not (yet) bulk: hold no cipher between refills, so an idle circuit costs ~nothing.
+      this.#cipher.final();
+      this.#cipher = undefined;
+    }
   }
 
   xor(p: Uint8Array): void {
     let off = 0;
     while (off < p.length) {
-      if (this.#pos === this.#ks.length) {
-        this.#ks = new Uint8Array(this.#cipher.update(CtrStream.#zeros));
-        this.#pos = 0;
-      }
+      if (this.#pos === this.#ks.length) this.#refill();
       const n = Math.min(p.length - off, this.#ks.length - this.#pos);
       const ks = this.#ks;
       let k = this.#pos;
@@ -51,19 +90,77 @@ class CtrStream {
       this.#pos = k;
       off += n;
     }
+    if (this.#pos === this.#ks.length) this.#ks = EMPTY, this.#pos = 0;
   }
+}
+
+/** AES-128-CTR with IV zero as a keystream XORed in place, continuing across calls. */
+export interface CtrCipher {
+  /** XORs the next `p.length` keystream bytes into `p`. */
+  xor(p: Uint8Array): void;
+}
+
+let makeCtr: (key: Uint8Array) => CtrCipher = (key) => new CtrStream(key);
+
+/**
+ * Sets the AES-128-CTR implementation of the layers made from now on (the I/O side installs
+ * OpenSSL through FFI, see lib/transport/openssl.ts); no argument restores node:crypto.
+ */
+export function setCtrImplementation(make?: (key: Uint8Array) => CtrCipher): void {
+  makeCtr = make ?? ((key) => new CtrStream(key));
+}
+
+/** Tor's running SHA-1 (tor-spec §6.1): fed every cell, never finalized. */
+export interface RunningDigest {
+  /** Feeds bytes. */
+  update(p: Uint8Array): void;
+  /** Writes the 20-byte digest so far into `out`; the running state is left as it is. */
+  current(out: Uint8Array): void;
+  /** Writes the digest the state would have after `p` into `out`, without advancing it. */
+  trial(p: Uint8Array, out: Uint8Array): void;
+}
+
+/** node:crypto's SHA-1, read through `Hash.copy()`. */
+class NodeSha1 implements RunningDigest {
+  #h: Hash;
+  constructor(seed: Uint8Array) {
+    this.#h = createHash("sha1").update(seed);
+  }
+  update(p: Uint8Array): void {
+    this.#h.update(p);
+  }
+  current(out: Uint8Array): void {
+    out.set(this.#h.copy().digest());
+  }
+  trial(p: Uint8Array, out: Uint8Array): void {
+    out.set(this.#h.copy().update(p).digest());
+  }
+}
+
+let makeDigest: (seed: Uint8Array) => RunningDigest = (seed) => new NodeSha1(seed);
+
+/** Sets the running SHA-1 of the layers made from now on; no argument restores node:crypto. */
+export function setSha1Implementation(make?: (seed: Uint8Array) => RunningDigest): void {
+  makeDigest = make ?? ((seed) => new NodeSha1(seed));
 }
 
 /** One direction of one hop: a CTR stream and a running digest. */
 class Direction {
-  #ctr: CtrStream;
-  #digest: Hash;
+  #ctr: CtrCipher;
+  #digest: RunningDigest;
   /** The full 20-byte running digest after the last cell sent or recognized (SENDME v1). */
-  lastDigest: Uint8Array = new Uint8Array(20);
+  #last = new Uint8Array(20);
+  /** Where a trial digest goes before it is known to match (shared: used synchronously). */
+  static #trial = new Uint8Array(20);
+
+  /** A copy of the full 20-byte running digest after the last cell sent or recognized. */
+  get lastDigest(): Uint8Array {
+    return this.#last.slice();
+  }
 
   constructor(key: Uint8Array, digestSeed: Uint8Array) {
-    this.#ctr = new CtrStream(key);
-    this.#digest = createHash("sha1").update(digestSeed);
+    this.#ctr = makeCtr(key);
+    this.#digest = makeDigest(digestSeed);
   }
 
   /** XORs the keystream into the payload (encryption and decryption are the same). */
@@ -75,27 +172,30 @@ class Direction {
   seal(payload: Uint8Array): void {
     payload.fill(0, DIGEST, DIGEST + 4);
     this.#digest.update(payload);
-    const d = this.#digest.copy().digest();
-    this.lastDigest = new Uint8Array(d);
+    const d = this.#last;
+    this.#digest.current(d);
     payload.set(d.subarray(0, 4), DIGEST);
   }
 
   /**
    * True when the (decrypted) cell is for this hop: recognized is 0 and the digest matches.
-   * Only then is the running digest advanced.
+   * Only then is the running digest advanced. One clone of the digest state per check (the
+   * state is advanced by a second update on a match, cheaper than a second clone).
    */
   recognize(payload: Uint8Array): boolean {
     if (payload[RECOGNIZED] !== 0 || payload[RECOGNIZED + 1] !== 0) return false;
-    const got = payload.slice(DIGEST, DIGEST + 4);
+    const g0 = payload[DIGEST]!, g1 = payload[DIGEST + 1]!;
+    const g2 = payload[DIGEST + 2]!, g3 = payload[DIGEST + 3]!;
     payload.fill(0, DIGEST, DIGEST + 4);
-    const trial = this.#digest.copy().update(payload);
-    const d = trial.copy().digest();
-    const ok = d[0] === got[0] && d[1] === got[1] && d[2] === got[2] && d[3] === got[3];
-    payload.set(got, DIGEST);
+    const d = Direction.#trial;
+    this.#digest.trial(payload, d);
+    const ok = d[0] === g0 && d[1] === g1 && d[2] === g2 && d[3] === g3;
     if (ok) {
-      this.#digest = trial;
-      this.lastDigest = new Uint8Array(d);
+      this.#digest.update(payload);
+      this.#last.set(d);
     }
+    payload[DIGEST] = g0, payload[DIGEST + 1] = g1, payload[DIGEST + 2] = g2;
+    payload[DIGEST + 3] = g3;
     return ok;
   }
 }

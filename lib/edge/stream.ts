@@ -16,6 +16,9 @@ import {
   STREAMWINDOW_START,
 } from "../circuit/flow.ts";
 
+/** Cells' worth of bytes read from the socket at once (one packaging burst). */
+const PUMP_CELLS = 64;
+
 /** What a stream needs from its circuit. */
 export interface StreamCircuit {
   /**
@@ -25,8 +28,12 @@ export interface StreamCircuit {
   sendRelay(command: number, streamId: number, data: Uint8Array): void;
   /** The circuit's package window (shared by its streams). */
   packageWindow: PackageWindow;
-  /** Resolves when the circuit's outgoing queue is short enough to add more cells. */
-  drained?(): Promise<void>;
+  /**
+   * The circuit's local back-pressure: undefined (or a resolved promise) while its outgoing
+   * queue is short enough to add more cells, else a promise the circuit resolves once the
+   * queue has drained (ideally on the channel's event, not by polling).
+   */
+  drained?(): Promise<void> | undefined;
   /** Forgets the stream. */
   removeStream(streamId: number): void;
 }
@@ -83,25 +90,33 @@ export class EdgeStream {
     return this.#closed;
   }
 
-  /** Reads the socket and packages DATA cells until EOF, then sends END(DONE). */
+  /**
+   * Reads the socket and packages DATA cells until EOF, then sends END(DONE). The circuit's
+   * local back-pressure (`drained`) is asked once per socket read, as Tor packages what it
+   * read from an edge in one go; the windows are checked per cell without a promise while
+   * they are open.
+   */
   async pump(): Promise<void> {
-    const buf = new Uint8Array(RELAY_DATA_LEN * 16);
+    const buf = new Uint8Array(RELAY_DATA_LEN * PUMP_CELLS);
+    const stream = this.packageWindow, circ = this.#circ.packageWindow;
     try {
       for (;;) {
+        const wait = this.#circ.drained?.();
+        if (wait) await wait;
+        if (this.#closed) return;
         const n = await this.#socket.read(buf);
         if (n === null || this.#closed) break;
         for (let off = 0; off < n; off += RELAY_DATA_LEN) {
           // Both windows must be open at the moment of sending: other streams of the
           // circuit spend the circuit window while this one waits.
-          for (;;) {
-            await this.packageWindow.wait();
-            await this.#circ.packageWindow.wait();
-            if (this.#circ.drained) await this.#circ.drained();
+          while (stream.value <= 0 || circ.value <= 0) {
+            await stream.wait();
+            await circ.wait();
             if (this.#closed) return;
-            if (this.packageWindow.value > 0 && this.#circ.packageWindow.value > 0) break;
           }
-          this.packageWindow.take();
-          this.#circ.packageWindow.take();
+          if (this.#closed) return;
+          stream.take();
+          circ.take();
           const chunk = buf.slice(off, Math.min(n, off + RELAY_DATA_LEN));
           this.#circ.sendRelay(RelayCommand.DATA, this.id, chunk);
           this.bytesOut += chunk.length;
@@ -127,7 +142,8 @@ export class EdgeStream {
     if (verdict === "sendme") this.#sendmesOwed++;
     if (!this.#flushing) {
       this.#flushing = true;
-      this.#writes = this.#flush();
+      // After this turn's cells: every DATA cell of the frame being read joins one write.
+      this.#writes = Promise.resolve().then(() => this.#flush());
     }
     return true;
   }
