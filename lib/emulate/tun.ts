@@ -77,9 +77,9 @@ export function readPacket(tun: Tun, buf: Uint8Array): number {
   return e === 11 ? 0 : -1;
 }
 
-/** Writes one packet; false if the kernel refused it. */
-export function writePacket(tun: Tun, packet: Uint8Array): boolean {
-  return Number(libc().write(tun.fd, packet, BigInt(packet.length))) === packet.length;
+/** Writes one packet (the first `length` bytes of `buf`); false if the kernel refused it. */
+export function writePacket(tun: Tun, buf: Uint8Array, length = buf.length): boolean {
+  return Number(libc().write(tun.fd, buf, BigInt(length))) === length;
 }
 
 /** Closes the device (it disappears). */
