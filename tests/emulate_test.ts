@@ -306,14 +306,17 @@ Deno.test({
     // One network, per-pair settings: a↔b 20 ms; a↔c nothing (zero config); a→d 5 % loss;
     // c↔e 2 ms with e at 20 Mbit/s both ways.
     const e = await startEmulatedHosts(dir, ["a", "b", "c", "d", "e"], {
-      hosts: { e: { bandwidth: "20Mbit" } },
-      pairs: [
-        { a: "a", b: "b", latency: "20ms" },
-        { a: "a", b: "d", loss: "5%", oneWay: true },
-        { a: "c", b: "e", latency: "2ms" },
-      ],
-      seed: 3,
-    }, selfCommand());
+      command: selfCommand(),
+      spec: {
+        hosts: { e: { bandwidth: "20Mbit" } },
+        pairs: [
+          { a: "a", b: "b", latency: "20ms" },
+          { a: "a", b: "d", loss: "5%", oneWay: true },
+          { a: "c", b: "e", latency: "2ms" },
+        ],
+        seed: 3,
+      },
+    });
     const ns = (n: string) => e.hosts.hosts.find((h) => h.name === n)!;
     try {
       await t.step(
