@@ -138,7 +138,7 @@ Deno.test("resolveNetwork layers flags, graph, hosts and pairs; the root namespa
   const [a, b, c, rt] = r.hosts;
   assertEquals(a!.upBps, 125_000, "host field beats the graph");
   assertEquals(a!.downBps, 12_500_000, "graph beats the uniform rate");
-  assertEquals(b!.upBps, 2_500_000, "b is placed on the first node (0) after a? no: next free");
+  assertEquals(b!.upBps, 2_500_000, "b (no node given) attaches to the first node in id order");
   assertEquals(c!.upBps, 6_250_000);
   assertEquals(rt!.upBps, Infinity);
   assertEquals(r.paths[0]![2]!.latencyMs, 20, "a→c from the graph");
