@@ -233,7 +233,8 @@ export async function startEmulatedHosts(
     await destroyHosts(hosts);
   };
   try {
-    const em = await prepareEmulator(dir, hosts, { spec });
+    // It exits with this process, even if this one is killed before close().
+    const em = await prepareEmulator(dir, hosts, { spec, ownerPid: Deno.pid });
     emulator = new Deno.Command("nice", {
       args: ["-n", "-10", ...command, "network", "emulate", "--config", em.config],
       stdout: "null",
