@@ -30,7 +30,7 @@ function run(ns: string, args: string[]) {
 
 async function once(label: string, spec: EmulationSpec) {
   const dir = await Deno.makeTempDir();
-  const e = await startEmulatedHosts(dir, ["a", "b"], spec, selfCommand());
+  const e = await startEmulatedHosts(dir, ["a", "b"], { spec, command: selfCommand() });
   await setCongestion(e.hosts, spec.tcpCongestion);
   try {
     const [a, b] = e.hosts.hosts;

@@ -2,9 +2,9 @@
  * The user-space emulator process: one TUN device per host (moved into the host's namespace
  * and named eth0 there, so it is the host's only way out), every packet read from a host's
  * device goes through the link model and is written to the destination host's device when
- * due. One loop, one timer: it sleeps in `ppoll` until a device is readable or the next
- * packet is due (no timer per packet), reads every device until EAGAIN, and writes what is
- * due. Run it as its own process (`pctcp network emulate`), so a busy launcher cannot delay
+ * due. One loop, one timer: it sleeps in `ppoll` on the main thread (timer slack 1 µs) until a
+ * device is readable or the next packet is due (no timer per packet), reads every device until
+ * EAGAIN, and writes what is due; every 20 ms it yields to the event loop (signals, files). Run it as its own process (`pctcp network emulate`), so a busy launcher cannot delay
  * packets and "emulator killed" is a real failure: the devices vanish with it.
  * @module
  */
@@ -12,7 +12,15 @@
 import { runCommand } from "../util/command.ts";
 import type { ResolvedNetwork } from "./config.ts";
 import { LinkModel } from "./model.ts";
-import { closeTun, openTun, readPacket, type Tun, TunPoller, writePacket } from "./tun.ts";
+import {
+  closeTun,
+  openTun,
+  preciseTimers,
+  readPacket,
+  type Tun,
+  TunPoller,
+  writePacket,
+} from "./tun.ts";
 
 /** One host the emulator attaches. */
 export interface EmulatorHost {
@@ -102,7 +110,6 @@ export async function runEmulator(c: EmulatorConfig): Promise<string> {
   const model = new LinkModel<Uint8Array>(c.network);
   const byAddress = new Map<number, number>(c.hosts.map((h, i) => [ipv4(h.address), i]));
   const poller = new TunPoller(tuns);
-  const buf = new Uint8Array(65536);
   let stop = "";
   const onSignal = (s: string) => () => (stop ||= s);
   const sigterm = onSignal("SIGTERM"), sigint = onSignal("SIGINT");
@@ -123,16 +130,25 @@ export async function runEmulator(c: EmulatorConfig): Promise<string> {
   const perHost = c.hosts.map((h) => stats.hosts[h.name]!);
   let late: number[] = [];
   let now = performance.now();
-  const deliver = (dst: number, packet: Uint8Array) => {
-    if (!writePacket(tuns[dst]!, packet)) stats.writeErrors++;
+  // Packet buffers are reused (no allocation per packet, so less garbage collection).
+  const slotSize = Math.max(2048, (c.mtu ?? 1500) + 64);
+  const free: Uint8Array[] = [];
+  const release = (b: Uint8Array) => void free.push(b);
+  const deliver = (dst: number, packet: Uint8Array, _src: number, size: number) => {
+    if (!writePacket(tuns[dst]!, packet, size)) stats.writeErrors++;
     else {
       perHost[dst]!.txPackets++;
-      perHost[dst]!.txBytes += packet.length;
+      perHost[dst]!.txBytes += size;
     }
+    release(packet);
   };
-  // Wake this much before a packet is due: the sleep's own overhead (measured ~0.1 ms here).
-  const wakeEarlyMs = 0.1;
+  // Wake this much before a packet is due and poll (without sleeping) until it is: a sleep's
+  // wake-up can be late by the scheduler's delay on a busy machine.
+  const wakeEarlyMs = 0.2;
+  const yieldEveryMs = 20;
   let nextHousekeeping = now;
+  let nextYield = now + yieldEveryMs;
+  preciseTimers();
   await Deno.writeTextFile(`${c.stateDir}/ready`, `${Deno.pid}\n`);
   try {
     while (!stop) {
@@ -141,7 +157,14 @@ export async function runEmulator(c: EmulatorConfig): Promise<string> {
       const due = model.nextTime();
       if (due !== undefined && due <= now) {
         late.push(now - due);
-        model.poll(now, deliver);
+        model.poll(now, deliver, release);
+      }
+      if (now >= nextYield) {
+        // Let signal listeners run (the loop blocks the event loop between yields). An async
+        // FFI call, not a timer: nested zero timers are clamped to 4 ms.
+        nextYield = now + yieldEveryMs;
+        await poller.wait(0);
+        if (stop) break;
       }
       if (now >= nextHousekeeping) {
         nextHousekeeping = now + 1000;
@@ -158,46 +181,43 @@ export async function runEmulator(c: EmulatorConfig): Promise<string> {
         stats.lateMs = { p50: q(0.5), p99: q(0.99), max: q(1) };
         late = [];
         stats.time = new Date().toISOString();
-        await Deno.writeTextFile(`${c.stateDir}/stats.json.tmp`, JSON.stringify(stats));
-        await Deno.rename(`${c.stateDir}/stats.json.tmp`, `${c.stateDir}/stats.json`);
+        Deno.writeTextFileSync(`${c.stateDir}/stats.json.tmp`, JSON.stringify(stats));
+        Deno.renameSync(`${c.stateDir}/stats.json.tmp`, `${c.stateDir}/stats.json`);
       }
       const next = model.nextTime();
-      const wait = next === undefined
-        ? Math.min(100, nextHousekeeping - now)
-        : Math.min(100, next - now - wakeEarlyMs);
-      if (wait > 0) {
-        const r = await poller.wait(wait);
-        if (r.broken.length) {
-          stop = `device ${tuns[r.broken[0]!]!.name} of ${c.hosts[r.broken[0]!]!.name} failed`;
-          break;
-        }
-        if (r.ready === 0) continue;
-      } else if (next !== undefined && next > now) {
-        // Due within the wake-up margin: let the event loop breathe, then deliver.
-        await poller.wait(0);
+      const cap = Math.max(0, nextYield - now);
+      const wait = next === undefined ? cap : Math.min(cap, next - now - wakeEarlyMs);
+      const r = poller.waitSync(Math.max(0, wait));
+      if (r.broken.length) {
+        stop = `device ${tuns[r.broken[0]!]!.name} of ${c.hosts[r.broken[0]!]!.name} failed`;
+        break;
       }
+      if (r.ready === 0) continue;
       // Read every device until EAGAIN (batches per wake-up).
       const t = performance.now();
       for (let i = 0; i < tuns.length; i++) {
         for (;;) {
-          const n = readPacket(tuns[i]!, buf);
-          if (n <= 0) break;
+          const slot = free.pop() ?? new Uint8Array(slotSize);
+          const n = readPacket(tuns[i]!, slot);
+          if (n <= 0) {
+            release(slot);
+            break;
+          }
           stats.read++;
           perHost[i]!.rxPackets++;
           perHost[i]!.rxBytes += n;
           // IPv4 only: version 4, destination at bytes 16..19.
-          if (n < 20 || buf[0]! >> 4 !== 4) {
-            stats.unroutable++;
-            continue;
-          }
-          const dst = byAddress.get(
-            ((buf[16]! << 24) | (buf[17]! << 16) | (buf[18]! << 8) | buf[19]!) >>> 0,
-          );
+          const dst = n >= 20 && slot[0]! >> 4 === 4
+            ? byAddress.get(
+              ((slot[16]! << 24) | (slot[17]! << 16) | (slot[18]! << 8) | slot[19]!) >>> 0,
+            )
+            : undefined;
           if (dst === undefined || dst === i) {
             stats.unroutable++;
+            release(slot);
             continue;
           }
-          model.send(t, i, dst, n, buf.slice(0, n));
+          if (!model.send(t, i, dst, n, slot)) release(slot);
         }
       }
     }

@@ -126,8 +126,11 @@ export class LinkModel<P> {
     return this.#heap.size;
   }
 
-  /** Offers a packet of `size` bytes from host `src` to host `dst` at time `now`. */
-  send(now: number, src: number, dst: number, size: number, packet: P): void {
+  /**
+   * Offers a packet of `size` bytes from host `src` to host `dst` at time `now`; false if it
+   * was dropped at once (full upload queue, path loss).
+   */
+  send(now: number, src: number, dst: number, size: number, packet: P): boolean {
     this.counters.sent++;
     const h = this.#net.hosts[src]!;
     let depart = now;
@@ -135,7 +138,7 @@ export class LinkModel<P> {
       const free = Math.max(now, this.#upFree[src]!);
       if ((free - now) * h.upBps / 1000 + size > h.upQueueBytes) {
         this.counters.droppedUpQueue++;
-        return;
+        return false;
       }
       depart = free + (size * 1000) / h.upBps;
       this.#upFree[src] = depart;
@@ -144,13 +147,14 @@ export class LinkModel<P> {
     const p = this.#net.paths[src]![dst]!;
     if (p.loss > 0 && this.#lost(k, p.loss, p.lossBurst)) {
       this.counters.droppedLoss++;
-      return;
+      return false;
     }
     let t = depart + p.latencyMs;
     if (p.jitterMs > 0) t = Math.max(depart, t + (2 * this.#random() - 1) * p.jitterMs);
     if (t < this.#lastArrival[k]!) t = this.#lastArrival[k]!;
     this.#lastArrival[k] = t;
     this.#heap.push({ t, seq: this.#seq++, stage: 0, src, dst, size, packet });
+    return true;
   }
 
   #lost(k: number, loss: number, burst: number): boolean {
@@ -170,8 +174,15 @@ export class LinkModel<P> {
     return this.#heap.peek()?.t;
   }
 
-  /** Hands every packet due by `now` to `deliver(dst, packet)`, in time order. */
-  poll(now: number, deliver: (dst: number, packet: P, src: number) => void): number {
+  /**
+   * Hands every packet due by `now` to `deliver(dst, packet, src, size)`, in time order, and
+   * packets a full download queue drops to `drop` (so their buffers can be reused).
+   */
+  poll(
+    now: number,
+    deliver: (dst: number, packet: P, src: number, size: number) => void,
+    drop?: (packet: P) => void,
+  ): number {
     let n = 0;
     for (;;) {
       const e = this.#heap.peek();
@@ -183,6 +194,7 @@ export class LinkModel<P> {
           const free = Math.max(e.t, this.#downFree[e.dst]!);
           if ((free - e.t) * h.downBps / 1000 + e.size > h.downQueueBytes) {
             this.counters.droppedDownQueue++;
+            drop?.(e.packet);
             continue;
           }
           const done = free + (e.size * 1000) / h.downBps;
@@ -195,7 +207,7 @@ export class LinkModel<P> {
       }
       this.counters.delivered++;
       this.counters.deliveredBytes += e.size;
-      deliver(e.dst, e.packet, e.src);
+      deliver(e.dst, e.packet, e.src, e.size);
       n++;
     }
   }

@@ -22,6 +22,12 @@ const SYMBOLS = {
   read: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   write: { parameters: ["i32", "buffer", "usize"], result: "isize" },
   ppoll: { parameters: ["buffer", "u64", "buffer", "pointer"], result: "i32", nonblocking: true },
+  ppoll_sync: {
+    name: "ppoll",
+    parameters: ["buffer", "u64", "buffer", "pointer"],
+    result: "i32",
+  },
+  prctl: { parameters: ["i32", "u64", "u64", "u64", "u64"], result: "i32" },
   __errno_location: { parameters: [], result: "pointer" },
 } as const;
 
@@ -71,9 +77,9 @@ export function readPacket(tun: Tun, buf: Uint8Array): number {
   return e === 11 ? 0 : -1;
 }
 
-/** Writes one packet; false if the kernel refused it. */
-export function writePacket(tun: Tun, packet: Uint8Array): boolean {
-  return Number(libc().write(tun.fd, packet, BigInt(packet.length))) === packet.length;
+/** Writes one packet (the first `length` bytes of `buf`); false if the kernel refused it. */
+export function writePacket(tun: Tun, buf: Uint8Array, length = buf.length): boolean {
+  return Number(libc().write(tun.fd, buf, BigInt(length))) === length;
 }
 
 /** Closes the device (it disappears). */
@@ -81,7 +87,18 @@ export function closeTun(tun: Tun): void {
   libc().close(tun.fd);
 }
 
-/** Waits on many TUN fds with a sub-millisecond timeout, off the main thread. */
+/**
+ * Lowers this thread's timer slack to 1 µs (PR_SET_TIMERSLACK; the default 50 µs lets the
+ * kernel fire a sleep's timeout that much later). True if the kernel took it.
+ */
+export function preciseTimers(): boolean {
+  return libc().prctl(29, 1000n, 0n, 0n, 0n) === 0;
+}
+
+/**
+ * Waits on many TUN fds with a sub-millisecond timeout: `wait` off the main thread (the event
+ * loop keeps running), `waitSync` on it (no thread hand-over: wakes as soon as the kernel does).
+ */
 export class TunPoller {
   #fds: Uint8Array;
   #ts = new Uint8Array(16);
@@ -103,6 +120,17 @@ export class TunPoller {
    * with input, and of devices in error (revents POLLERR/POLLHUP/POLLNVAL) as `broken`.
    */
   async wait(timeoutMs: number): Promise<{ ready: number; broken: number[] }> {
+    this.#prepare(timeoutMs);
+    return this.#result(await libc().ppoll(this.#fds, BigInt(this.#n), this.#ts, null));
+  }
+
+  /** Like `wait`, blocking the calling thread. */
+  waitSync(timeoutMs: number): { ready: number; broken: number[] } {
+    this.#prepare(timeoutMs);
+    return this.#result(libc().ppoll_sync(this.#fds, BigInt(this.#n), this.#ts, null));
+  }
+
+  #prepare(timeoutMs: number): void {
     const v = new DataView(this.#fds.buffer);
     for (let i = 0; i < this.#n; i++) v.setInt16(8 * i + 6, 0, true);
     const ms = Math.max(0, timeoutMs);
@@ -110,7 +138,10 @@ export class TunPoller {
     const s = Math.floor(ms / 1000);
     tv.setBigInt64(0, BigInt(s), true);
     tv.setBigInt64(8, BigInt(Math.round((ms - s * 1000) * 1e6)), true);
-    const r = await libc().ppoll(this.#fds, BigInt(this.#n), this.#ts, null);
+  }
+
+  #result(r: number): { ready: number; broken: number[] } {
+    const v = new DataView(this.#fds.buffer);
     const broken: number[] = [];
     if (r > 0) {
       for (let i = 0; i < this.#n; i++) {

@@ -48,13 +48,22 @@ export interface EmulationState {
 /** The name the root namespace has in the emulated network. */
 export const ROOT_HOST = "root";
 
-/** Resolves `spec` for these hosts and writes the emulator's config file; returns its path. */
+/** Options of `prepareEmulator`. */
+export interface PrepareEmulatorOptions {
+  /** The emulation (default: everything at zero). */
+  spec?: EmulationSpec;
+  /** The emulator exits when this process is gone. */
+  ownerPid?: number;
+}
+
+/** Resolves the spec for these hosts and writes the emulator's config file; returns its path. */
 export async function prepareEmulator(
   dir: string,
   hosts: NetnsHosts,
-  spec: EmulationSpec,
-  ownerPid?: number,
+  options: PrepareEmulatorOptions = {},
 ): Promise<{ config: string; state: EmulationState; stateDir: string }> {
+  const spec = options.spec ?? {};
+  const ownerPid = options.ownerPid;
   const stateDir = `${Deno.realPathSync(dir)}/emulator`;
   await Deno.mkdir(stateDir, { recursive: true });
   await Deno.remove(`${stateDir}/ready`).catch(() => {});
@@ -194,16 +203,24 @@ export interface EmulatedHosts {
   close(): Promise<void>;
 }
 
+/** Options of `startEmulatedHosts`. */
+export interface StartEmulatedHostsOptions {
+  /** How to run this program (e.g. `selfCommand()` of the launcher). */
+  command: string[];
+  /** The emulation (default: everything at zero). */
+  spec?: EmulationSpec;
+}
+
 /**
- * Creates namespaces `names` linked only through an emulator process running `spec`, without
- * relays or servers (`command`: how to run this program, e.g. selfCommand()).
+ * Creates namespaces `names` linked only through an emulator process, without relays or
+ * servers (for tests and benchmarks).
  */
 export async function startEmulatedHosts(
   dir: string,
   names: string[],
-  spec: EmulationSpec,
-  command: string[],
+  options: StartEmulatedHostsOptions,
 ): Promise<EmulatedHosts> {
+  const { command, spec = {} } = options;
   const hosts = await createHosts(dir, names, { links: "emulated" });
   let emulator: Deno.ChildProcess | undefined;
   const close = async () => {
@@ -216,7 +233,8 @@ export async function startEmulatedHosts(
     await destroyHosts(hosts);
   };
   try {
-    const em = await prepareEmulator(dir, hosts, spec);
+    // It exits with this process, even if this one is killed before close().
+    const em = await prepareEmulator(dir, hosts, { spec, ownerPid: Deno.pid });
     emulator = new Deno.Command("nice", {
       args: ["-n", "-10", ...command, "network", "emulate", "--config", em.config],
       stdout: "null",

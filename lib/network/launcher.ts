@@ -248,7 +248,10 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
         ...options.emulation,
         hosts: { ...relayRates, ...options.emulation?.hosts },
       };
-      const em = await prepareEmulator(dir, partial.netns, spec, options.ownerPid);
+      const em = await prepareEmulator(dir, partial.netns, {
+        spec,
+        ...(options.ownerPid ? { ownerPid: options.ownerPid } : {}),
+      });
       const log = `${em.stateDir}/emulator.log`;
       // Above the other processes' priority: its timing is the network's (it sleeps in ppoll
       // between packets, so it takes no CPU it does not use).
