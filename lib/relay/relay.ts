@@ -30,6 +30,7 @@ import {
 } from "../circuit/flow.ts";
 import { Channel } from "../channel/channel.ts";
 import { TokenBucket } from "../channel/token_bucket.ts";
+import { ChannelScheduler, type SchedulerKind, type SchedulerStats } from "../channel/scheduler.ts";
 import { type Link, linkAccept, linkConnect } from "../transport/link.ts";
 import { fingerprint, identityDigest, type RelayKeys } from "../directory/keys.ts";
 import type { RelayEntry, SignedDocument, Transport } from "../directory/document.ts";
@@ -75,6 +76,8 @@ export interface RelayOptions {
   handshakeTimeoutMs?: number;
   /** EWMA half-life (ms); 0 disables EWMA. */
   ewmaHalflifeMs?: number;
+  /** Cell scheduler across links (default "vanilla"; "kist" as Tor since 0.3.2). */
+  scheduler?: SchedulerKind;
   /** Logger. */
   log?: Logger;
 }
@@ -145,6 +148,7 @@ export class Relay {
   #log: Logger;
   #tasks = new Set<Promise<unknown>>();
   #idleTimer?: ReturnType<typeof setInterval>;
+  #scheduler: ChannelScheduler;
 
   constructor(options: RelayOptions) {
     this.#o = options;
@@ -157,6 +161,7 @@ export class Relay {
       this.#readBucket = new TokenBucket(options.bandwidth.rate, options.bandwidth.burst);
     }
     this.#policy = new ExitPolicy(options.exitAllow ?? []);
+    this.#scheduler = new ChannelScheduler({ kind: options.scheduler ?? "vanilla" });
   }
 
   get #dir(): SignedDocument {
@@ -184,7 +189,7 @@ export class Relay {
     this.#log.info(
       `relay ${this.nickname} listening on ${
         this.#o.address ?? "127.0.0.1"
-      }:${this.port} (${this.#transport})`,
+      }:${this.port} (${this.#transport}, scheduler ${this.#scheduler.kind})`,
     );
     return Promise.resolve();
   }
@@ -258,7 +263,7 @@ export class Relay {
       this.#handshaking--;
     }
     const peer = link.peer.identity ? this.#relayByIdentity(link.peer.identity) : undefined;
-    const chan = this.#newChannel(link, false, peer?.nickname ?? "client");
+    const chan = this.#newChannel(link, false, peer?.nickname ?? "client", conn, !!peer);
     if (peer && link.purpose === "shared" && !this.#shared.has(peer.fingerprint)) {
       this.#shared.set(peer.fingerprint, chan);
     }
@@ -288,8 +293,17 @@ export class Relay {
     f(s);
   }
 
-  #newChannel(link: Link, initiator: boolean, label: string): Channel {
+  #newChannel(
+    link: Link,
+    initiator: boolean,
+    label: string,
+    conn: Deno.Conn,
+    betweenRelays: boolean,
+  ): Channel {
     const chan = new Channel(link, {
+      scheduler: this.#scheduler,
+      socket: { local: conn.localAddr as Deno.NetAddr, remote: conn.remoteAddr as Deno.NetAddr },
+      betweenRelays,
       initiator,
       label,
       onCell: (cell, ch) => this.#onCell(cell, ch),
@@ -576,7 +590,7 @@ export class Relay {
       purpose,
       encrypt: purpose === "shared" || security === "tls",
     });
-    const chan = this.#newChannel(link, true, target.nickname);
+    const chan = this.#newChannel(link, true, target.nickname, conn, true);
     // A per-circuit connection was counted when #usePctcp reserved it.
     if (purpose === "shared") this.#peer(target.nickname, (s) => s.links++);
     this.#track(
@@ -707,6 +721,7 @@ export class Relay {
     fdBudget: number;
     refusedConnections: number;
     peers: PeerStats[];
+    scheduler: SchedulerStats;
   } {
     const unique = new Set<RelayCircuit>();
     const queued = new Map<string, { q: number; max: number; bytes: number }>();
@@ -737,6 +752,7 @@ export class Relay {
       fdBudget: this.#fdBudget,
       refusedConnections: this.#refused,
       peers: [...this.#peerStats.values()].map((s) => ({ ...s })),
+      scheduler: this.#scheduler.stats(),
     };
   }
 
@@ -749,6 +765,7 @@ export class Relay {
       this.#listener?.close();
     } catch { /* closed */ }
     for (const chan of [...this.#circuits.keys()]) chan.close();
+    this.#scheduler.close();
     this.#bucket?.close();
     this.#readBucket?.close();
     await Promise.allSettled([...this.#tasks]);
