@@ -15,6 +15,8 @@ import {
 import { CellCommand } from "../lib/cell/cell.ts";
 import { generateRelayKeys } from "../lib/directory/mod.ts";
 import { linkAccept, linkConnect } from "../lib/transport/link.ts";
+import { startNet } from "./_net.ts";
+import { socksConnect } from "./_socks.ts";
 
 Deno.test("kistLimit follows scheduler_kist.c's per-socket formula", () => {
   // tcp_space = (cwnd − unacked) × mss; extra = cwnd × mss × factor − notsent − outbuf.
@@ -164,4 +166,33 @@ Deno.test({
       `vanilla ${vanilla.quietAt} was not clearly later than kist ${kist.quietAt}`,
     );
   },
+});
+
+Deno.test("Relay with the kist scheduler carries 1 MiB byte-exact over tor and pctcp links", async () => {
+  for (const t of ["tor", "pctcp"] as const) {
+    const net = await startNet(3, [t, t, t], t, ["r1", "r2", "r3"], {
+      scheduler: "kist",
+      bandwidth: { rate: 4 * 1024 * 1024 },
+    });
+    try {
+      const conn = await socksConnect(net.client.socksPort, "127.0.0.1", net.serverPort);
+      await conn.write(
+        new TextEncoder().encode("GET /big HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"),
+      );
+      const got: number[] = [];
+      const buf = new Uint8Array(65536);
+      for (let k = await conn.read(buf); k !== null; k = await conn.read(buf)) {
+        for (let i = 0; i < k; i++) got.push(buf[i]!);
+      }
+      conn.close();
+      const body = got.slice(got.length - (1 << 20));
+      assert(body.every((b, i) => b === ((i * 31 + 7) & 0xff)), `${t}: body differs`);
+      const s = net.relays[1]!.stats().scheduler;
+      assertEquals(s.kind, "kist");
+      assert(s.runs > 0 && s.cellsScheduled >= 2000, `${t}: KIST did not schedule the cells`);
+      if (ffi) assert(s.limits.tcpInfo > 0, `${t}: no limit came from TCP_INFO`);
+    } finally {
+      await net.stop();
+    }
+  }
 });
