@@ -3,6 +3,7 @@
  * @module
  */
 
+import { SCHEDULER_KINDS, type SchedulerKind } from "../lib/channel/scheduler.ts";
 import { Command, Option } from "commander";
 import { positiveInt, run } from "./_common.ts";
 import { networkDown, networkStatus, networkUp } from "../lib/network/launcher.ts";
@@ -26,6 +27,10 @@ export function networkCommand(): Command {
     .option("--path <r1,r2,r3>", "pin the client's circuits")
     .option("--web-root <dir>", "folder of web pages for the server")
     .option("--json", "print the state as JSON")
+    .addOption(
+      new Option("--scheduler <s>", "every relay's cell scheduler (kist: Tor's since 0.3.2)")
+        .choices([...SCHEDULER_KINDS]).default("vanilla"),
+    )
     .option(
       "--netns",
       "every relay, the server and the client in its own network namespace (root); --bandwidth shapes links with tc",
@@ -45,6 +50,7 @@ export function networkCommand(): Command {
         insecureLab?: boolean;
         relays: number;
         transport: "tor" | "pctcp" | "mixed";
+        scheduler: SchedulerKind;
         dir: string;
         bandwidth?: string;
         path?: string;
@@ -56,6 +62,7 @@ export function networkCommand(): Command {
         const s = await networkUp({
           relays: o.relays,
           transport: o.transport,
+          scheduler: o.scheduler,
           dir: o.dir,
           ...(o.netns ? { netns: true } : {}),
           ...(o.ipsec ? { ipsec: true } : {}),
