@@ -82,8 +82,8 @@ async function checkCommon(o: CommonFlags): Promise<{ arms: Arm[]; base: Arm }> 
   });
   const base = (o.base ?? (arms.includes("tor") ? "tor" : arms[0]!)) as Arm;
   if (!arms.includes(base)) throw new UsageError(`--base ${base} is not among --arms`);
-  if (arms.includes("ctor") && !(await haveTor())) {
-    throw new UsageError("the ctor arm needs Debian's tor: apt-get install tor");
+  if (arms.some((a) => a.startsWith("ctor")) && !(await haveTor())) {
+    throw new UsageError("the ctor arms need Debian's tor: apt-get install tor");
   }
   return { arms, base };
 }

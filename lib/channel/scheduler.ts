@@ -85,6 +85,11 @@ export interface SchedulerStats {
   cellsScheduled: number;
   /** Socket limits computed from TCP_INFO, and by the fallback (no kernel state). */
   limits: { tcpInfo: number; fallback: number };
+  /** Channel-runs that ended with cells left because the socket's limit was reached (how
+   * often KIST, rather than the lack of cells, decided). */
+  limited: number;
+  /** Channel-runs in all. */
+  channelRuns: number;
   /** Times a socket's notsent exceeded the previous run's bound (limit + notsent then). */
   overruns: number;
   /** Queues now. */
@@ -104,6 +109,8 @@ export class ChannelScheduler {
   #cells = 0;
   #limits = { tcpInfo: 0, fallback: 0 };
   #overruns = 0;
+  #limited = 0;
+  #channelRuns = 0;
   /** Per channel: the kernel bytes the last run allowed (notsent then + limit). */
   #bound = new WeakMap<SchedulableChannel, number>();
   #closed = false;
@@ -161,6 +168,8 @@ export class ChannelScheduler {
       return { limit, circuits: c.kistCircuits() };
     });
     const plan = kistPlan(inputs);
+    this.#channelRuns += chans.length;
+    this.#limited += plan.blocked.length;
     for (const m of plan.moves) {
       chans[m.channel]!.kistMove(m.circuit, m.cells);
       this.#cells += m.cells;
@@ -205,6 +214,8 @@ export class ChannelScheduler {
       cellsScheduled: this.#cells,
       limits: { ...this.#limits },
       overruns: this.#overruns,
+      limited: this.#limited,
+      channelRuns: this.#channelRuns,
       queues: this.queues(),
     };
   }

@@ -28,8 +28,20 @@ import { startTorTestnet, type TorTestnet } from "../tor/testnet.ts";
 import { PinnedCircuits } from "../tor/pinned.ts";
 import type { SchedulerKind } from "../channel/scheduler.ts";
 
-/** The arms: our relays (transport, scheduler), or Debian's C tor. */
-export const ARMS = ["tor", "tor-kist", "pctcp", "pctcp-kist", "mixed", "ctor"] as const;
+/**
+ * The arms: our relays (transport, scheduler), or Debian's C tor — as deployed (`ctor`:
+ * KIST and proposal 324's congestion control, on by default since 0.4.7) or with congestion
+ * control off (`ctor-nocc`: consensus parameter cc_alg=0, fixed SENDME windows as ours).
+ */
+export const ARMS = [
+  "tor",
+  "tor-kist",
+  "pctcp",
+  "pctcp-kist",
+  "mixed",
+  "ctor",
+  "ctor-nocc",
+] as const;
 /** An arm of the experiment. */
 export type Arm = typeof ARMS[number];
 
@@ -38,8 +50,11 @@ export function armSpec(
   arm: Arm,
 ): { kind: "ours"; transport: "tor" | "pctcp" | "mixed"; scheduler: SchedulerKind } | {
   kind: "ctor";
+  congestionControl: boolean;
 } {
-  if (arm === "ctor") return { kind: "ctor" };
+  if (arm === "ctor" || arm === "ctor-nocc") {
+    return { kind: "ctor", congestionControl: arm === "ctor" };
+  }
   const [t, s] = arm.split("-") as ["tor" | "pctcp" | "mixed", string | undefined];
   return { kind: "ours", transport: t, scheduler: s === "kist" ? "kist" : "vanilla" };
 }
@@ -200,7 +215,7 @@ async function ourNetwork(
  * pinned through the relays the scenario names (relayN → the Nth tor relay), one circuit per
  * SOCKS user as our client makes. Its scheduler is KIST (set explicitly).
  */
-async function realTorNetwork(s: Scenario, dir: string): Promise<ArmNetwork> {
+async function realTorNetwork(s: Scenario, dir: string, cc: boolean): Promise<ArmNetwork> {
   const server = await serve();
   let tor: TorTestnet | undefined;
   let pinned: PinnedCircuits | undefined;
@@ -210,7 +225,7 @@ async function realTorNetwork(s: Scenario, dir: string): Promise<ArmNetwork> {
       relays: Math.max(4, s.relays),
       bandwidths: s.bandwidths.map(sizeOf),
       readyUrl: `${server.url}/bytes/1KiB`,
-      extraTorrc: ["Schedulers KIST"],
+      extraTorrc: ["Schedulers KIST", ...(cc ? [] : ["ConsensusParams cc_alg=0"])],
     });
     const t = tor;
     if (s.path) {
@@ -228,7 +243,9 @@ async function realTorNetwork(s: Scenario, dir: string): Promise<ArmNetwork> {
       server: server.url,
       orPorts: t.relays.map((r) => r.orPort),
       emulation: [
-        `loopback; Debian's tor ${t.version}, BandwidthRate/Burst per relay as the scenario, Schedulers KIST`,
+        `loopback; Debian's tor ${t.version}, BandwidthRate/Burst per relay as the scenario, Schedulers KIST, ${
+          cc ? "congestion control as deployed" : "congestion control off (cc_alg=0)"
+        }`,
       ],
       ...(p ? { circuitLookup: (port: number) => p.info(port) } : {}),
       relayStats: () => Promise.resolve({ version: t.version }),
@@ -294,7 +311,7 @@ async function runArm(
       : `${tag} starting ${s.relays} relays (${spec.transport}, scheduler ${spec.scheduler})`,
   );
   const net = spec.kind === "ctor"
-    ? await realTorNetwork(s, dir)
+    ? await realTorNetwork(s, dir, spec.congestionControl)
     : await ourNetwork(arm, s, dir, o);
   if (net.emulation) say(`${tag} emulation: ${net.emulation.join("; ")}`);
   const sockets: SocketSample[] = [];
@@ -710,18 +727,21 @@ export async function summarizeFolder(
   summary.changes = changes;
   // Calibration: our tor transport (KIST first) against C tor on the same workload.
   const calibrations: Record<string, unknown>[] = [];
-  if (pooled.ctor) {
+  for (const against of ["ctor", "ctor-nocc"] as const) {
+    const ref = pooled[against];
+    if (!ref) continue;
     for (const a of ["tor-kist", "tor"] as const) {
       if (!pooled[a]) continue;
       const cal: Record<string, unknown> = {
         arm: a,
-        against: "ctor",
-        ratio: `${a} / ctor at each percentile; 1 = same, < 1 = ours faster; 95 % bootstrap CI`,
+        against,
+        ratio:
+          `${a} / ${against} at each percentile; 1 = same, < 1 = ours faster; 95 % bootstrap CI`,
         same_network: !(experiment as { netns?: boolean; network?: unknown }).netns &&
           !(experiment as { network?: unknown }).network,
       };
       for (const k of Object.keys(METRICS) as Metric[]) {
-        const b = pooled.ctor[k], x = pooled[a]![k];
+        const b = ref[k], x = pooled[a]![k];
         if (!b.length || !x.length) {
           cal[k] = null;
           continue;
