@@ -213,3 +213,45 @@ Deno.test("armSpec, acrossRuns and applySweepValue", async () => {
   });
   assert(v.includes("web_response p50 ×1.10,") && v.includes("p90 ×1.60 (outside ±25 %)"), v);
 });
+
+Deno.test("experiment sweep over bulk clients runs one experiment per value and plots the change", async () => {
+  const out = await Deno.makeTempDir();
+  try {
+    const scenario = new URL("./fixtures/tiny.json", import.meta.url).pathname;
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        main,
+        "experiment",
+        "sweep",
+        "--param",
+        "bulk-clients",
+        "--values",
+        "1,2",
+        "--scenario",
+        scenario,
+        "--duration",
+        "3",
+        "--out",
+        out,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertEquals(r.code, 0, new TextDecoder().decode(r.stderr));
+    const s = JSON.parse(await Deno.readTextFile(`${out}/sweep.json`));
+    assertEquals(s.param, "bulk-clients");
+    assertEquals(s.results.map((x: { value: string }) => x.value), ["1", "2"]);
+    const rows = s.rows.filter((x: { metric: string; p: string }) =>
+      x.metric === "web_response" && x.p === "p50"
+    );
+    assertEquals(rows.length, 2);
+    for (const x of rows) assert(Number.isFinite(x.pct) && Number.isFinite(x.lo) && x.lo <= x.hi);
+    const one = JSON.parse(await Deno.readTextFile(`${out}/bulk-clients-2/scenario.json`));
+    assertEquals(one.bulk.clients, 2);
+    assert((await Deno.readTextFile(`${out}/sweep-web_response.svg`)).includes("<svg"));
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});

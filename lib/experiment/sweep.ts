@@ -164,7 +164,10 @@ export async function runSweep(o: SweepOptions): Promise<{ markdown: string; fil
           },
           {
             mark: "errorbar",
-            encoding: { y: { field: "lo", type: "quantitative" }, y2: { field: "hi" } },
+            encoding: {
+              y: { field: "lo", type: "quantitative", title: "change %" },
+              y2: { field: "hi" },
+            },
           },
         ],
       } as Parameters<typeof writePlot>[1],
