@@ -638,6 +638,13 @@ export async function summarizeFolder(
     experiment,
     runs: Math.max(1, runNums.length),
   };
+  // Version-1 name of the C tor arm's errors.
+  if (pooled.ctor) {
+    (summary.errors as Record<string, unknown>).real_tor = {
+      failed: pooled.ctor.errors,
+      total: pooled.ctor.total,
+    };
+  }
   const lines: string[] = [];
   const tor = pooled.tor, pctcp = pooled.pctcp;
   // Version-1 fields: tor vs pctcp per metric and percentile.
