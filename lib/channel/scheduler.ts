@@ -90,7 +90,11 @@ export interface SchedulerStats {
   limited: number;
   /** Channel-runs in all. */
   channelRuns: number;
-  /** Times a socket's notsent exceeded the previous run's bound (limit + notsent then). */
+  /**
+   * Times a socket's notsent exceeded what the previous run allowed (notsent, outbuf and
+   * limit then). Control cells bypass KIST, and a retransmission timeout moves unacked
+   * bytes back to not-sent (snd_nxt rewinds), so a few are expected on lossy links.
+   */
   overruns: number;
   /** Queues now. */
   queues: QueueSnapshot;
