@@ -216,6 +216,8 @@ async function ourNetwork(
  * SOCKS user as our client makes. Its scheduler is KIST (set explicitly).
  */
 async function realTorNetwork(s: Scenario, dir: string, cc: boolean): Promise<ArmNetwork> {
+  // Fresh keys and data directories each time (tor-gencert refuses to overwrite).
+  for (const d of [dir, `${dir}-retry2`]) await Deno.remove(d, { recursive: true }).catch(() => {});
   const server = await serve();
   let tor: TorTestnet | undefined;
   let pinned: PinnedCircuits | undefined;
@@ -243,7 +245,7 @@ async function realTorNetwork(s: Scenario, dir: string, cc: boolean): Promise<Ar
       server: server.url,
       orPorts: t.relays.map((r) => r.orPort),
       emulation: [
-        `loopback; Debian's tor ${t.version}, BandwidthRate/Burst per relay as the scenario, Schedulers KIST, ${
+        `loopback (also with --netns); Debian's tor ${t.version}, BandwidthRate/Burst per relay as the scenario, Schedulers KIST, ${
           cc ? "congestion control as deployed" : "congestion control off (cc_alg=0)"
         }`,
       ],
@@ -744,7 +746,8 @@ export async function summarizeFolder(
         against,
         ratio:
           `${a} / ${against} at each percentile; 1 = same, < 1 = ours faster; 95 % bootstrap CI`,
-        same_network: !(experiment as { netns?: boolean; network?: unknown }).netns &&
+        // C tor runs on loopback with BandwidthRate: the same network only when ours did too.
+        same_network: !(experiment as { netns?: boolean }).netns &&
           !(experiment as { network?: unknown }).network,
       };
       for (const k of Object.keys(METRICS) as Metric[]) {
