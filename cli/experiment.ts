@@ -1,76 +1,198 @@
 /**
- * `pctcp experiment interference`: tor vs pctcp on the same network and workload.
+ * `pctcp experiment interference`: arms (tor, tor-kist, pctcp, pctcp-kist, mixed, ctor) on
+ * the same network and workload, repeated over runs; `pctcp experiment sweep`: the
+ * experiment per value of one parameter, and the change against the value.
  * @module
  */
 
-import { Command } from "commander";
-import { nonNegative, run, UsageError } from "./_common.ts";
-import { runInterference, summaryMarkdown } from "../lib/experiment/interference.ts";
+import { Command, Option } from "commander";
+import { nonNegative, positiveInt, run, UsageError } from "./_common.ts";
+import {
+  type Arm,
+  ARMS,
+  armsOf,
+  runInterference,
+  summaryMarkdown,
+} from "../lib/experiment/interference.ts";
+import { runSweep, SWEEP_PARAMS, type SweepParam } from "../lib/experiment/sweep.ts";
+import { parseDuration, parseLoss } from "../lib/emulate/mod.ts";
 import { haveTor } from "../lib/tor/testnet.ts";
 import { addEmulationFlags, type EmulationFlags, emulationFromFlags } from "./network.ts";
 
-/** Builds the `experiment` command. */
-export function experimentCommand(): Command {
-  const exp = new Command("experiment").description("run experiments (interference: tor vs pctcp)");
-  addEmulationFlags(exp.command("interference"))
-    .description(
-      "the cross-circuit interference experiment: same workload on tor, then pctcp; writes records, summary.json, plots, report.html",
-    )
+function parseArms(v: string): Arm[] {
+  const arms = v.split(",").map((x) => x.trim()).filter(Boolean);
+  for (const a of arms) {
+    if (!(ARMS as readonly string[]).includes(a)) {
+      throw new UsageError(`unknown arm ${a}: choose from ${ARMS.join(", ")}`);
+    }
+  }
+  if (!arms.length) throw new UsageError("--arms needs at least one arm");
+  return arms as Arm[];
+}
+
+interface CommonFlags extends EmulationFlags {
+  scenario: string;
+  out: string;
+  arms: string;
+  base?: string;
+  runs: number;
+  mixed?: boolean;
+  duration?: number;
+  netns?: boolean;
+  withRealTor?: boolean;
+}
+
+function withCommon(c: Command): Command {
+  return addEmulationFlags(c)
     .option(
       "--scenario <name|file>",
       "scenario under measurements/scenarios/ or a JSON file",
       "quick",
     )
-    .option("--out <dir>", "output folder", "./pctcp-experiment")
-    .option("--mixed", "add a half-upgraded (mixed) network arm")
+    .option(
+      "--arms <list>",
+      `arms, comma-separated, run in this order in each run (${ARMS.join(", ")})`,
+      "tor,pctcp",
+    )
+    .option("--base <arm>", "the arm changes are computed against (default: tor)")
+    .option(
+      "--runs <n>",
+      "runs, each with a fresh network and seed, arms interleaved",
+      positiveInt,
+      1,
+    )
+    .option("--mixed", "add the mixed arm (as --arms …,mixed)")
     .option("--duration <s>", "override the scenario's seconds per arm", nonNegative)
     .option(
       "--netns",
       "hosts in network namespaces linked through the user-space emulator, pctcp under IPsec (root)",
     )
-    .option(
-      "--with-real-tor",
-      "add an arm on a private network of Debian's tor (needs tor installed)",
-    )
-    .action((
-      o: EmulationFlags & {
-        scenario: string;
-        out: string;
-        mixed?: boolean;
-        duration?: number;
-        netns?: boolean;
-        withRealTor?: boolean;
-      },
-    ) =>
+    .option("--with-real-tor", "add the ctor arm (as --arms …,ctor; needs Debian's tor)");
+}
+
+/** Checks flags shared by both commands; returns the arms and base. */
+async function checkCommon(o: CommonFlags): Promise<{ arms: Arm[]; base: Arm }> {
+  const arms = armsOf({
+    arms: parseArms(o.arms),
+    ...(o.mixed ? { mixed: true } : {}),
+    ...(o.withRealTor ? { withRealTor: true } : {}),
+  });
+  const base = (o.base ?? (arms.includes("tor") ? "tor" : arms[0]!)) as Arm;
+  if (!arms.includes(base)) throw new UsageError(`--base ${base} is not among --arms`);
+  if (arms.some((a) => a.startsWith("ctor")) && !(await haveTor())) {
+    throw new UsageError("the ctor arms need Debian's tor: apt-get install tor");
+  }
+  return { arms, base };
+}
+
+function signals(): { signal: AbortSignal; done(): void } {
+  const ctl = new AbortController();
+  const stop = () => {
+    console.error("pctcp: stopping: tearing the network down");
+    ctl.abort();
+  };
+  Deno.addSignalListener("SIGINT", stop);
+  Deno.addSignalListener("SIGTERM", stop);
+  return {
+    signal: ctl.signal,
+    done() {
+      Deno.removeSignalListener("SIGINT", stop);
+      Deno.removeSignalListener("SIGTERM", stop);
+    },
+  };
+}
+
+/** Builds the `experiment` command. */
+export function experimentCommand(): Command {
+  const exp = new Command("experiment").description(
+    "run experiments (interference: arms on the same network; sweep: one parameter varied)",
+  );
+  withCommon(
+    exp.command("interference")
+      .description(
+        "the cross-circuit interference experiment: the same workload under each arm; writes records, summary.json, queues.json, plots, report.html",
+      ),
+  )
+    .option("--out <dir>", "output folder", "./pctcp-experiment")
+    .action((o: CommonFlags) =>
       run(async () => {
-        if (o.withRealTor && !(await haveTor())) {
-          throw new UsageError("--with-real-tor needs Debian's tor: apt-get install tor");
-        }
+        const { arms, base } = await checkCommon(o);
         const emulation = await emulationFromFlags(o, !!o.netns);
-        const ctl = new AbortController();
-        const stop = () => {
-          console.error("pctcp: stopping: tearing the network down");
-          ctl.abort();
-        };
-        Deno.addSignalListener("SIGINT", stop);
-        Deno.addSignalListener("SIGTERM", stop);
+        const sig = signals();
         const quiet = !Deno.stderr.isTerminal();
         const summary = await runInterference({
           scenario: o.scenario,
           out: o.out,
-          ...(o.mixed ? { mixed: true } : {}),
-          ...(o.withRealTor ? { withRealTor: true } : {}),
+          arms,
+          base,
+          runs: o.runs,
           ...(o.netns ? { netns: true } : {}),
           ...(emulation ? { emulation } : {}),
           ...(o.duration !== undefined ? { durationS: o.duration } : {}),
           progress: (l) => quiet ? console.log(l) : console.error(l),
-          signal: ctl.signal,
+          signal: sig.signal,
         });
-        Deno.removeSignalListener("SIGINT", stop);
-        Deno.removeSignalListener("SIGTERM", stop);
+        sig.done();
         console.log(`\n${summaryMarkdown(summary)}`);
         console.log(`results in ${o.out}: summary.json, summary.md, report.html, records-*.jsonl`);
-        if (ctl.signal.aborted) return 130;
+        if (sig.signal.aborted) return 130;
+      })
+    );
+  withCommon(
+    exp.command("sweep")
+      .description(
+        "the interference experiment once per value of a parameter; plots the change (each arm vs base) against the value",
+      ),
+  )
+    .addOption(
+      new Option("--param <p>", "the parameter varied").choices([...SWEEP_PARAMS])
+        .makeOptionMandatory(),
+    )
+    .requiredOption("--values <list>", "comma-separated values (loss in %, latency in ms, …)")
+    .option("--out <dir>", "output folder", "./pctcp-sweep")
+    .action((o: CommonFlags & { param: SweepParam; values: string }) =>
+      run(async () => {
+        const values = o.values.split(",").map((v) => v.trim()).filter(Boolean);
+        if (!values.length) throw new UsageError("--values needs at least one value");
+        if (o.param === "loss" || o.param === "latency") {
+          for (const v of values) {
+            try {
+              o.param === "loss" ? parseLoss(v) : parseDuration(v);
+            } catch (e) {
+              throw new UsageError(`--values: ${(e as Error).message}`);
+            }
+          }
+          if (Deno.uid() !== 0) {
+            throw new UsageError(
+              `a sweep over ${o.param} runs on emulated links in network namespaces: run it as root`,
+            );
+          }
+        }
+        const { arms, base } = await checkCommon(o);
+        const emulation = await emulationFromFlags(
+          o,
+          !!o.netns || o.param === "loss" || o.param === "latency",
+        );
+        const sig = signals();
+        const quiet = !Deno.stderr.isTerminal();
+        const r = await runSweep({
+          param: o.param,
+          values,
+          scenario: o.scenario,
+          out: o.out,
+          arms,
+          base,
+          runs: o.runs,
+          ...(o.netns ? { netns: true } : {}),
+          ...(emulation ? { emulation } : {}),
+          ...(o.duration !== undefined ? { durationS: o.duration } : {}),
+          progress: (l) => quiet ? console.log(l) : console.error(l),
+          signal: sig.signal,
+        });
+        sig.done();
+        console.log(`\n${r.markdown}`);
+        console.log(`results in ${o.out}: sweep.json, sweep.md, sweep-*.svg, one folder per value`);
+        if (sig.signal.aborted) return 130;
       })
     );
   return exp;

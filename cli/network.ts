@@ -3,6 +3,7 @@
  * @module
  */
 
+import { SCHEDULER_KINDS, type SchedulerKind } from "../lib/channel/scheduler.ts";
 import { Command, Option } from "commander";
 import { positiveInt, run, UsageError } from "./_common.ts";
 import { describeStop, networkDown, networkStatus, networkUp } from "../lib/network/launcher.ts";
@@ -144,6 +145,10 @@ export function networkCommand(): Command {
     .option("--path <r1,r2,r3>", "pin the client's circuits")
     .option("--web-root <dir>", "folder of web pages for the server")
     .option("--json", "print the state as JSON")
+    .addOption(
+      new Option("--scheduler <s>", "every relay's cell scheduler (kist: Tor's since 0.3.2)")
+        .choices([...SCHEDULER_KINDS]).default("vanilla"),
+    )
     .option(
       "--netns",
       "every relay, the server and the client in its own network namespace (root), linked only through the user-space link emulator",
@@ -163,6 +168,7 @@ export function networkCommand(): Command {
         insecureLab?: boolean;
         relays: number;
         transport: "tor" | "pctcp" | "mixed";
+        scheduler: SchedulerKind;
         dir: string;
         bandwidth?: string;
         path?: string;
@@ -182,6 +188,7 @@ export function networkCommand(): Command {
           ...(emulation ? { emulation } : {}),
           relays: o.relays,
           transport: o.transport,
+          scheduler: o.scheduler,
           dir: o.dir,
           ...(o.netns ? { netns: true } : {}),
           ...(o.ipsec ? { ipsec: true } : {}),

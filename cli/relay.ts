@@ -11,6 +11,7 @@ import { Relay } from "../lib/relay/relay.ts";
 import { swanctlCheck } from "../lib/transport/ipsec.ts";
 import { parseSize } from "../lib/serve/sizes.ts";
 import { makeLogger } from "../lib/util/log.ts";
+import { SCHEDULER_KINDS, type SchedulerKind } from "../lib/channel/scheduler.ts";
 import type { Transport } from "../lib/directory/document.ts";
 
 interface RelayFlags {
@@ -33,6 +34,7 @@ interface RelayFlags {
   fdBudget: number;
   statsFile?: string;
   ewmaHalflife: number;
+  scheduler: SchedulerKind;
   logLevel: "debug" | "info" | "warn" | "error";
   exitWith?: number;
 }
@@ -95,6 +97,10 @@ export function relayCommand(): Command {
     .option("--port-file <file>", "write the bound OR port here")
     .option("--stats-file <file>", "write per-peer statistics (JSON) here every second")
     .option("--ewma-halflife <ms>", "EWMA half-life in ms (0: off)", (v) => Number(v), 30000)
+    .addOption(
+      new Option("--scheduler <s>", "cell scheduler across links (kist: Tor's since 0.3.2)")
+        .choices([...SCHEDULER_KINDS]).default("vanilla"),
+    )
     .option("--exit-with <pid>", "exit when this process is gone", positiveInt)
     .addOption(
       new Option("--log-level <l>", "log level").choices(["debug", "info", "warn", "error"])
@@ -131,6 +137,7 @@ export function relayCommand(): Command {
           pctcpCaps: { perPeer: o.pctcpMaxPerPeer, total: o.pctcpMaxTotal },
           fdBudget: o.fdBudget,
           ewmaHalflifeMs: o.ewmaHalflife,
+          scheduler: o.scheduler,
           log,
         });
         await relay.start();

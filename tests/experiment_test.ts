@@ -1,5 +1,8 @@
-import { assert, assertEquals } from "./_assert.ts";
+import { assert, assertEquals, assertThrows } from "./_assert.ts";
 import { isAlive } from "../lib/network/launcher.ts";
+import { acrossRuns, armSpec, calibrationVerdict } from "../lib/experiment/interference.ts";
+import { applySweepValue } from "../lib/experiment/sweep.ts";
+import { loadScenario } from "../lib/experiment/scenario.ts";
 
 const main = new URL("../cli/main.ts", import.meta.url).pathname;
 
@@ -103,3 +106,145 @@ for (const signal of ["SIGINT", "SIGKILL"] as const) {
     }
   });
 }
+
+Deno.test("experiment interference with arms and runs writes arms, changes, runs and queue series", async () => {
+  const out = await Deno.makeTempDir();
+  try {
+    const scenario = new URL("./fixtures/tiny.json", import.meta.url).pathname;
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        main,
+        "experiment",
+        "interference",
+        "--scenario",
+        scenario,
+        "--arms",
+        "tor,tor-kist",
+        "--runs",
+        "2",
+        "--duration",
+        "3",
+        "--out",
+        out,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertEquals(r.code, 0, new TextDecoder().decode(r.stderr));
+    const s = JSON.parse(await Deno.readTextFile(`${out}/summary.json`));
+    assertEquals(s.runs, 2);
+    assertEquals(s.experiment.order, ["tor#1", "tor-kist#1", "tor#2", "tor-kist#2"]);
+    assertEquals(s.experiment.seeds, [1, 2]);
+    for (const arm of ["tor", "tor-kist"]) {
+      const e = s.arms[arm].web_response.p50;
+      assert(Number.isFinite(e.ms) && e.ci.length === 2, `${arm} p50`);
+      assertEquals(e.runs_ms.length, 2, `${arm}: one p50 per run`);
+      assert(e.across_runs.ci.length === 2);
+    }
+    const c = s.changes["tor-kist_vs_tor"].web_response.p90;
+    assert(Number.isFinite(c.pct) && c.ci.length === 2 && c.runs_pct.length === 2);
+    assertEquals(s.web_response, null, "no pctcp arm: no version-1 tor/pctcp rows");
+    // Relays ran the scheduler the arm names, and KIST read TCP_INFO.
+    const q = JSON.parse(await Deno.readTextFile(`${out}/queues.json`));
+    assertEquals(q.tor.relays.relay2.scheduler.kind, "vanilla");
+    const k = q["tor-kist"].relays.relay2.scheduler;
+    assertEquals(k.kind, "kist");
+    assert(k.runs > 0 && k.limits.tcpInfo > 0, JSON.stringify(k));
+    assertEquals(q["tor-kist"].series.length, 2);
+    const p = q["tor-kist"].series[0].points[0];
+    for (const f of ["kernel_notsent", "kernel_unacked", "circuit_queues", "outbufs"]) {
+      assert(typeof p[f] === "number", f);
+    }
+    const html = await Deno.readTextFile(`${out}/report.html`);
+    assert(html.includes("where bytes wait") || html.includes("Where queues build"));
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});
+
+Deno.test("experiment sweep over loss refuses a value that is not a loss, and an unknown arm, with exit 2", async () => {
+  const r = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", main, "experiment", "sweep", "--param", "loss", "--values", "0,lots"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const err = new TextDecoder().decode(r.stderr);
+  assertEquals(r.code, 2, err);
+  assert(err.includes("--values") && err.includes("lots"), err);
+  const bad = await new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", main, "experiment", "interference", "--arms", "tor,nope"],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  assertEquals(bad.code, 2);
+  assert(new TextDecoder().decode(bad.stderr).includes("unknown arm nope"));
+});
+
+Deno.test("armSpec, acrossRuns and applySweepValue", async () => {
+  assertEquals(armSpec("tor-kist"), { kind: "ours", transport: "tor", scheduler: "kist" });
+  assertEquals(armSpec("pctcp"), { kind: "ours", transport: "pctcp", scheduler: "vanilla" });
+  assertEquals(armSpec("ctor"), { kind: "ctor", congestionControl: true });
+  assertEquals(armSpec("ctor-nocc"), { kind: "ctor", congestionControl: false });
+  // Mean 2, sd 1, n 3: t(0.975, 2) = 4.303 → ± 2.48.
+  const a = acrossRuns([1, 2, 3]);
+  assertEquals(a.mean, 2);
+  assertEquals(a.ci, [-0.48, 4.48]);
+  assertEquals(acrossRuns([5]).ci, null);
+  const s = await loadScenario("quick");
+  const bw = applySweepValue(s, "bandwidth", "768KiB").scenario.bandwidths;
+  assertEquals(bw, [2 * 1024 * 1024, 768 * 1024, 2 * 1024 * 1024]);
+  assertEquals(applySweepValue(s, "bulk-clients", "4").scenario.bulk.clients, 4);
+  assertEquals(s.bulk.clients, 2, "the scenario itself is not changed");
+  assertEquals(applySweepValue(s, "loss", "1%").emulation, { loss: "1%" });
+  assertThrows(() => applySweepValue(s, "latency", "soon"), RangeError);
+  const v = calibrationVerdict({
+    arm: "tor-kist",
+    against: "ctor",
+    web_response: { p50: { ratio: 1.1 }, p90: { ratio: 1.6 } },
+  });
+  assert(v.includes("web_response p50 ×1.10,") && v.includes("p90 ×1.60 (outside ±25 %)"), v);
+});
+
+Deno.test("experiment sweep over bulk clients runs one experiment per value and plots the change", async () => {
+  const out = await Deno.makeTempDir();
+  try {
+    const scenario = new URL("./fixtures/tiny.json", import.meta.url).pathname;
+    const r = await new Deno.Command(Deno.execPath(), {
+      args: [
+        "run",
+        "-A",
+        main,
+        "experiment",
+        "sweep",
+        "--param",
+        "bulk-clients",
+        "--values",
+        "1,2",
+        "--scenario",
+        scenario,
+        "--duration",
+        "3",
+        "--out",
+        out,
+      ],
+      stdout: "piped",
+      stderr: "piped",
+    }).output();
+    assertEquals(r.code, 0, new TextDecoder().decode(r.stderr));
+    const s = JSON.parse(await Deno.readTextFile(`${out}/sweep.json`));
+    assertEquals(s.param, "bulk-clients");
+    assertEquals(s.results.map((x: { value: string }) => x.value), ["1", "2"]);
+    const rows = s.rows.filter((x: { metric: string; p: string }) =>
+      x.metric === "web_response" && x.p === "p50"
+    );
+    assertEquals(rows.length, 2);
+    for (const x of rows) assert(Number.isFinite(x.pct) && Number.isFinite(x.lo) && x.lo <= x.hi);
+    const one = JSON.parse(await Deno.readTextFile(`${out}/bulk-clients-2/scenario.json`));
+    assertEquals(one.bulk.clients, 2);
+    assert((await Deno.readTextFile(`${out}/sweep-web_response.svg`)).includes("<svg"));
+  } finally {
+    await Deno.remove(out, { recursive: true });
+  }
+});

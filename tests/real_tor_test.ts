@@ -137,7 +137,7 @@ Deno.test({
       const s = JSON.parse(await Deno.readTextFile(`${out}/summary.json`));
       assert(Number.isFinite(s.web_response.p50.real_tor), JSON.stringify(s.web_response));
       assert(s.errors.real_tor.total > 0);
-      const recs = (await Deno.readTextFile(`${out}/records-realtor.jsonl`)).trim().split("\n").map(
+      const recs = (await Deno.readTextFile(`${out}/records-ctor.jsonl`)).trim().split("\n").map(
         (l) => JSON.parse(l),
       );
       assert(

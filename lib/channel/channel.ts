@@ -19,6 +19,9 @@ import {
 } from "../cell/cell.ts";
 import type { Link } from "../transport/link.ts";
 import { EwmaCounts } from "./ewma.ts";
+import type { KistCircuitInput } from "./kist.ts";
+import type { ChannelScheduler, SchedulableChannel } from "./scheduler.ts";
+import { SocketInfo, type TcpEndpoint, type TcpSocketState } from "./socket_info.ts";
 import type { TokenBucket } from "./token_bucket.ts";
 
 /** Cells per link write. */
@@ -41,6 +44,16 @@ export interface ChannelOptions {
   ewmaHalflifeMs?: number;
   /** A label for logs. */
   label?: string;
+  /**
+   * The relay's scheduler. Under `kist` the channel's circuit cells leave their queues only
+   * when the scheduler moves them to the output buffer; under `vanilla` (or none) the channel
+   * writes them as fast as the socket takes them.
+   */
+  scheduler?: ChannelScheduler;
+  /** The TCP socket under the link (its kernel state is read for KIST and queue reports). */
+  socket?: { local: TcpEndpoint; remote: TcpEndpoint };
+  /** True for a link between two relays (counted in queue reports). */
+  betweenRelays?: boolean;
 }
 
 /** Cells sent and received, bytes and queue high-water mark. */
@@ -56,7 +69,7 @@ export interface ChannelStats {
 }
 
 /** Cells over one link, with a circuit scheduler. */
-export class Channel {
+export class Channel implements SchedulableChannel {
   /** The link the cells travel on. */
   readonly link: Link;
   /** A label for logs (the peer nickname). */
@@ -73,6 +86,10 @@ export class Channel {
   #closing = false;
   #closed = false;
   #usedIds = new Set<number>();
+  #kist: ChannelScheduler | undefined;
+  #outbuf: Uint8Array[] = [];
+  #outbufBytes = 0;
+  #socket: SocketInfo | undefined;
   /** Circuits attached to this channel (for teardown on close). */
   readonly circuits: Set<number> = new Set();
   /** When the channel last carried a cell (for idle timeout). */
@@ -85,6 +102,54 @@ export class Channel {
     this.label = options.label ?? "channel";
     const h = options.ewmaHalflifeMs ?? 30_000;
     this.#ewma = h > 0 ? new EwmaCounts(h) : undefined;
+    if (options.socket) this.#socket = new SocketInfo(options.socket.local, options.socket.remote);
+    options.scheduler?.attach(this);
+    if (options.scheduler?.kind === "kist") this.#kist = options.scheduler;
+  }
+
+  /** True for a link between two relays. */
+  get betweenRelays(): boolean {
+    return this.#o.betweenRelays ?? false;
+  }
+
+  /** The kernel's state of the socket under the link, when it can be read. */
+  socketState(): TcpSocketState | undefined {
+    return this.#closed ? undefined : this.#socket?.read();
+  }
+
+  /** Bytes in the output buffer: cells the KIST scheduler moved, not yet in the kernel. */
+  get outbufBytes(): number {
+    return this.#outbufBytes;
+  }
+
+  /** Bytes in circuit queues (not yet scheduled). */
+  get circuitQueueBytes(): number {
+    return this.#queued * CELL_LEN;
+  }
+
+  /** Circuits with queued cells and their EWMA counts (for the KIST scheduler). */
+  kistCircuits(): KistCircuitInput[] {
+    const out: KistCircuitInput[] = [];
+    for (const [id, q] of this.#queues) {
+      if (q.length) out.push({ id, cells: q.length, ewma: this.#ewma?.get(id) ?? 0 });
+    }
+    return out;
+  }
+
+  /** Moves cells of a circuit into the output buffer, charging the circuit's EWMA count. */
+  kistMove(circId: number, cells: number): void {
+    const q = this.#queues.get(circId);
+    if (!q) return;
+    const n = Math.min(cells, q.length);
+    for (const c of q.splice(0, n)) this.#outbuf.push(c), this.#outbufBytes += c.length;
+    this.#queued -= n;
+    this.#ewma?.add(circId, n);
+    if (q.length === 0) this.#queues.delete(circId);
+  }
+
+  /** Starts writing the output buffer. */
+  kistFlush(): void {
+    this.#kick();
   }
 
   /** Starts the read loop; resolves when the link closes. */
@@ -128,9 +193,9 @@ export class Channel {
     this.circuits.delete(id);
   }
 
-  /** Cells queued and not yet written. */
+  /** Cells queued and not yet written (circuit queues, control cells, output buffer). */
   get queued(): number {
-    return this.#queued + this.#control.length;
+    return this.#queued + this.#control.length + this.#outbuf.length;
   }
 
   /** Cells queued for one circuit. */
@@ -168,7 +233,8 @@ export class Channel {
     q.push(cell);
     this.#queued++;
     if (this.#queued > this.stats.maxQueued) this.stats.maxQueued = this.#queued;
-    this.#kick();
+    if (this.#kist) this.#kist.wantsWrite(this);
+    else this.#kick();
   }
 
   /** Drops the queued cells of a circuit (it was destroyed). */
@@ -190,6 +256,12 @@ export class Channel {
   #next(): Uint8Array | undefined {
     const c = this.#control.shift();
     if (c) return c;
+    if (this.#kist) {
+      // Under KIST only cells the scheduler moved leave the channel.
+      const o = this.#outbuf.shift();
+      if (o) this.#outbufBytes -= o.length;
+      return o;
+    }
     if (this.#queued === 0) return undefined;
     let id: number | undefined;
     if (this.#ewma) {
@@ -213,14 +285,17 @@ export class Channel {
     this.#writing = true;
     this.#flush().catch((e) => this.close(e as Error)).finally(() => {
       this.#writing = false;
-      if (!this.#closed && this.queued > 0) this.#kick();
-      else if (this.#closing) this.close();
+      const ready = this.#kist ? this.#control.length + this.#outbuf.length : this.queued;
+      if (!this.#closed && ready > 0) this.#kick();
+      else if (this.#closing && this.queued === 0) this.close();
+      else if (this.#kist && this.#queued > 0) this.#kist.wantsWrite(this);
     });
   }
 
   async #flush(): Promise<void> {
     while (!this.#closed) {
-      const priority = this.#priority();
+      // Under KIST the output buffer is FIFO (Tor's outbuf): its order was decided already.
+      const priority = this.#kist ? 0 : this.#priority();
       const batch: Uint8Array[] = [];
       let bytes = 0;
       while (batch.length < BATCH_CELLS) {
@@ -253,7 +328,10 @@ export class Channel {
     this.#closed = true;
     this.#queues.clear();
     this.#control = [];
+    this.#outbuf = [];
+    this.#outbufBytes = 0;
     this.#queued = 0;
+    this.#o.scheduler?.detach(this);
     this.link.close();
     this.#o.onClose?.(this, error);
   }

@@ -19,10 +19,10 @@ export interface Scenario {
   path?: string[];
   /** Per-relay rate limits (reads and writes), e.g. ["4MiB", "1536KiB", "4MiB"]. */
   bandwidths: (string | number)[];
-  /** Web clients: fetch a file, think, repeat. */
-  web: { clients: number; size: string | number; thinkS: number };
-  /** Bulk clients: download large files back to back. */
-  bulk: { clients: number; size: string | number };
+  /** Web clients: fetch a file (sizes in turn when a list), think, repeat. */
+  web: { clients: number; size: string | number | (string | number)[]; thinkS: number };
+  /** Bulk clients: download large files back to back (or with a think time). */
+  bulk: { clients: number; size: string | number | (string | number)[]; thinkS?: number };
   /** Seconds of measurement per arm. */
   durationS: number;
   /** Per-fetch timeout, seconds. */
@@ -62,6 +62,11 @@ export async function loadScenario(nameOrPath: string): Promise<Scenario> {
   s.seed ??= 1;
   if (s.emulation) s.emulation = withBase(s.emulation, path);
   return s;
+}
+
+/** The sizes of a size field that may be a list, in bytes. */
+export function sizesOf(v: string | number | (string | number)[]): number[] {
+  return (Array.isArray(v) ? v : [v]).map(sizeOf);
 }
 
 /** Bytes of a size field. */

@@ -24,6 +24,7 @@ import {
 } from "./emulated_hosts.ts";
 import type { EmulationSpec } from "../emulate/config.ts";
 import { childSaCovers } from "../transport/ipsec.ts";
+import type { SchedulerKind } from "../channel/scheduler.ts";
 
 /** Options of `network up`. */
 export interface NetworkOptions {
@@ -45,6 +46,8 @@ export interface NetworkOptions {
   webRoot?: string;
   /** EWMA half-life for relays (ms). */
   ewmaHalflifeMs?: number;
+  /** Cell scheduler of every relay, or per relay (default "vanilla"). */
+  scheduler?: SchedulerKind | SchedulerKind[];
   /** Log level of the processes. */
   logLevel?: string;
   /** Every process exits when this one is gone (an experiment passes its own pid). */
@@ -98,6 +101,8 @@ export interface NetworkState {
     transports: Transport[];
     pid: number;
     fingerprint: string;
+    /** Cell scheduler ("vanilla" when absent). */
+    scheduler?: SchedulerKind;
   }[];
   /** Every process started. */
   processes: ProcessInfo[];
@@ -113,6 +118,11 @@ export interface NetworkState {
   netns?: NetnsHosts;
   /** How links are emulated (engine, hosts' rates, paths, notes). */
   emulation?: EmulationState;
+}
+
+/** The scheduler of relay `i`. */
+function schedulerOf(i: number, s: NetworkOptions["scheduler"]): SchedulerKind {
+  return (Array.isArray(s) ? s[i] : s) ?? "vanilla";
 }
 
 /** How to run this program again as a child (from source or as a compiled binary). */
@@ -384,6 +394,7 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
       if (options.ewmaHalflifeMs !== undefined) {
         args.push("--ewma-halflife", String(options.ewmaHalflifeMs));
       }
+      args.push("--scheduler", schedulerOf(i, options.scheduler));
       const v = vici.get(nick);
       if (v && transport === "pctcp") {
         args.push("--pctcp-security", "ipsec", "--swanctl-uri", `unix://${v}`);
@@ -419,6 +430,7 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
       transports: s.transports,
       pid: processes.find((x) => x.name === s.nickname)!.pid,
       fingerprint: fingerprint(s.keys.identity.public),
+      scheduler: schedulerOf(specs.indexOf(s), options.scheduler),
     }));
     // The server.
     await Deno.mkdir(`${dir}/server`, { recursive: true });

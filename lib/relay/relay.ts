@@ -21,6 +21,7 @@ import { ntorServer } from "../crypto/ntor.ts";
 import { checkCreateCircId, ProtocolError, RelayCircuitCore } from "../circuit/mod.ts";
 import type { Channel } from "../channel/channel.ts";
 import { TokenBucket } from "../channel/token_bucket.ts";
+import { ChannelScheduler, type SchedulerKind, type SchedulerStats } from "../channel/scheduler.ts";
 import { type Link, linkAccept, perCircuitRefusal } from "../transport/link.ts";
 import { ChannelPool } from "../transport/pool.ts";
 import { type CircuitTransport, SharedTransport } from "../transport/transport.ts";
@@ -68,6 +69,8 @@ export interface RelayOptions {
   handshakeTimeoutMs?: number;
   /** EWMA half-life (ms); 0 disables EWMA. */
   ewmaHalflifeMs?: number;
+  /** Cell scheduler across links (default "vanilla"; "kist" as Tor since 0.3.2). */
+  scheduler?: SchedulerKind;
   /** Logger. */
   log?: Logger;
 }
@@ -137,6 +140,7 @@ export class Relay {
   #log: Logger;
   #tasks = new Set<Promise<unknown>>();
   #idleTimer?: ReturnType<typeof setInterval>;
+  #scheduler: ChannelScheduler;
 
   /** A relay with its keys, directory and transport; call {@link start} to listen. */
   constructor(options: RelayOptions) {
@@ -150,11 +154,13 @@ export class Relay {
       this.#readBucket = new TokenBucket(options.bandwidth.rate, options.bandwidth.burst);
     }
     this.#policy = new ExitPolicy(options.exitAllow ?? []);
+    this.#scheduler = new ChannelScheduler({ kind: options.scheduler ?? "vanilla" });
     this.#pool = new ChannelPool({
       self: options.keys.identity,
       channel: {
         onCell: (cell, ch) => this.#onCell(cell, ch),
         onClose: (ch, err) => this.#onChannelClose(ch, err),
+        scheduler: this.#scheduler,
         ...(this.#bucket ? { bucket: this.#bucket } : {}),
         ...(this.#readBucket ? { readBucket: this.#readBucket } : {}),
         ...(options.ewmaHalflifeMs !== undefined ? { ewmaHalflifeMs: options.ewmaHalflifeMs } : {}),
@@ -199,7 +205,7 @@ export class Relay {
     this.#log.info(
       `relay ${this.nickname} listening on ${
         this.#o.address ?? "127.0.0.1"
-      }:${this.port} (${this.#transportName})`,
+      }:${this.port} (${this.#transportName}, scheduler ${this.#scheduler.kind})`,
     );
     return Promise.resolve();
   }
@@ -279,7 +285,7 @@ export class Relay {
       this.#handshaking--;
     }
     const peer = link.peer.identity ? this.#relayByIdentity(link.peer.identity) : undefined;
-    this.#pool.adopt(link, peer?.nickname ?? "client");
+    this.#pool.adopt(link, peer?.nickname ?? "client", conn, !!peer);
   }
 
   #peer(nickname: string, f: (s: PeerStats) => void): void {
@@ -557,6 +563,7 @@ export class Relay {
     fdBudget: number;
     refusedConnections: number;
     peers: PeerStats[];
+    scheduler: SchedulerStats;
   } {
     const unique = new Set<RelayCircuit>();
     const queued = new Map<string, { q: number; max: number; bytes: number }>();
@@ -598,6 +605,7 @@ export class Relay {
       fdBudget: this.#fdBudget,
       refusedConnections: this.#refused,
       peers: [...this.#peerStats.values()].map((s) => ({ ...s })),
+      scheduler: this.#scheduler.stats(),
     };
   }
 
@@ -610,6 +618,7 @@ export class Relay {
       this.#listener?.close();
     } catch { /* closed */ }
     const closing = this.#pool.closeAll();
+    this.#scheduler.close();
     this.#bucket?.close();
     this.#readBucket?.close();
     await closing;

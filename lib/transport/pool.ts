@@ -69,14 +69,27 @@ export class ChannelPool {
     return [...this.#counts].map(([fingerprint, c]) => ({ fingerprint, ...c }));
   }
 
-  /** Wraps an established link (opened or accepted) in a running channel. */
-  adopt(link: Link, label: string): Channel {
+  /**
+   * Wraps an established link (opened or accepted) in a running channel. `conn` is the TCP
+   * connection under the link (a KIST scheduler reads that socket's state); `betweenRelays`
+   * says whether the peer is a relay (default: it proved a relay identity).
+   */
+  adopt(link: Link, label: string, conn?: Deno.Conn, betweenRelays?: boolean): Channel {
     const fp = link.peer.identity ? fingerprint(link.peer.identity) : undefined;
     const onClose = this.#o.channel.onClose;
     const chan = new Channel(link, {
       ...this.#o.channel,
       initiator: link.initiator,
       label,
+      betweenRelays: betweenRelays ?? fp !== undefined,
+      ...(conn
+        ? {
+          socket: {
+            local: conn.localAddr as Deno.NetAddr,
+            remote: conn.remoteAddr as Deno.NetAddr,
+          },
+        }
+        : {}),
       onClose: (ch, err) => {
         this.#forget(ch);
         onClose?.(ch, err);
@@ -145,7 +158,7 @@ export class ChannelPool {
       } catch { /* closed */ }
       throw e;
     }
-    return this.adopt(link, peer.nickname);
+    return this.adopt(link, peer.nickname, conn, true);
   }
 
   #countFor(fp: string, nickname?: string) {
