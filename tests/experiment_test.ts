@@ -198,7 +198,7 @@ Deno.test("armSpec, acrossRuns and applySweepValue", async () => {
   assertEquals(applySweepValue(s, "bulk-clients", "4").scenario.bulk.clients, 4);
   assertEquals(s.bulk.clients, 2, "the scenario itself is not changed");
   assertEquals(applySweepValue(s, "loss", "1%").emulation, { loss: "1%" });
-  assertThrows(() => applySweepValue(s, "latency", "soon"), RangeError);
+  assertThrows(() => applySweepValue(s, "latency", "soon"), SyntaxError);
   const v = calibrationVerdict({
     arm: "tor-kist",
     against: "ctor",

@@ -117,9 +117,12 @@ export class Channel implements SchedulableChannel {
     return this.#closed ? undefined : this.#socket?.read();
   }
 
-  /** Bytes in the output buffer: cells the KIST scheduler moved, not yet in the kernel. */
+  /**
+   * Bytes in the output buffers: cells the KIST scheduler moved, not yet in the kernel — ours,
+   * and the link's (it holds up to 32 KiB of frames being filled before the socket write).
+   */
   get outbufBytes(): number {
-    return this.#outbufBytes;
+    return this.#outbufBytes + this.link.outbuf;
   }
 
   /** Bytes in circuit queues (not yet scheduled). */

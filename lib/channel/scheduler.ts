@@ -96,9 +96,18 @@ export interface SchedulerStats {
    * bytes back to not-sent (snd_nxt rewinds), so a few are expected on lossy links.
    */
   overruns: number;
+  /** The largest overrun seen, in bytes past the bound (framing slack included). */
+  overrunMaxBytes: number;
   /** Queues now. */
   queues: QueueSnapshot;
 }
+
+/**
+ * Bytes a run may overshoot its bound without counting as an overrun: the link wraps cells in
+ * frames (a 4-byte length, plus a 16-byte tag when encrypted), which the cell-level limit does
+ * not see; a run's writes span a few frames at most.
+ */
+const FRAMING_SLACK = 4 * 20;
 
 /** One relay's scheduler. */
 export class ChannelScheduler {
@@ -113,6 +122,7 @@ export class ChannelScheduler {
   #cells = 0;
   #limits = { tcpInfo: 0, fallback: 0 };
   #overruns = 0;
+  #overrunMax = 0;
   #limited = 0;
   #channelRuns = 0;
   /** Per channel: the kernel bytes the last run allowed (notsent then + limit). */
@@ -165,7 +175,10 @@ export class ChannelScheduler {
       if (s) {
         this.#limits.tcpInfo++;
         const before = this.#bound.get(c);
-        if (before !== undefined && s.notsent > before) this.#overruns++;
+        if (before !== undefined && s.notsent > before + FRAMING_SLACK) {
+          this.#overruns++;
+          this.#overrunMax = Math.max(this.#overrunMax, s.notsent - before);
+        }
       } else this.#limits.fallback++;
       const limit = kistLimit(s, c.outbufBytes, this.sockBufSizeFactor);
       if (s) this.#bound.set(c, s.notsent + c.outbufBytes + limit);
@@ -218,6 +231,7 @@ export class ChannelScheduler {
       cellsScheduled: this.#cells,
       limits: { ...this.#limits },
       overruns: this.#overruns,
+      overrunMaxBytes: this.#overrunMax,
       limited: this.#limited,
       channelRuns: this.#channelRuns,
       queues: this.queues(),
