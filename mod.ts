@@ -38,11 +38,19 @@ export {
 } from "./lib/measure/fetch.ts";
 export { type MeasureRecord, RecordWriter } from "./lib/measure/record.ts";
 export {
+  type Arm,
+  type ArmCounts,
+  type ArmOrder,
+  type OverrunPolicy,
   runMeasurement,
   type RunOptions,
   type RunSummary,
   type Workload,
 } from "./lib/measure/run.ts";
+export type { Sample } from "./lib/stats/censor.ts";
+export type { EmulationEngine, EmulationState } from "./lib/network/emulated_hosts.ts";
+export * from "./lib/emulate/mod.ts";
+export type { Scenario } from "./lib/experiment/scenario.ts";
 export { percentile, PERCENTILE_METHOD } from "./lib/stats/percentile.ts";
 export { type Estimate, estimate, type GroupSummary, Summarizer } from "./lib/stats/summary.ts";
 export {
@@ -54,12 +62,19 @@ export {
   mannWhitney,
 } from "./lib/stats/compare.ts";
 export {
+  describeStop,
   networkDown,
   type NetworkOptions,
   type NetworkState,
   networkStatus,
   networkUp,
   type ProcessInfo,
+  type StopReport,
 } from "./lib/network/launcher.ts";
 export type { NetnsHost, NetnsHosts } from "./lib/network/netns.ts";
-export { type InterferenceOptions, runInterference } from "./lib/experiment/interference.ts";
+export {
+  type Arm as ExperimentArm,
+  ARMS as EXPERIMENT_ARMS,
+  type InterferenceOptions,
+  runInterference,
+} from "./lib/experiment/interference.ts";

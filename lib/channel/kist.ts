@@ -29,7 +29,7 @@ export const KIST_DEFAULTS = { runIntervalMs: 10, sockBufSizeFactor: 1.0 } as co
  * TLS_PER_CELL_OVERHEAD (29); our link frames add 20 bytes per write of up to 127 cells, so
  * we charge the cell's own 514 bytes.
  */
-export const KIST_CELL_BYTES = CELL_LEN;
+export const KIST_CELL_BYTES: number = CELL_LEN;
 
 /**
  * Tor's fallback when the kernel cannot be asked (KISTLite, or no TCP_INFO): as many cells

@@ -111,8 +111,11 @@ const FRAMING_SLACK = 4 * 20;
 
 /** One relay's scheduler. */
 export class ChannelScheduler {
+  /** vanilla or kist. */
   readonly kind: SchedulerKind;
+  /** KIST's run interval (ms; tor's KISTSchedRunInterval, 10 by default). */
   readonly runIntervalMs: number;
+  /** KIST's sock_buf_size_factor (tor's KISTSockBufSizeFactor, 1.0 by default). */
   readonly sockBufSizeFactor: number;
   #channels = new Set<SchedulableChannel>();
   #pending = new Set<SchedulableChannel>();
@@ -129,6 +132,7 @@ export class ChannelScheduler {
   #bound = new WeakMap<SchedulableChannel, number>();
   #closed = false;
 
+  /** A scheduler of the given kind (default vanilla). */
   constructor(options: SchedulerOptions = {}) {
     this.kind = options.kind ?? "vanilla";
     if (!SCHEDULER_KINDS.includes(this.kind)) {

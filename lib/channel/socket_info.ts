@@ -190,6 +190,7 @@ export class SocketInfo {
   #remote: TcpEndpoint;
   #fd: number | undefined | null = null;
 
+  /** The kernel state of the TCP socket with these local and remote endpoints. */
   constructor(local: TcpEndpoint, remote: TcpEndpoint) {
     this.#local = local;
     this.#remote = remote;

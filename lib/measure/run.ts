@@ -112,8 +112,11 @@ export interface RunOptions {
 
 /** Counts of one arm. */
 export interface ArmCounts {
+  /** Fetches. */
   total: number;
+  /** Successful fetches. */
   ok: number;
+  /** Failed fetches (any error class). */
   failed: number;
   /** Circuits used (fresh ones counted when made). */
   circuits: number;

@@ -193,6 +193,7 @@ export class Summarizer {
   #by: readonly GroupField[];
   #warn: number;
 
+  /** A summarizer timing from `base` (OnionPerf's stream start, or tgen's request). */
   constructor(base: TimeBase = "onionperf", options: SummarizerOptions = {}) {
     this.#base = base;
     this.#censor = options.censor ?? false;
