@@ -202,6 +202,111 @@ Deno.test("binTimeSeries gives per group and bin the median of successes and the
   assertEquals(bins.reduce((a, b) => a + b.n, 0), 360);
 });
 
+// A measurement host as OnionPerf 3.1 writes it, after its schema (schema/onionperf-3.1.json,
+// tpo/metrics/onionperf; read from the hiromipaw/onionperf mirror): counts and microsecond
+// times as strings in byte_info and time_info ("-1": step not reached), elapsed_seconds only
+// for the payload marks, no circuit_id on tgen streams, circuit ids as integers. The values
+// are made up; the shape is the schema's.
+const OP31_HOST = {
+  measurement_ip: "192.0.2.1",
+  tgen: {
+    streams: {
+      "7:op-ab:localhost:21:op-ab": {
+        byte_info: {
+          "payload-bytes-recv": "51200",
+          "payload-bytes-send": "0",
+          "payload-progress-recv": "100.0%",
+          "payload-progress-send": "100.0%",
+          "total-bytes-recv": "51438",
+          "total-bytes-send": "381",
+        },
+        elapsed_seconds: {
+          payload_bytes_recv: { "10240": 1.0, "51200": 1.41 },
+          payload_progress_recv: { "0.0": 0.912, "0.5": 1.1, "1.0": 1.41 },
+        },
+        is_complete: true,
+        is_error: false,
+        is_success: true,
+        stream_id: "7:op-ab:localhost:21:op-ab",
+        stream_info: {
+          error: "NONE",
+          id: "7",
+          name: "op-ab",
+          peername: "localhost",
+          recvsize: "51200",
+          recvstate: "RECV_SUCCESS",
+          sendsize: "0",
+          sendstate: "SEND_SUCCESS",
+          vertexid: "stream",
+        },
+        time_info: {
+          "created-ts": "5487412",
+          "now-ts": "6897412",
+          "usecs-to-checksum-recv": "1410321",
+          "usecs-to-checksum-send": "459321",
+          "usecs-to-command": "459100",
+          "usecs-to-first-byte-recv": "912000",
+          "usecs-to-first-byte-send": "-1",
+          "usecs-to-last-byte-recv": "1410000",
+          "usecs-to-last-byte-send": "-1",
+          "usecs-to-proxy-choice": "151",
+          "usecs-to-proxy-init": "327",
+          "usecs-to-proxy-request": "461",
+          "usecs-to-proxy-response": "459000",
+          "usecs-to-response": "912000",
+          "usecs-to-socket-connect": "120",
+          "usecs-to-socket-create": "40",
+        },
+        transport_info: {
+          error: "NONE",
+          fd: "12",
+          local: "localhost:127.0.0.1:21",
+          proxy: "localhost:127.0.0.1:9050",
+          remote: "op-ab:192.0.2.1:8080",
+          state: "SUCCESS_EOF",
+        },
+        unix_ts_end: 1732406401.66,
+        unix_ts_start: 1732406400.25,
+      },
+    },
+  },
+  tor: {
+    circuits: {
+      "12": {
+        circuit_id: 12,
+        elapsed_seconds: [["GUARD_WAIT", 0.1], ["BUILT", 0.5]],
+        path: [["$0000000000000000000000000000000000000001~relay1", 0.2]],
+        buildtime_seconds: 0.5,
+        unix_ts_start: 1732406399.0,
+        unix_ts_end: 1732406460.0,
+        filtered_out: false,
+      },
+    },
+    streams: {},
+  },
+};
+
+Deno.test("fromOnionPerf reads a stream as OnionPerf 3.1 writes it (strings in byte_info and time_info)", () => {
+  const [r, ...rest] = fromOnionPerf({
+    type: "onionperf",
+    version: "3.1",
+    data: { "op-ab": OP31_HOST },
+  });
+  assertEquals(rest.length, 0);
+  assertEquals(r!.phases_ms, {
+    tcp: 0.327,
+    socks: 459,
+    request: 459.1,
+    first_byte: 912,
+    last_byte: 1410,
+  });
+  assertEquals(r!.progress_ms, { "50": 1100, "100": 1410 });
+  assertEquals(r!.marks_ms, { "10240": 1000, "51200": 1410 });
+  assertEquals([r!.bytes, r!.size, r!.outcome, r!.transport], [51438, 51200, "ok", "op-ab"]);
+  assertEquals(r!.start, "2024-11-24T00:00:00.250Z");
+  assertEquals(r!.circuit, null); // tgen streams do not name their circuit in 3.1
+});
+
 // OnionPerf import fuzz: mutants of a parsed analysis (not of its JSON text), checked against
 // a declarative schema of what fromOnionPerf reads. A mutant the schema finds valid must be
 // accepted, as sane records (and, when only an unread field changed, as the same records);
@@ -218,7 +323,14 @@ const secs = (max: number) => (v: unknown) =>
   typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= max;
 const elapsed: Schema = { leaf: secs(86_400) };
 const str: Schema = { leaf: (v) => typeof v === "string" };
-const count: Schema = { leaf: (v) => Number.isSafeInteger(v) && (v as number) >= 0 };
+const count: Schema = {
+  leaf: (v) =>
+    (typeof v === "string" && /^\d{1,15}$/.test(v)) ||
+    (Number.isSafeInteger(v) && (v as number) >= 0),
+};
+const usecs: Schema = {
+  leaf: (v) => v === "-1" || v === -1 || (count.leaf(v) && Number(v) <= 86_400e6),
+};
 const idLike: Schema = { leaf: (v) => typeof v === "string" || Number.isSafeInteger(v) };
 const opt = (s: Schema): [Schema, "optional"] => [s, "optional"];
 const req = (s: Schema): [Schema, "required"] => [s, "required"];
@@ -260,7 +372,7 @@ const ONIONPERF: Schema = {
                         }),
                         payload_bytes_recv: opt({
                           each: elapsed,
-                          keys: (k) => /^[1-9]\d{0,15}$/.test(k),
+                          keys: (k) => /^\d{1,15}$/.test(k),
                         }),
                       },
                     }),
@@ -275,7 +387,18 @@ const ONIONPERF: Schema = {
                         recvsize: opt(count),
                       },
                     }),
-                    byte_info: opt({ fields: { total_bytes_recv: opt(count) } }),
+                    byte_info: opt({
+                      fields: { total_bytes_recv: opt(count), "total-bytes-recv": opt(count) },
+                    }),
+                    time_info: opt({
+                      fields: {
+                        "usecs-to-proxy-init": opt(usecs),
+                        "usecs-to-proxy-response": opt(usecs),
+                        "usecs-to-command": opt(usecs),
+                        "usecs-to-first-byte-recv": opt(usecs),
+                        "usecs-to-last-byte-recv": opt(usecs),
+                      },
+                    }),
                     circuit_id: opt(idLike),
                   },
                 },
@@ -378,40 +501,7 @@ Deno.test("fuzz: fromOnionPerf accepts exactly the structural mutants that are s
     Array.from({ length: 6 }, (_, i) => rec(i + 1)),
     "host1",
   )));
-  // A stream as OnionPerf 3.1 writes it (field names from onionperf/analysis.py): no
-  // circuit_id, extra fields we do not read.
-  base.data["op-ab"] = {
-    measurement_ip: "192.0.2.1",
-    tgen: {
-      streams: {
-        "7:op-ab:localhost:21:op-ab": {
-          byte_info: { total_bytes_recv: 51438, total_bytes_send: 381 },
-          elapsed_seconds: {
-            proxy_choice: 0.000151,
-            proxy_init: 0.000327,
-            proxy_request: 0.000461,
-            proxy_response: 0.459,
-            command: 0.459,
-            response: 0.912,
-            first_byte_recv: 0.912,
-            last_byte_recv: 1.41,
-            payload_progress_recv: { "0.0": 0.912, "0.5": 1.1, "1.0": 1.41 },
-            payload_bytes_recv: { "10240": 1.0, "51200": 1.41 },
-          },
-          is_complete: true,
-          is_error: false,
-          is_success: true,
-          stream_id: "7:op-ab:localhost:21:op-ab",
-          stream_info: { error: "NONE", id: "7", name: "op-ab", recvsize: 51200, sendsize: 381 },
-          time_info: { "usecs-to-first-byte-recv": 912000 },
-          transport_info: { local: "localhost:127.0.0.1:21", remote: "x" },
-          unix_ts_start: 1732406400.25,
-          unix_ts_end: 1732406401.66,
-        },
-      },
-    },
-    tor: { circuits: {}, streams: {} },
-  };
+  base.data["op-ab"] = structuredClone(OP31_HOST);
   assertEquals(importProblems(base), [], "the base document is valid");
   const baseRecords = fromOnionPerf(base);
   assertEquals(baseRecords.length, 7);

@@ -5,6 +5,11 @@
  * (first_byte_recv, last_byte_recv, payload_progress_recv by decile, payload_bytes_recv by
  * byte mark, all from the stream start as in our records) and data.<nickname>.tor.circuits
  * carries buildtime_seconds and path. Only uncompressed JSON is read (decompress .xz first).
+ *
+ * The import also reads analyses as OnionPerf 3.1 itself writes them (its
+ * schema/onionperf-3.1.json): phases from time_info's "usecs-to-…" microsecond strings,
+ * "total-bytes-recv" and recvsize as digit strings. Every field it reads is checked, and a
+ * bad one is refused with a SyntaxError naming its path.
  * @module
  */
 
@@ -195,9 +200,26 @@ function seconds(v: unknown, path: string, max: number): number {
 const optSeconds = (v: unknown, path: string) =>
   v === undefined ? undefined : seconds(v, path, MAX_ELAPSED_S);
 
+/** A byte count: a whole number, or its decimal string as OnionPerf 3.1 writes counts. */
 function count(v: unknown, path: string): number {
-  if (!Number.isSafeInteger(v) || (v as number) < 0) refuse(path, "a byte count (integer ≥ 0)", v);
-  return v as number;
+  const n = typeof v === "string" && /^\d{1,15}$/.test(v) ? Number(v) : v;
+  if (!Number.isSafeInteger(n) || (n as number) < 0) {
+    refuse(path, "a byte count (integer ≥ 0, or its digits)", v);
+  }
+  return n as number;
+}
+
+/**
+ * A time_info entry of OnionPerf 3.1: elapsed microseconds as a decimal string, "-1" when
+ * the step was not reached (schema/onionperf-3.1.json, "time_info").
+ */
+function usecs(v: unknown, path: string): number | undefined {
+  if (v === undefined || v === "-1" || v === -1) return undefined;
+  const n = typeof v === "string" && /^\d{1,15}$/.test(v) ? Number(v) : v;
+  if (!Number.isSafeInteger(n) || (n as number) < 0 || (n as number) > MAX_ELAPSED_S * 1e6) {
+    refuse(path, `microseconds in [0, ${MAX_ELAPSED_S * 1e6}] (or "-1")`, v);
+  }
+  return n as number;
 }
 
 function optString(v: unknown, path: string): string | undefined {
@@ -210,7 +232,7 @@ const ms = (x: number) => Math.round(x * 1e6) / 1000;
 
 function circuitOf(v: unknown, path: string, key: string): NonNullable<MeasureRecord["circuit"]> {
   const c = object(v, path);
-  const id = c.circuit_id ?? key;
+  const id = c.circuit_id === undefined ? key : c.circuit_id;
   if (typeof id !== "string" && !Number.isSafeInteger(id)) {
     refuse(`${path}.circuit_id`, "a string or integer", id);
   }
@@ -268,10 +290,13 @@ export function fromOnionPerf(doc: unknown, run = "onionperf"): MeasureRecord[] 
       const marks: Record<string, number> = {};
       const bp = `${ep}.payload_bytes_recv`;
       for (const [k, v] of Object.entries(optObject(e.payload_bytes_recv, bp))) {
-        if (!/^[1-9]\d{0,15}$/.test(k)) refuse(`${bp} keys`, "byte counts", k);
+        if (!/^\d{1,15}$/.test(k)) refuse(`${bp} keys`, "byte counts", k);
         marks[k] = ms(seconds(v, `${bp}.${k}`, MAX_ELAPSED_S));
       }
+      // Phases: ours carry them in elapsed_seconds (seconds); OnionPerf 3.1 in time_info
+      // (microsecond strings, "usecs-to-proxy-init" …). Where both are, ours win.
       const phases: MeasureRecord["phases_ms"] = {};
+      const ti = optObject(st.time_info, `${sp}.time_info`);
       for (
         const [from, to] of [
           ["proxy_init", "tcp"],
@@ -282,7 +307,10 @@ export function fromOnionPerf(doc: unknown, run = "onionperf"): MeasureRecord[] 
         ] as const
       ) {
         const t = optSeconds(e[from], `${ep}.${from}`);
+        const key = `usecs-to-${from.replaceAll("_", "-")}`;
+        const u = usecs(ti[key], `${sp}.time_info.${key}`);
         if (t !== undefined) phases[to] = ms(t);
+        else if (u !== undefined) phases[to] = u / 1000;
       }
       if (typeof st.is_success !== "boolean") {
         refuse(`${sp}.is_success`, "true or false", st.is_success);
@@ -294,7 +322,14 @@ export function fromOnionPerf(doc: unknown, run = "onionperf"): MeasureRecord[] 
       const transport = info.transport === null
         ? null
         : optString(info.transport, `${sp}.stream_info.transport`);
-      const bytes = optObject(st.byte_info, `${sp}.byte_info`).total_bytes_recv;
+      // Byte counts: ours as numbers, OnionPerf 3.1's as "total-bytes-recv" digit strings.
+      const bi = optObject(st.byte_info, `${sp}.byte_info`);
+      const ourBytes = bi.total_bytes_recv === undefined
+        ? undefined
+        : count(bi.total_bytes_recv, `${sp}.byte_info.total_bytes_recv`);
+      const theirBytes = bi["total-bytes-recv"] === undefined
+        ? undefined
+        : count(bi["total-bytes-recv"], `${sp}.byte_info.total-bytes-recv`);
       const cid = st.circuit_id;
       if (cid !== undefined && typeof cid !== "string" && !Number.isSafeInteger(cid)) {
         refuse(`${sp}.circuit_id`, "a string or integer", cid);
@@ -317,7 +352,7 @@ export function fromOnionPerf(doc: unknown, run = "onionperf"): MeasureRecord[] 
         phases_ms: phases,
         progress_ms: progress,
         marks_ms: marks,
-        bytes: bytes === undefined ? 0 : count(bytes, `${sp}.byte_info.total_bytes_recv`),
+        bytes: ourBytes ?? theirBytes ?? 0,
         status: null,
         sha256: null,
         sha256_ok: null,
