@@ -288,7 +288,7 @@ Deno.test("a relay that restarts with its keys and port rejoins: new circuits th
       socksHost: "127.0.0.1",
       socksPort: net.client.socksPort,
       socksUser: "c",
-      timeoutMs: 10_000,
+      timeoutMs: 60_000, // an upper bound for a loaded box; the fetch ends when it is done
     });
     assertEquals(after.outcome, "ok", after.error ?? "");
   } finally {
@@ -307,9 +307,14 @@ Deno.test("a relay refuses CREATE2 whose circuit id breaks the initiator's high 
       peer: { identity: fromBase64(entry.identity), linkKey: fromBase64(entry.linkKey) },
     });
     const got: number[][] = [];
+    let twoAnswers!: () => void;
+    const answered = new Promise<void>((r) => twoAnswers = r);
     const chan = new Channel(link, {
       initiator: true,
-      onCell: (cell) => got.push([cell.circId, cell.command, cell.payload[0]!]),
+      onCell: (cell) => {
+        got.push([cell.circId, cell.command, cell.payload[0]!]);
+        if (got.length === 2) twoAnswers();
+      },
     });
     const done = chan.run();
     const create = (circId: number) => {
@@ -325,7 +330,8 @@ Deno.test("a relay refuses CREATE2 whose circuit id breaks the initiator's high 
     };
     create(0x00000005); // we opened the link, so our ids must have the high bit set
     create(0x80000005); // this one is right
-    for (let i = 0; i < 100 && got.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    // Wait for both answers (60 s only bounds a hang; the relay answers in milliseconds).
+    await within(60_000, answered, "the relay did not answer both CREATE2 cells");
     assertEquals(got, [[5, CellCommand.DESTROY, 1], [0x80000005, CellCommand.CREATED2, 0]]);
     chan.close();
     await done;
