@@ -107,3 +107,20 @@ export function skipUnless(ok: unknown, reason: string): boolean {
   }
   return true;
 }
+
+/**
+ * Awaits `p`, failing with `what` if it has not settled within `ms`. For an upper bound on
+ * a hang (e.g. 60 s on a loaded 2-core box), not a timing check: the test waits for the
+ * event itself, and the bound only turns "never" into a failure.
+ */
+export async function within<T>(ms: number, p: Promise<T>, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} (not within ${ms} ms)`)), ms);
+  });
+  try {
+    return await Promise.race([p, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

@@ -1,4 +1,5 @@
 import { assert, assertEquals, assertThrows, hex } from "./_assert.ts";
+import { concat, Fuzz, fuzzDecoder, type FuzzTally } from "./_fuzz.ts";
 import {
   CELL_LEN,
   CellCommand,
@@ -23,6 +24,7 @@ import {
   encodeRelayCell,
   encodeSendme,
   encodeVersions,
+  isVariableCommand,
   MessageError,
   RelayCommand,
   RelayProtocolError,
@@ -122,62 +124,233 @@ Deno.test("SENDME v1 bodies carry the 20-byte digest", () => {
   assertEquals(decodeEnd(new Uint8Array(0)), 1);
 });
 
-/** Deterministic PRNG (xorshift32) so a failing input can be reproduced from its seed. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13, s ^= s >>> 17, s ^= s << 5;
-    return (s >>> 0) / 2 ** 32;
-  };
+// Decoder fuzz (tests/_fuzz.ts): per decoder, 3000 seeded inputs — a third random bytes of
+// random length, the rest bit flips, truncations and extensions of valid encodings made with
+// random fields. Each input either decodes to a value that re-encodes consistently with the
+// bytes it came from, or throws the decoder's own error class (MessageError,
+// RelayProtocolError, CellProtocolError); a TypeError/RangeError from deep inside, an
+// inconsistent value or a reader loop that stops consuming fails with the input's bytes.
+const N_FUZZ = 3000;
+
+function fuzzInputs(
+  f: Fuzz,
+  valid: () => Uint8Array,
+  randomLength: () => number = () => f.int(0, 600),
+): Uint8Array[] {
+  return Array.from(
+    { length: N_FUZZ },
+    (_, i) => i % 3 === 0 ? f.bytes(randomLength()) : f.mutate(valid()),
+  );
 }
 
-Deno.test("every cell decoder survives 5000 random and mutated inputs with typed errors only", () => {
-  const typed = [CellProtocolError, RelayProtocolError, MessageError];
-  const decoders: ((b: Uint8Array) => unknown)[] = [
-    (b) => {
-      const r = new CellReader();
-      r.push(b);
-      while (r.next());
+function same(a: Uint8Array, b: Uint8Array, what: string): void {
+  assertEquals(a, b, what);
+}
+
+function expectBoth(name: string, t: FuzzTally): void {
+  assert(t.accepted > 0, `${name}: no input was accepted (the oracle never ran)`);
+  assert(t.rejected > 0, `${name}: no input was rejected`);
+}
+
+Deno.test("fuzz: decodeRelayCell on random, bit-flipped and resized payloads", () => {
+  const f = new Fuzz(0x5eed01);
+  const valid = () =>
+    encodeRelayCell(
+      { command: f.int(0, 255), streamId: f.int(0, 0xffff), data: f.bytes(f.int(0, 498)) },
+      (b) => b.set(f.bytes(b.length)),
+    );
+  const t = fuzzDecoder(
+    "decodeRelayCell",
+    fuzzInputs(f, valid, () => f.random() < 0.7 ? 509 : f.int(0, 600)),
+    decodeRelayCell,
+    (c, input) => {
+      assertEquals(input.length, 509, "accepted a payload that is not 509 bytes");
+      assert(c.data.length <= 498, "data longer than 498");
+      const re = encodeRelayCell(c, (b) => b.fill(0));
+      for (const i of [0, 3, 4, 9, 10]) assertEquals(re[i], input[i], `header byte ${i}`);
+      same(re.subarray(11, 11 + c.data.length), input.subarray(11, 11 + c.data.length), "data");
+      assertEquals(decodeRelayCell(re), c, "re-decoded");
     },
-    (b) => decodeRelayCell(b.length === 509 ? b : new Uint8Array(509).fill(b[0] ?? 0)),
+    [RelayProtocolError],
+  );
+  expectBoth("decodeRelayCell", t);
+});
+
+Deno.test("fuzz: decodeCreate2 and decodeCreated2 re-encode to the bytes they read", () => {
+  const f = new Fuzz(0x5eed02);
+  const t1 = fuzzDecoder(
+    "decodeCreate2",
+    fuzzInputs(f, () => encodeCreate2({ htype: f.int(0, 0xffff), hdata: f.bytes(f.int(0, 505)) })),
     decodeCreate2,
+    (m, input) => same(encodeCreate2(m), input.subarray(0, 4 + m.hdata.length), "CREATE2"),
+    [MessageError],
+  );
+  expectBoth("decodeCreate2", t1);
+  const t2 = fuzzDecoder(
+    "decodeCreated2",
+    fuzzInputs(f, () => encodeCreated2(f.bytes(f.int(0, 507)))),
     decodeCreated2,
-    decodeExtend2,
-    decodeBegin,
-    decodeSendme,
-    decodeVersions,
-  ];
-  const seeds = [
+    (h, input) => same(encodeCreated2(h), input.subarray(0, 2 + h.length), "CREATED2"),
+    [MessageError],
+  );
+  expectBoth("decodeCreated2", t2);
+});
+
+Deno.test("fuzz: decodeExtend2 values survive encode and decode again", () => {
+  const f = new Fuzz(0x5eed03);
+  const valid = () =>
     encodeExtend2({
-      address: "10.0.0.1",
-      port: 1,
-      id: new Uint8Array(20),
-      create: { htype: 2, hdata: new Uint8Array(84) },
-    }),
-    encodeBegin({ host: "a.b", port: 80 }),
-    encodeCell({ circId: 1, command: 3, payload: new Uint8Array(509) }),
-  ];
-  const rand = rng(0xc0ffee);
-  for (let i = 0; i < 5000; i++) {
-    let input: Uint8Array;
-    if (i % 2 === 0) {
-      input = new Uint8Array(Math.floor(rand() * 600)).map(() => Math.floor(rand() * 256));
-    } else {
-      input = seeds[i % seeds.length]!.slice(0, Math.floor(rand() * 600));
-      for (let k = 0; k < 3 && input.length; k++) {
-        input[Math.floor(rand() * input.length)] = Math.floor(rand() * 256);
+      address: Array.from({ length: 4 }, () => f.int(0, 255)).join("."),
+      port: f.int(0, 0xffff),
+      id: f.bytes(20),
+      ...(f.random() < 0.5 ? { ed25519: f.bytes(32) } : {}),
+      create: { htype: f.int(0, 3), hdata: f.bytes(f.int(0, 200)) },
+    });
+  const t = fuzzDecoder(
+    "decodeExtend2",
+    fuzzInputs(f, valid),
+    decodeExtend2,
+    (m) => {
+      assertEquals(m.id.length, 20, "legacy id length");
+      if (m.ed25519) assertEquals(m.ed25519.length, 32, "ed25519 length");
+      assert(m.port >= 0 && m.port <= 0xffff, "port");
+      assertEquals(decodeExtend2(encodeExtend2(m)), m, "re-decoded");
+    },
+    [MessageError],
+  );
+  expectBoth("decodeExtend2", t);
+});
+
+Deno.test("fuzz: decodeBegin values survive encode and decode again", () => {
+  const f = new Fuzz(0x5eed04);
+  const hostChars = "abcdefghijklmnopqrstuvwxyz0123456789.-";
+  const valid = () => {
+    const host = f.random() < 0.7
+      ? Array.from({ length: f.int(1, 60) }, () => f.pick([...hostChars])).join("")
+      : Array.from({ length: 8 }, () => f.int(0, 0xffff).toString(16)).join(":");
+    const flags = f.random() < 0.5 ? f.int(1, 0xffffffff) : 0;
+    return encodeBegin({ host, port: f.int(1, 0xffff), flags });
+  };
+  const t = fuzzDecoder(
+    "decodeBegin",
+    fuzzInputs(f, valid),
+    decodeBegin,
+    (m) => {
+      assert(Number.isInteger(m.port) && m.port >= 1 && m.port <= 0xffff, "port");
+      assert([...m.host].every((c) => c >= " " && c <= "~"), "host not ASCII");
+      assertEquals(decodeBegin(encodeBegin(m)), m, "re-decoded");
+    },
+    [MessageError],
+  );
+  expectBoth("decodeBegin", t);
+});
+
+Deno.test("fuzz: decodeConnected, decodeSendme, decodeEnd and decodeVersions agree with their encoders", () => {
+  const f = new Fuzz(0x5eed05);
+  const ipv6Connected = () => {
+    const b = new Uint8Array(25);
+    b[4] = 6;
+    b.set(f.bytes(20), 5);
+    return b;
+  };
+  const t1 = fuzzDecoder(
+    "decodeConnected",
+    fuzzInputs(f, () =>
+      f.random() < 0.5
+        ? encodeConnected(
+          [f.int(1, 255), f.int(0, 255), f.int(0, 255), f.int(0, 255)].join("."),
+          f.int(0, 0x7fffffff),
+        )
+        : ipv6Connected()),
+    decodeConnected,
+    (c, input) => {
+      if (c.address === undefined) return assertEquals(input.length, 0, "empty CONNECTED");
+      const ttl = new DataView(input.buffer, input.byteOffset, input.length);
+      if (!c.address.includes(":")) {
+        return same(encodeConnected(c.address, c.ttl), input.subarray(0, 8), "IPv4 CONNECTED");
       }
-    }
-    for (const d of decoders) {
-      try {
-        d(input);
-      } catch (e) {
-        if (!typed.some((t) => e instanceof t)) {
-          throw new Error(`untyped error on input ${i}: ${e}`);
+      const groups = c.address.split(":").map((g) => parseInt(g, 16));
+      assertEquals(groups.length, 8, "IPv6 groups");
+      groups.forEach((g, i) => assertEquals(g, ttl.getUint16(5 + 2 * i), `IPv6 group ${i}`));
+      assertEquals(c.ttl, ttl.getUint32(21), "IPv6 TTL");
+      same(input.subarray(0, 5), Uint8Array.of(0, 0, 0, 0, 6), "IPv6 marker");
+    },
+    [MessageError],
+  );
+  expectBoth("decodeConnected", t1);
+  const t2 = fuzzDecoder(
+    "decodeSendme",
+    fuzzInputs(
+      f,
+      () => f.random() < 0.2 ? encodeSendme() : encodeSendme(f.bytes(20)),
+      () => f.int(0, 40),
+    ),
+    decodeSendme,
+    (d, input) => {
+      if (d === undefined) return assert(input.length === 0 || input[0] === 0, "v0 SENDME");
+      same(encodeSendme(d), input.subarray(0, 23), "SENDME v1");
+    },
+    [MessageError],
+  );
+  expectBoth("decodeSendme", t2);
+  const t3 = fuzzDecoder(
+    "decodeEnd",
+    fuzzInputs(f, () => encodeEnd(f.int(0, 255)), () => f.int(0, 3)),
+    decodeEnd,
+    (r, input) => assertEquals(r, input.length ? input[0] : 1, "END reason"),
+    [],
+  );
+  assertEquals(t3.rejected, 0);
+  const t4 = fuzzDecoder(
+    "decodeVersions",
+    fuzzInputs(
+      f,
+      () => encodeVersions(Array.from({ length: f.int(0, 10) }, () => f.int(0, 0xffff))),
+    ),
+    decodeVersions,
+    (v, input) => same(encodeVersions(v), input, "VERSIONS"),
+    [MessageError],
+  );
+  expectBoth("decodeVersions", t4);
+});
+
+Deno.test("fuzz: CellReader on random streams in random chunks: cells re-encode to the stream, or CellProtocolError", () => {
+  const f = new Fuzz(0x5eed06);
+  const valid = () => {
+    const cells = Array.from({ length: f.int(1, 4) }, () => {
+      const command = f.pick([3, 4, 7, 9, 10, 128, 129, 132]);
+      const payload = f.bytes(isVariableCommand(command) ? f.int(0, 300) : 509);
+      return encodeCell({ circId: f.int(0, 0xffffffff), command, payload });
+    });
+    return cells.reduce((a, b) => concat(a, b), new Uint8Array(0));
+  };
+  const t = fuzzDecoder(
+    "CellReader",
+    fuzzInputs(f, valid, () => f.int(0, 2000)),
+    (input) => {
+      const r = new CellReader({ maxVarPayload: 1024 });
+      let off = 0;
+      const cells = [];
+      while (off < input.length) {
+        const n = f.int(1, 700);
+        r.push(input.slice(off, off + n));
+        off += n;
+        // Each cell consumes at least 5 bytes: more turns means the reader stopped consuming.
+        for (let c = r.next(); c; c = r.next()) {
+          cells.push({ ...c, payload: c.payload.slice() });
+          if (cells.length > input.length / 5) throw new Error("CellReader loops");
         }
       }
-    }
-  }
+      return { cells, buffered: r.buffered };
+    },
+    ({ cells, buffered }, input) => {
+      const re = cells.map((c) => encodeCell(c)).reduce((a, b) => concat(a, b), new Uint8Array(0));
+      same(re, input.subarray(0, re.length), "cells re-encoded");
+      assertEquals(buffered, input.length - re.length, "bytes left buffered");
+    },
+    [CellProtocolError],
+  );
+  expectBoth("CellReader", t);
 });
 
 // Byte vectors from arti's tor-cell tests (torproject/arti, mirror dgoulet-tor/arti 781dc4b):

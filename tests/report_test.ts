@@ -1,4 +1,5 @@
-import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
+import { assert, assertEquals, assertStringIncludes, assertThrows } from "./_assert.ts";
+import { Fuzz } from "./_fuzz.ts";
 import { fromOnionPerf, toOnionPerf } from "../lib/report/onionperf.ts";
 import {
   asciiCdf,
@@ -199,4 +200,393 @@ Deno.test("binTimeSeries gives per group and bin the median of successes and the
   assert(bins.filter((b) => b.group === "a").every((b) => b.value === 100));
   assertEquals(bins.reduce((a, b) => a + b.failed, 0), 40);
   assertEquals(bins.reduce((a, b) => a + b.n, 0), 360);
+});
+
+// A measurement host as OnionPerf 3.1 writes it, after its schema (schema/onionperf-3.1.json,
+// tpo/metrics/onionperf; read from the hiromipaw/onionperf mirror): counts and microsecond
+// times as strings in byte_info and time_info ("-1": step not reached), elapsed_seconds only
+// for the payload marks, no circuit_id on tgen streams, circuit ids as integers. The values
+// are made up; the shape is the schema's.
+const OP31_HOST = {
+  measurement_ip: "192.0.2.1",
+  tgen: {
+    streams: {
+      "7:op-ab:localhost:21:op-ab": {
+        byte_info: {
+          "payload-bytes-recv": "51200",
+          "payload-bytes-send": "0",
+          "payload-progress-recv": "100.0%",
+          "payload-progress-send": "100.0%",
+          "total-bytes-recv": "51438",
+          "total-bytes-send": "381",
+        },
+        elapsed_seconds: {
+          payload_bytes_recv: { "10240": 1.0, "51200": 1.41 },
+          payload_progress_recv: { "0.0": 0.912, "0.5": 1.1, "1.0": 1.41 },
+        },
+        is_complete: true,
+        is_error: false,
+        is_success: true,
+        stream_id: "7:op-ab:localhost:21:op-ab",
+        stream_info: {
+          error: "NONE",
+          id: "7",
+          name: "op-ab",
+          peername: "localhost",
+          recvsize: "51200",
+          recvstate: "RECV_SUCCESS",
+          sendsize: "0",
+          sendstate: "SEND_SUCCESS",
+          vertexid: "stream",
+        },
+        time_info: {
+          "created-ts": "5487412",
+          "now-ts": "6897412",
+          "usecs-to-checksum-recv": "1410321",
+          "usecs-to-checksum-send": "459321",
+          "usecs-to-command": "459100",
+          "usecs-to-first-byte-recv": "912000",
+          "usecs-to-first-byte-send": "-1",
+          "usecs-to-last-byte-recv": "1410000",
+          "usecs-to-last-byte-send": "-1",
+          "usecs-to-proxy-choice": "151",
+          "usecs-to-proxy-init": "327",
+          "usecs-to-proxy-request": "461",
+          "usecs-to-proxy-response": "459000",
+          "usecs-to-response": "912000",
+          "usecs-to-socket-connect": "120",
+          "usecs-to-socket-create": "40",
+        },
+        transport_info: {
+          error: "NONE",
+          fd: "12",
+          local: "localhost:127.0.0.1:21",
+          proxy: "localhost:127.0.0.1:9050",
+          remote: "op-ab:192.0.2.1:8080",
+          state: "SUCCESS_EOF",
+        },
+        unix_ts_end: 1732406401.66,
+        unix_ts_start: 1732406400.25,
+      },
+    },
+  },
+  tor: {
+    circuits: {
+      "12": {
+        circuit_id: 12,
+        elapsed_seconds: [["GUARD_WAIT", 0.1], ["BUILT", 0.5]],
+        path: [["$0000000000000000000000000000000000000001~relay1", 0.2]],
+        buildtime_seconds: 0.5,
+        unix_ts_start: 1732406399.0,
+        unix_ts_end: 1732406460.0,
+        filtered_out: false,
+      },
+    },
+    streams: {},
+  },
+};
+
+Deno.test("fromOnionPerf reads a stream as OnionPerf 3.1 writes it (strings in byte_info and time_info)", () => {
+  const [r, ...rest] = fromOnionPerf({
+    type: "onionperf",
+    version: "3.1",
+    data: { "op-ab": OP31_HOST },
+  });
+  assertEquals(rest.length, 0);
+  assertEquals(r!.phases_ms, {
+    tcp: 0.327,
+    socks: 459,
+    request: 459.1,
+    first_byte: 912,
+    last_byte: 1410,
+  });
+  assertEquals(r!.progress_ms, { "50": 1100, "100": 1410 });
+  assertEquals(r!.marks_ms, { "10240": 1000, "51200": 1410 });
+  assertEquals([r!.bytes, r!.size, r!.outcome, r!.transport], [51438, 51200, "ok", "op-ab"]);
+  assertEquals(r!.start, "2024-11-24T00:00:00.250Z");
+  assertEquals(r!.circuit, null); // tgen streams do not name their circuit in 3.1
+});
+
+// OnionPerf import fuzz: mutants of a parsed analysis (not of its JSON text), checked against
+// a declarative schema of what fromOnionPerf reads. A mutant the schema finds valid must be
+// accepted, as sane records (and, when only an unread field changed, as the same records);
+// one it finds invalid must be refused with a SyntaxError naming the bad field. No mutant is
+// tolerated either way.
+type Schema =
+  | { leaf: (v: unknown) => boolean }
+  | { fields: Record<string, [Schema, "required" | "optional"]> }
+  | { each: Schema; keys?: (k: string) => boolean }
+  | { items: Schema };
+
+const isObj = (v: unknown) => typeof v === "object" && v !== null && !Array.isArray(v);
+const secs = (max: number) => (v: unknown) =>
+  typeof v === "number" && Number.isFinite(v) && v >= 0 && v <= max;
+const elapsed: Schema = { leaf: secs(86_400) };
+const str: Schema = { leaf: (v) => typeof v === "string" };
+const count: Schema = {
+  leaf: (v) =>
+    (typeof v === "string" && /^\d{1,15}$/.test(v)) ||
+    (Number.isSafeInteger(v) && (v as number) >= 0),
+};
+const usecs: Schema = {
+  leaf: (v) => v === "-1" || v === -1 || (count.leaf(v) && Number(v) <= 86_400e6),
+};
+const idLike: Schema = { leaf: (v) => typeof v === "string" || Number.isSafeInteger(v) };
+const opt = (s: Schema): [Schema, "optional"] => [s, "optional"];
+const req = (s: Schema): [Schema, "required"] => [s, "required"];
+const CIRCUIT: Schema = {
+  fields: {
+    circuit_id: opt(idLike),
+    path: req({ items: { leaf: (v) => Array.isArray(v) && typeof v[0] === "string" } }),
+    buildtime_seconds: opt({ leaf: (v) => v === null || secs(86_400)(v) }),
+  },
+};
+const ONIONPERF: Schema = {
+  fields: {
+    type: req({ leaf: (v) => v === "onionperf" }),
+    data: req({
+      each: {
+        fields: {
+          tor: opt({
+            fields: {
+              // Only the circuits a stream names are read (checked in importProblems): OnionPerf
+              // writes failed circuits without a path.
+              circuits: opt({ each: { leaf: () => true } }),
+            },
+          }),
+          tgen: opt({
+            fields: {
+              streams: opt({
+                each: {
+                  fields: {
+                    elapsed_seconds: opt({
+                      fields: {
+                        proxy_init: opt(elapsed),
+                        proxy_response: opt(elapsed),
+                        command: opt(elapsed),
+                        first_byte_recv: opt(elapsed),
+                        last_byte_recv: opt(elapsed),
+                        payload_progress_recv: opt({
+                          each: elapsed,
+                          keys: (k) => /^\d+(\.\d+)?$/.test(k) && Number(k) <= 1,
+                        }),
+                        payload_bytes_recv: opt({
+                          each: elapsed,
+                          keys: (k) => /^\d{1,15}$/.test(k),
+                        }),
+                      },
+                    }),
+                    is_success: req({ leaf: (v) => typeof v === "boolean" }),
+                    unix_ts_start: req({ leaf: secs(8.64e12) }),
+                    stream_info: opt({
+                      fields: {
+                        error: opt(str),
+                        label: opt(str),
+                        url: opt(str),
+                        transport: opt({ leaf: (v) => v === null || typeof v === "string" }),
+                        recvsize: opt(count),
+                      },
+                    }),
+                    byte_info: opt({
+                      fields: { total_bytes_recv: opt(count), "total-bytes-recv": opt(count) },
+                    }),
+                    time_info: opt({
+                      fields: {
+                        "usecs-to-proxy-init": opt(usecs),
+                        "usecs-to-proxy-response": opt(usecs),
+                        "usecs-to-command": opt(usecs),
+                        "usecs-to-first-byte-recv": opt(usecs),
+                        "usecs-to-last-byte-recv": opt(usecs),
+                      },
+                    }),
+                    circuit_id: opt(idLike),
+                  },
+                },
+              }),
+            },
+          }),
+        },
+      },
+    }),
+  },
+};
+
+type Seg = string | number;
+const showPath = (p: Seg[]) =>
+  p.map((s, i) => typeof s === "number" ? `[${s}]` : i === 0 ? s : `.${s}`).join("");
+
+/** Every place `v` breaks schema `s`, as paths (a key problem as "<path> keys"). */
+function problems(s: Schema, v: unknown, at: Seg[] = []): string[] {
+  if ("leaf" in s) return s.leaf(v) ? [] : [showPath(at)];
+  if ("items" in s) {
+    if (!Array.isArray(v)) return [showPath(at)];
+    return v.flatMap((x, i) => problems(s.items, x, [...at, i]));
+  }
+  if (!isObj(v)) return [showPath(at)];
+  const o = v as Record<string, unknown>;
+  if ("each" in s) {
+    return Object.entries(o).flatMap(([k, x]) => [
+      ...(s.keys && !s.keys(k) ? [`${showPath(at)} keys`] : []),
+      ...problems(s.each, x, [...at, k]),
+    ]);
+  }
+  return Object.entries(s.fields).flatMap(([k, [f, need]]) =>
+    o[k] === undefined
+      ? (need === "required" ? [showPath([...at, k])] : [])
+      : problems(f, o[k], [...at, k])
+  );
+}
+
+/** The schema's problems, and those of every circuit a stream names. */
+function importProblems(doc: unknown): string[] {
+  const bad = problems(ONIONPERF, doc);
+  if (bad.length) return bad;
+  const data = (doc as { data: Record<string, Record<string, Record<string, unknown>>> }).data;
+  for (const [nick, host] of Object.entries(data)) {
+    const circuits = (host.tor?.circuits ?? {}) as Record<string, unknown>;
+    const streams = (host.tgen?.streams ?? {}) as Record<string, { circuit_id?: unknown }>;
+    for (const st of Object.values(streams)) {
+      const k = st.circuit_id === undefined ? undefined : String(st.circuit_id);
+      if (k !== undefined && Object.hasOwn(circuits, k)) {
+        bad.push(...problems(CIRCUIT, circuits[k], ["data", nick, "tor", "circuits", k]));
+      }
+    }
+  }
+  return bad;
+}
+
+/** True when the schema reads the field at `p` (false: fromOnionPerf ignores it). */
+function schemaReads(s: Schema, p: Seg[]): boolean {
+  if (p.length === 0) return true;
+  if ("leaf" in s) return true; // inside a leaf the leaf's test looks at it
+  if ("items" in s) return schemaReads(s.items, p.slice(1));
+  if ("each" in s) return schemaReads(s.each, p.slice(1));
+  const f = s.fields[String(p[0])];
+  return f !== undefined && schemaReads(f[0], p.slice(1));
+}
+
+/** Each imported record is well-formed: finite non-negative times, real dates, counts. */
+function assertSaneRecords(recs: MeasureRecord[]): void {
+  for (const r of recs) {
+    const times = [
+      ...Object.values(r.phases_ms),
+      ...Object.values(r.progress_ms),
+      ...Object.values(r.marks_ms ?? {}),
+      ...(r.circuit?.build_ms != null ? [r.circuit.build_ms] : []),
+    ];
+    for (const t of times) {
+      assert(typeof t === "number" && Number.isFinite(t) && t >= 0, `time ${t}`);
+    }
+    assert(!Number.isNaN(Date.parse(r.start)), `start ${r.start}`);
+    assert(Number.isSafeInteger(r.bytes) && r.bytes >= 0, `bytes ${r.bytes}`);
+    assert(r.size === null || (Number.isSafeInteger(r.size) && r.size >= 0), `size ${r.size}`);
+    for (const x of [r.label, r.url, r.outcome]) assert(typeof x === "string", `string ${x}`);
+    assert(r.transport === null || typeof r.transport === "string", "transport");
+    assert(r.circuit === null || r.circuit.path.every((h) => typeof h === "string"), "path");
+  }
+}
+
+/** Paths to every value inside `v` (objects and arrays), outermost first. */
+function allPaths(v: unknown, at: Seg[] = []): Seg[][] {
+  const out: Seg[][] = at.length ? [at] : [];
+  if (Array.isArray(v)) v.forEach((x, i) => out.push(...allPaths(x, [...at, i])));
+  else if (isObj(v)) {
+    for (const [k, x] of Object.entries(v as object)) out.push(...allPaths(x, [...at, k]));
+  }
+  return out;
+}
+
+Deno.test("fuzz: fromOnionPerf accepts exactly the structural mutants that are still valid, and names the bad field of the rest", () => {
+  const base = JSON.parse(JSON.stringify(toOnionPerf(
+    Array.from({ length: 6 }, (_, i) => rec(i + 1)),
+    "host1",
+  )));
+  base.data["op-ab"] = structuredClone(OP31_HOST);
+  assertEquals(importProblems(base), [], "the base document is valid");
+  const baseRecords = fromOnionPerf(base);
+  assertEquals(baseRecords.length, 7);
+  const paths = allPaths(base);
+  const values: unknown[] = [
+    "x",
+    "12",
+    null,
+    true,
+    false,
+    [],
+    {},
+    -1,
+    -1e-9,
+    0,
+    1.5,
+    86_400,
+    86_401,
+    1e12,
+    2 ** 53,
+    1e308,
+    NaN,
+    Infinity,
+    -Infinity,
+  ];
+  const f = new Fuzz(0x0b1e);
+  const tally = { accepted: 0, rejected: 0, unreadSame: 0 };
+  for (let i = 0; i < 3000; i++) {
+    const doc = structuredClone(base);
+    const p = paths[f.int(0, paths.length - 1)]!;
+    const parent = p.slice(0, -1).reduce((o: Record<Seg, unknown>, s) => o[s] as never, doc);
+    const key = p[p.length - 1]!;
+    const old = parent[key];
+    let what: string;
+    switch (f.int(0, 4)) {
+      case 0:
+        delete parent[key];
+        what = "deleted";
+        break;
+      case 1: // wrong nesting: wrapped in an array or object, or an array unwrapped
+        parent[key] = f.random() < 0.5 ? [old] : Array.isArray(old) ? old[0] : { v: old };
+        what = "re-nested";
+        break;
+      case 2: // a key renamed (byte marks and progress fractions are keys)
+        if (Array.isArray(parent)) continue;
+        delete parent[key];
+        parent[f.pick(["x", "0", "-1", "0.55", "1.5", "2", "12345", "1e3"])] = old;
+        what = "renamed";
+        break;
+      default:
+        parent[key] = f.pick(values);
+        what = `set to ${String(parent[key])}`;
+    }
+    const bad = importProblems(doc);
+    const where = `mutant ${i}: ${showPath(p)} ${what}`;
+    let recs: MeasureRecord[];
+    try {
+      recs = fromOnionPerf(doc);
+    } catch (e) {
+      if (!(e instanceof SyntaxError)) throw new Error(`${where}: ${e} (not a SyntaxError)`);
+      assert(bad.length > 0, `${where}: a valid document was refused: ${e.message}`);
+      assert(
+        bad.some((b) =>
+          b === "type" ? e.message.includes("not an OnionPerf") : e.message.includes(`${b} `)
+        ),
+        `${where}: the error ${JSON.stringify(e.message)} names none of ${bad.join(", ")}`,
+      );
+      tally.rejected++;
+      continue;
+    }
+    assertEquals(bad, [], `${where}: accepted, yet invalid at`);
+    assertSaneRecords(recs);
+    if (!schemaReads(ONIONPERF, p) && what !== "renamed") {
+      assertEquals(recs, baseRecords, `${where}: an unread field changed the records`);
+      tally.unreadSame++;
+    }
+    tally.accepted++;
+  }
+  console.log(`fromOnionPerf fuzz: ${JSON.stringify(tally)}`);
+  // Both verdicts happen often enough to mean something.
+  assert(tally.accepted > 300 && tally.rejected > 300, JSON.stringify(tally));
+  assert(tally.unreadSame > 50, JSON.stringify(tally));
+  // Whole-document mutants.
+  for (const doc of [null, [], "onionperf", 5, { type: "onionperf" }, { type: "x", data: {} }]) {
+    assertThrows(() => fromOnionPerf(doc), SyntaxError);
+  }
+  assertEquals(fromOnionPerf({ type: "onionperf", data: {} }), []);
 });

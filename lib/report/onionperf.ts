@@ -5,6 +5,11 @@
  * (first_byte_recv, last_byte_recv, payload_progress_recv by decile, payload_bytes_recv by
  * byte mark, all from the stream start as in our records) and data.<nickname>.tor.circuits
  * carries buildtime_seconds and path. Only uncompressed JSON is read (decompress .xz first).
+ *
+ * The import also reads analyses as OnionPerf 3.1 itself writes them (its
+ * schema/onionperf-3.1.json): phases from time_info's "usecs-to-…" microsecond strings,
+ * "total-bytes-recv" and recvsize as digit strings. Every field it reads is checked, and a
+ * bad one is refused with a SyntaxError naming its path.
  * @module
  */
 
@@ -155,57 +160,203 @@ const OUTCOMES: Record<string, string> = {
   AUTH: "checksum",
 };
 
-/** An OnionPerf analysis → records (label "onionperf" unless the stream carries ours). */
+/** Latest start time we take, in seconds since 1970: the end of Date's range (ECMA-262 §21.4.1.1). */
+const MAX_UNIX_TS = 8.64e12;
+/**
+ * Longest elapsed time we take, in seconds: a day. OnionPerf's tgen gives up on a stream after
+ * minutes, so anything longer is a broken file, not a slow fetch.
+ */
+const MAX_ELAPSED_S = 86_400;
+
+function shown(v: unknown): string {
+  if (typeof v === "number" || typeof v === "bigint" || v === undefined) return String(v);
+  try {
+    const t = JSON.stringify(v);
+    return t.length > 40 ? `${t.slice(0, 40)}…` : t;
+  } catch {
+    return typeof v;
+  }
+}
+
+/** Refuses the field at `path`: a SyntaxError that names it, what it must be and what it was. */
+function refuse(path: string, want: string, got: unknown): never {
+  throw new SyntaxError(`OnionPerf analysis: ${path} must be ${want}, got ${shown(got)}`);
+}
+
+function object(v: unknown, path: string): Record<string, unknown> {
+  if (typeof v !== "object" || v === null || Array.isArray(v)) refuse(path, "an object", v);
+  return v as Record<string, unknown>;
+}
+
+const optObject = (v: unknown, path: string) => v === undefined ? {} : object(v, path);
+
+function seconds(v: unknown, path: string, max: number): number {
+  if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || v > max) {
+    refuse(path, `a number of seconds in [0, ${max}]`, v);
+  }
+  return v;
+}
+
+const optSeconds = (v: unknown, path: string) =>
+  v === undefined ? undefined : seconds(v, path, MAX_ELAPSED_S);
+
+/** A byte count: a whole number, or its decimal string as OnionPerf 3.1 writes counts. */
+function count(v: unknown, path: string): number {
+  const n = typeof v === "string" && /^\d{1,15}$/.test(v) ? Number(v) : v;
+  if (!Number.isSafeInteger(n) || (n as number) < 0) {
+    refuse(path, "a byte count (integer ≥ 0, or its digits)", v);
+  }
+  return n as number;
+}
+
+/**
+ * A time_info entry of OnionPerf 3.1: elapsed microseconds as a decimal string, "-1" when
+ * the step was not reached (schema/onionperf-3.1.json, "time_info").
+ */
+function usecs(v: unknown, path: string): number | undefined {
+  if (v === undefined || v === "-1" || v === -1) return undefined;
+  const n = typeof v === "string" && /^\d{1,15}$/.test(v) ? Number(v) : v;
+  if (!Number.isSafeInteger(n) || (n as number) < 0 || (n as number) > MAX_ELAPSED_S * 1e6) {
+    refuse(path, `microseconds in [0, ${MAX_ELAPSED_S * 1e6}] (or "-1")`, v);
+  }
+  return n as number;
+}
+
+function optString(v: unknown, path: string): string | undefined {
+  if (v !== undefined && typeof v !== "string") refuse(path, "a string", v);
+  return v;
+}
+
+/** Seconds → ms, to the microsecond as our records keep them. */
+const ms = (x: number) => Math.round(x * 1e6) / 1000;
+
+function circuitOf(v: unknown, path: string, key: string): NonNullable<MeasureRecord["circuit"]> {
+  const c = object(v, path);
+  const id = c.circuit_id === undefined ? key : c.circuit_id;
+  if (typeof id !== "string" && !Number.isSafeInteger(id)) {
+    refuse(`${path}.circuit_id`, "a string or integer", id);
+  }
+  if (!Array.isArray(c.path)) refuse(`${path}.path`, "an array of [relay, time] pairs", c.path);
+  const hops = c.path.map((h, i) => {
+    if (!Array.isArray(h) || typeof h[0] !== "string") {
+      refuse(`${path}.path[${i}]`, "a [relay, time] pair", h);
+    }
+    return h[0] as string;
+  });
+  const b = c.buildtime_seconds;
+  return {
+    id: String(id),
+    path: hops,
+    build_ms: b === null || b === undefined
+      ? null
+      : ms(seconds(b, `${path}.buildtime_seconds`, MAX_ELAPSED_S)),
+  };
+}
+
+/**
+ * An OnionPerf analysis → records (label "onionperf" unless the stream carries ours). Every
+ * field read is checked first: a missing or mistyped one (a time that is not a number of
+ * seconds in range, a count that is not a whole number, a path that is not a list of pairs,
+ * the wrong nesting) throws a SyntaxError naming its path, e.g. `data.op-hk.tgen.streams.7.
+ * unix_ts_start`; fields we do not read are ignored.
+ */
 export function fromOnionPerf(doc: unknown, run = "onionperf"): MeasureRecord[] {
-  const d = doc as OnionPerfAnalysis;
-  if (d?.type !== "onionperf" || typeof d.data !== "object") {
+  const d = doc as Partial<OnionPerfAnalysis> | null;
+  if (typeof d !== "object" || d === null || d.type !== "onionperf") {
     throw new SyntaxError('not an OnionPerf analysis (type must be "onionperf")');
   }
   const out: MeasureRecord[] = [];
   let n = 0;
-  for (const [nick, host] of Object.entries(d.data)) {
-    const circuits = host.tor?.circuits ?? {};
-    for (const st of Object.values(host.tgen?.streams ?? {})) {
-      const e = st.elapsed_seconds ?? {};
-      const ms = (x?: number) => (typeof x === "number" ? Math.round(x * 1e6) / 1000 : undefined);
+  for (const [nick, hostValue] of Object.entries(object(d.data, "data"))) {
+    const hp = `data.${nick}`;
+    const host = object(hostValue, hp);
+    const tor = optObject(host.tor, `${hp}.tor`);
+    const circuits = optObject(tor.circuits, `${hp}.tor.circuits`);
+    const tgen = optObject(host.tgen, `${hp}.tgen`);
+    for (const [sid, stValue] of Object.entries(optObject(tgen.streams, `${hp}.tgen.streams`))) {
+      const sp = `${hp}.tgen.streams.${sid}`;
+      const st = object(stValue, sp);
+      const e = optObject(st.elapsed_seconds, `${sp}.elapsed_seconds`);
+      const ep = `${sp}.elapsed_seconds`;
       const progress: Record<string, number> = {};
-      for (const [k, v] of Object.entries(e.payload_progress_recv ?? {})) {
-        const pct = Math.round(Number(k) * 100);
-        if (pct > 0) progress[String(pct)] = ms(v)!;
+      const pp = `${ep}.payload_progress_recv`;
+      for (const [k, v] of Object.entries(optObject(e.payload_progress_recv, pp))) {
+        const frac = Number(k);
+        if (!/^\d+(\.\d+)?$/.test(k) || frac > 1) refuse(`${pp} keys`, "fractions in [0, 1]", k);
+        const pct = Math.round(frac * 100);
+        const t = seconds(v, `${pp}.${k}`, MAX_ELAPSED_S);
+        if (pct > 0) progress[String(pct)] = ms(t);
       }
       const marks: Record<string, number> = {};
-      for (const [k, v] of Object.entries(e.payload_bytes_recv ?? {})) marks[k] = ms(v)!;
-      const c = st.circuit_id ? circuits[st.circuit_id] : undefined;
+      const bp = `${ep}.payload_bytes_recv`;
+      for (const [k, v] of Object.entries(optObject(e.payload_bytes_recv, bp))) {
+        if (!/^\d{1,15}$/.test(k)) refuse(`${bp} keys`, "byte counts", k);
+        marks[k] = ms(seconds(v, `${bp}.${k}`, MAX_ELAPSED_S));
+      }
+      // Phases: ours carry them in elapsed_seconds (seconds); OnionPerf 3.1 in time_info
+      // (microsecond strings, "usecs-to-proxy-init" …). Where both are, ours win.
       const phases: MeasureRecord["phases_ms"] = {};
-      if (e.proxy_init !== undefined) phases.tcp = ms(e.proxy_init)!;
-      if (e.proxy_response !== undefined) phases.socks = ms(e.proxy_response)!;
-      if (e.command !== undefined) phases.request = ms(e.command)!;
-      if (e.first_byte_recv !== undefined) phases.first_byte = ms(e.first_byte_recv)!;
-      if (e.last_byte_recv !== undefined) phases.last_byte = ms(e.last_byte_recv)!;
-      const error = st.stream_info?.error ?? (st.is_success ? "NONE" : "OTHER");
+      const ti = optObject(st.time_info, `${sp}.time_info`);
+      for (
+        const [from, to] of [
+          ["proxy_init", "tcp"],
+          ["proxy_response", "socks"],
+          ["command", "request"],
+          ["first_byte_recv", "first_byte"],
+          ["last_byte_recv", "last_byte"],
+        ] as const
+      ) {
+        const t = optSeconds(e[from], `${ep}.${from}`);
+        const key = `usecs-to-${from.replaceAll("_", "-")}`;
+        const u = usecs(ti[key], `${sp}.time_info.${key}`);
+        if (t !== undefined) phases[to] = ms(t);
+        else if (u !== undefined) phases[to] = u / 1000;
+      }
+      if (typeof st.is_success !== "boolean") {
+        refuse(`${sp}.is_success`, "true or false", st.is_success);
+      }
+      const start = seconds(st.unix_ts_start, `${sp}.unix_ts_start`, MAX_UNIX_TS);
+      const info = optObject(st.stream_info, `${sp}.stream_info`);
+      const error = optString(info.error, `${sp}.stream_info.error`) ??
+        (st.is_success ? "NONE" : "OTHER");
+      const transport = info.transport === null
+        ? null
+        : optString(info.transport, `${sp}.stream_info.transport`);
+      // Byte counts: ours as numbers, OnionPerf 3.1's as "total-bytes-recv" digit strings.
+      const bi = optObject(st.byte_info, `${sp}.byte_info`);
+      const ourBytes = bi.total_bytes_recv === undefined
+        ? undefined
+        : count(bi.total_bytes_recv, `${sp}.byte_info.total_bytes_recv`);
+      const theirBytes = bi["total-bytes-recv"] === undefined
+        ? undefined
+        : count(bi["total-bytes-recv"], `${sp}.byte_info.total-bytes-recv`);
+      const cid = st.circuit_id;
+      if (cid !== undefined && typeof cid !== "string" && !Number.isSafeInteger(cid)) {
+        refuse(`${sp}.circuit_id`, "a string or integer", cid);
+      }
+      const cKey = cid === undefined ? undefined : String(cid);
+      const c = cKey !== undefined && Object.hasOwn(circuits, cKey)
+        ? circuitOf(circuits[cKey], `${hp}.tor.circuits.${cKey}`, cKey)
+        : null;
       out.push({
         v: 1,
         run,
         id: ++n,
-        label: st.stream_info?.label ?? "onionperf",
-        transport: st.stream_info?.transport ?? nick,
-        url: st.stream_info?.url ?? `onionperf:${nick}`,
-        size: st.stream_info?.recvsize ?? null,
-        start: new Date(st.unix_ts_start * 1000).toISOString(),
+        label: optString(info.label, `${sp}.stream_info.label`) ?? "onionperf",
+        transport: transport === undefined ? nick : transport,
+        url: optString(info.url, `${sp}.stream_info.url`) ?? `onionperf:${nick}`,
+        size: info.recvsize === undefined
+          ? null
+          : count(info.recvsize, `${sp}.stream_info.recvsize`),
+        start: new Date(start * 1000).toISOString(),
         phases_ms: phases,
         progress_ms: progress,
         marks_ms: marks,
-        bytes: st.byte_info?.total_bytes_recv ?? 0,
+        bytes: ourBytes ?? theirBytes ?? 0,
         status: null,
         sha256: null,
         sha256_ok: null,
-        circuit: c
-          ? {
-            id: c.circuit_id,
-            path: c.path.map((p) => p[0]),
-            build_ms: c.buildtime_seconds === null ? null : ms(c.buildtime_seconds)!,
-          }
-          : null,
+        circuit: c,
         source_port: null,
         outcome: st.is_success ? "ok" : (OUTCOMES[error] ?? "other"),
         error: st.is_success ? null : `OnionPerf error ${error}`,
