@@ -38,36 +38,6 @@ function rec(i: number, over: Partial<MeasureRecord> = {}): MeasureRecord {
   };
 }
 
-Deno.test("toOnionPerf and fromOnionPerf keep the times, sizes, outcomes and circuits", () => {
-  const recs = Array.from({ length: 30 }, (_, i) => rec(i + 1));
-  const doc = toOnionPerf(recs, "host1");
-  assertEquals(doc.type, "onionperf");
-  assertEquals(doc.version, "3.1");
-  const streams = Object.values(doc.data.host1!.tgen.streams);
-  assertEquals(streams.length, 30);
-  assertEquals(
-    streams[0]!.elapsed_seconds.payload_progress_recv!["1.0"],
-    recs[0]!.phases_ms.last_byte! / 1000,
-  );
-  assert(Object.keys(doc.data.host1!.tor.circuits).length === 4);
-  const back = fromOnionPerf(JSON.parse(JSON.stringify(doc)));
-  assertEquals(back.length, 30);
-  for (const [i, r] of back.entries()) {
-    assertEquals(r.phases_ms.first_byte, recs[i]!.phases_ms.first_byte);
-    assertEquals(r.phases_ms.last_byte, recs[i]!.phases_ms.last_byte);
-    assertEquals(r.outcome, recs[i]!.outcome === "ok" ? "ok" : "timeout");
-    assertEquals(r.size, 51200);
-    assertEquals(r.circuit?.path, ["relay1", "relay2", "relay3"]);
-  }
-  let threw = false;
-  try {
-    fromOnionPerf({ type: "other" });
-  } catch {
-    threw = true;
-  }
-  assert(threw);
-});
-
 Deno.test("plots render to SVG and PNG without a browser; the ASCII CDF has a row per decile", async () => {
   const svg = await renderSvg(
     cdfSpec("t", "ms", [{ name: "a", values: [1, 2, 3, 4] }, { name: "b", values: [2, 4, 6] }]),
@@ -589,4 +559,280 @@ Deno.test("fuzz: fromOnionPerf accepts exactly the structural mutants that are s
     assertThrows(() => fromOnionPerf(doc), SyntaxError);
   }
   assertEquals(fromOnionPerf({ type: "onionperf", data: {} }), []);
+});
+
+Deno.test("toOnionPerf writes OnionPerf 3.1's layout, and fromOnionPerf reads back the same times, bytes, outcomes and circuits", () => {
+  const recs = Array.from({ length: 30 }, (_, i) => rec(i + 1));
+  // A failure cut short (no last byte, fewer bytes than asked) on a circuit of unknown build
+  // time, and one with no circuit and no size.
+  recs.push(rec(31, {
+    outcome: "reset",
+    phases_ms: { tcp: 0.25, socks: 3.004, request: 3.1, first_byte: 17.321 },
+    progress_ms: { "10": 17.321 },
+    marks_ms: { "10240": 17.321 },
+    bytes: 12345,
+    circuit: { id: "77", path: ["a", "b", "c"], build_ms: null },
+  }));
+  recs.push(rec(32, { circuit: null, size: null, phases_ms: { tcp: 1.5 }, progress_ms: {} }));
+  const doc = toOnionPerf(recs, "host1");
+  assertEquals(doc.type, "onionperf");
+  assertEquals(doc.version, "3.1");
+  const streams = Object.values(doc.data.host1!.tgen.streams);
+  assertEquals(streams.length, 32);
+  const st0 = streams[0]!;
+  // The 3.1 layout, not ours of before: strings in byte_info, time_info, recvsize.
+  assertEquals(st0.byte_info["total-bytes-recv"], "51200");
+  assertEquals(st0.stream_info.recvsize, "51200");
+  assertEquals(
+    st0.time_info["usecs-to-last-byte-recv"],
+    String(recs[0]!.phases_ms.last_byte! * 1000),
+  );
+  assertEquals(st0.time_info["usecs-to-proxy-response"], "2000");
+  assertEquals(st0.time_info["usecs-to-checksum-recv"], "-1");
+  assertEquals(streams[30]!.time_info["usecs-to-last-byte-recv"], "-1");
+  assertEquals(Object.keys(st0.elapsed_seconds).sort(), [
+    "payload_bytes_recv",
+    "payload_progress_recv",
+  ]);
+  assert(!("total_bytes_recv" in st0.byte_info));
+  assertEquals(
+    st0.elapsed_seconds.payload_progress_recv["1.0"],
+    recs[0]!.phases_ms.last_byte! / 1000,
+  );
+  assertEquals(Object.keys(doc.data.host1!.tor.circuits).sort(), ["0", "1", "2", "3", "77"]);
+  const back = fromOnionPerf(JSON.parse(JSON.stringify(doc)));
+  assertEquals(back.length, 32);
+  for (const [i, r] of back.entries()) {
+    const want = recs[i]!;
+    const at = `record ${want.id}`;
+    assertEquals(r.phases_ms, want.phases_ms, at);
+    assertEquals(r.progress_ms, want.progress_ms, at);
+    assertEquals(r.marks_ms, want.marks_ms, at);
+    assertEquals(r.bytes, want.bytes, at);
+    assertEquals(r.size, want.size ?? want.bytes, at);
+    assertEquals(r.start, want.start, at);
+    assertEquals([r.label, r.url, r.transport], [want.label, want.url, want.transport], at);
+    assertEquals(r.outcome, want.outcome, at);
+    assertEquals(r.circuit, want.circuit && { ...want.circuit }, at);
+  }
+  assertThrows(() => fromOnionPerf({ type: "other" }), SyntaxError);
+});
+
+// What OnionPerf 3.1 requires of an analysis, transcribed from its schema
+// (schema/onionperf-3.1.json of tpo/metrics/onionperf; read from the anyone-protocol/onionperf
+// mirror at commit 8b09b049b30e993f6706041c7f62e1b125722b38): the "required" lists, the
+// "type": "string" fields and their patterns, and the circuit's "additionalProperties": false.
+const OP31_REQUIRED = {
+  document: ["data", "type", "version"],
+  host: ["measurement_ip", "tgen", "tor"],
+  tgen: ["streams"],
+  tor: ["circuits", "streams"],
+  stream: [
+    "byte_info",
+    "is_complete",
+    "is_error",
+    "is_success",
+    "stream_id",
+    "stream_info",
+    "time_info",
+    "transport_info",
+    "unix_ts_end",
+    "unix_ts_start",
+  ],
+  byte_info: [
+    "payload-bytes-recv",
+    "payload-bytes-send",
+    "payload-progress-recv",
+    "payload-progress-send",
+    "total-bytes-recv",
+    "total-bytes-send",
+  ],
+  stream_info: [
+    "error",
+    "id",
+    "name",
+    "peername",
+    "recvsize",
+    "recvstate",
+    "sendsize",
+    "sendstate",
+    "vertexid",
+  ],
+  time_info: [
+    "created-ts",
+    "now-ts",
+    "usecs-to-checksum-recv",
+    "usecs-to-checksum-send",
+    "usecs-to-command",
+    "usecs-to-first-byte-recv",
+    "usecs-to-first-byte-send",
+    "usecs-to-last-byte-recv",
+    "usecs-to-last-byte-send",
+    "usecs-to-proxy-choice",
+    "usecs-to-proxy-init",
+    "usecs-to-proxy-request",
+    "usecs-to-proxy-response",
+    "usecs-to-response",
+    "usecs-to-socket-connect",
+    "usecs-to-socket-create",
+  ],
+  transport_info: ["error", "fd", "local", "proxy", "remote", "state"],
+  circuit: ["circuit_id", "elapsed_seconds", "unix_ts_end", "unix_ts_start"],
+  /** A circuit takes no other properties than these. */
+  circuitAllowed: [
+    "build_quantile",
+    "build_timeout",
+    "cbt_set",
+    "current_guards",
+    "buildtime_seconds",
+    "circuit_id",
+    "elapsed_seconds",
+    "failure_reason_local",
+    "failure_reason_remote",
+    "filtered_out",
+    "path",
+    "unix_ts_end",
+    "unix_ts_start",
+  ],
+};
+
+/** Every way `doc` breaks the 3.1 schema's required fields, their types and patterns. */
+function op31Problems(doc: unknown): string[] {
+  const bad: string[] = [];
+  const obj = (v: unknown, at: string): Record<string, unknown> => {
+    if (!isObj(v)) bad.push(`${at}: not an object`);
+    return isObj(v) ? v as Record<string, unknown> : {};
+  };
+  const need = (o: Record<string, unknown>, keys: string[], at: string) => {
+    for (const k of keys) if (!(k in o)) bad.push(`${at}.${k}: missing`);
+  };
+  const strings = (o: Record<string, unknown>, keys: string[], at: string, re?: RegExp) => {
+    for (const k of keys) {
+      if (k in o && (typeof o[k] !== "string" || (re && !re.test(o[k] as string)))) {
+        bad.push(`${at}.${k}: ${JSON.stringify(o[k])} is not a string${re ? ` like ${re}` : ""}`);
+      }
+    }
+  };
+  const num = (v: unknown, at: string) => {
+    if (typeof v !== "number" || !Number.isFinite(v)) bad.push(`${at}: not a number`);
+  };
+  const d = obj(doc, "document");
+  need(d, OP31_REQUIRED.document, "document");
+  if (d.type !== "onionperf") bad.push("type: not onionperf");
+  strings(d, ["version"], "document", /^3\.[1-9]+$/);
+  for (const [nick, hv] of Object.entries(obj(d.data, "data"))) {
+    const hp = `data.${nick}`;
+    if (!/^[A-Za-z0-9-]+$/.test(nick)) bad.push(`${hp}: source name not ^[A-Za-z0-9-]+$`);
+    const h = obj(hv, hp);
+    need(h, OP31_REQUIRED.host, hp);
+    strings(h, ["measurement_ip"], hp);
+    const tgen = obj(h.tgen, `${hp}.tgen`);
+    need(tgen, OP31_REQUIRED.tgen, `${hp}.tgen`);
+    for (const [sid, sv] of Object.entries(obj(tgen.streams, `${hp}.tgen.streams`))) {
+      const sp = `${hp}.tgen.streams.${sid}`;
+      const st = obj(sv, sp);
+      need(st, OP31_REQUIRED.stream, sp);
+      for (const k of ["is_complete", "is_error", "is_success"]) {
+        if (typeof st[k] !== "boolean") bad.push(`${sp}.${k}: not a boolean`);
+      }
+      strings(st, ["stream_id"], sp);
+      num(st.unix_ts_start, `${sp}.unix_ts_start`);
+      num(st.unix_ts_end, `${sp}.unix_ts_end`);
+      const bi = obj(st.byte_info, `${sp}.byte_info`);
+      need(bi, OP31_REQUIRED.byte_info, `${sp}.byte_info`);
+      const counts = OP31_REQUIRED.byte_info.filter((k) => !k.includes("progress"));
+      strings(bi, counts, `${sp}.byte_info`, /^[0-9]+$/);
+      strings(
+        bi,
+        ["payload-progress-recv", "payload-progress-send"],
+        `${sp}.byte_info`,
+        /^[0-9]+\.[0-9]+%$/,
+      );
+      for (const part of ["stream_info", "time_info", "transport_info"] as const) {
+        const o = obj(st[part], `${sp}.${part}`);
+        need(o, OP31_REQUIRED[part], `${sp}.${part}`);
+        strings(o, OP31_REQUIRED[part], `${sp}.${part}`);
+      }
+      const es = st.elapsed_seconds === undefined
+        ? {}
+        : obj(st.elapsed_seconds, `${sp}.elapsed_seconds`);
+      for (
+        const [field, keyRe] of [["payload_progress_recv", /^[01]\.[0-9]$/], [
+          "payload_bytes_recv",
+          /^[0-9]+$/,
+        ]] as const
+      ) {
+        for (const [k, v] of Object.entries(es[field] === undefined ? {} : obj(es[field], field))) {
+          if (!keyRe.test(k)) bad.push(`${sp}.elapsed_seconds.${field}: key ${k} not ${keyRe}`);
+          num(v, `${sp}.elapsed_seconds.${field}.${k}`);
+        }
+      }
+    }
+    const tor = obj(h.tor, `${hp}.tor`);
+    need(tor, OP31_REQUIRED.tor, `${hp}.tor`);
+    obj(tor.streams, `${hp}.tor.streams`);
+    for (const [cid, cv] of Object.entries(obj(tor.circuits, `${hp}.tor.circuits`))) {
+      const cp = `${hp}.tor.circuits.${cid}`;
+      if (!/^[0-9]+$/.test(cid)) bad.push(`${cp}: circuit key not ^[0-9]+$`);
+      const c = obj(cv, cp);
+      need(c, OP31_REQUIRED.circuit, cp);
+      for (const k of Object.keys(c)) {
+        if (!OP31_REQUIRED.circuitAllowed.includes(k)) bad.push(`${cp}.${k}: not allowed`);
+      }
+      if (!Number.isSafeInteger(c.circuit_id)) bad.push(`${cp}.circuit_id: not an integer`);
+      num(c.unix_ts_start, `${cp}.unix_ts_start`);
+      num(c.unix_ts_end, `${cp}.unix_ts_end`);
+      if (c.buildtime_seconds !== undefined) num(c.buildtime_seconds, `${cp}.buildtime_seconds`);
+      for (const k of ["elapsed_seconds", "path"]) {
+        if (c[k] === undefined) continue;
+        if (!Array.isArray(c[k])) bad.push(`${cp}.${k}: not an array`);
+        else {
+          for (const [i, e] of (c[k] as unknown[]).entries()) {
+            if (
+              !Array.isArray(e) || typeof e[0] !== "string" ||
+              (e.length > 1 && typeof e[1] !== "number")
+            ) bad.push(`${cp}.${k}[${i}]: not a [string, number] pair`);
+          }
+        }
+      }
+    }
+  }
+  return bad;
+}
+
+Deno.test("toOnionPerf's document has every field OnionPerf 3.1's schema requires, with its types", () => {
+  const recs = Array.from({ length: 12 }, (_, i) => rec(i + 1));
+  recs.push(rec(13, { circuit: { id: "c-x", path: ["a"], build_ms: null }, size: null }));
+  recs.push(rec(14, { run: "r-2", phases_ms: {}, progress_ms: { "25": 3 }, outcome: "socks" }));
+  const doc = JSON.parse(JSON.stringify(toOnionPerf(recs, "op-test")));
+  assertEquals(op31Problems(doc), []);
+  // The check itself finds what the schema forbids: the layout we used to write, and a
+  // circuit keyed by our "run:id".
+  const old = structuredClone(doc);
+  const st = Object.values(old.data["op-test"].tgen.streams)[0] as {
+    byte_info: unknown;
+    stream_info: Record<string, unknown>;
+    time_info?: unknown;
+  };
+  st.byte_info = { total_bytes_recv: 51200, total_bytes_send: 0 };
+  st.stream_info.recvsize = 51200;
+  delete st.time_info;
+  old.data["op-test"].tor.circuits["r-1:1"] = { circuit_id: "r-1:1", path: [], foo: 1 };
+  const found = op31Problems(old);
+  for (
+    const want of [
+      "byte_info.total-bytes-recv: missing",
+      "stream_info.recvsize: 51200 is not a string",
+      "time_info: missing",
+      "circuits.r-1:1: circuit key not",
+      "circuits.r-1:1.foo: not allowed",
+      "circuits.r-1:1.circuit_id: not an integer",
+      "circuits.r-1:1.elapsed_seconds: missing",
+    ]
+  ) assert(found.some((b) => b.includes(want)), `${want} in ${found.join("; ")}`);
+  // OnionPerf's own layout (the 3.1 host above) passes the same check.
+  assertEquals(
+    op31Problems({ type: "onionperf", version: "3.1", data: { "op-ab": OP31_HOST } }),
+    [],
+  );
 });

@@ -1,10 +1,11 @@
 /**
  * OnionPerf analysis JSON (type "onionperf", version 3.1): export our records so Tor
  * Metrics tooling can read them, and import OnionPerf analyses so runs can be compared with
- * Tor Metrics' own. The mapping: data.<nickname>.tgen.streams.<id> carries elapsed_seconds
- * (first_byte_recv, last_byte_recv, payload_progress_recv by decile, payload_bytes_recv by
- * byte mark, all from the stream start as in our records) and data.<nickname>.tor.circuits
- * carries buildtime_seconds and path. Only uncompressed JSON is read (decompress .xz first).
+ * Tor Metrics' own. The export writes OnionPerf 3.1's layout (see toOnionPerf):
+ * data.<nickname>.tgen.streams.<id> carries time_info (phases), byte_info (counts),
+ * elapsed_seconds (payload_progress_recv by decile, payload_bytes_recv by byte mark, all
+ * from the stream start as in our records); data.<nickname>.tor.circuits carries
+ * buildtime_seconds and path. Only uncompressed JSON is read (decompress .xz first).
  *
  * The import also reads analyses as OnionPerf 3.1 itself writes them (its
  * schema/onionperf-3.1.json): phases from time_info's "usecs-to-…" microsecond strings,
@@ -26,17 +27,24 @@ export interface OnionPerfAnalysis {
   }>;
 }
 
-/** One tgen stream. */
+/**
+ * One tgen stream as OnionPerf 3.1 writes it: counts and sizes as digit strings, times in
+ * `time_info` as microsecond strings ("-1": not reached), `elapsed_seconds` only for the
+ * payload marks. Ours adds `stream_info.url|label|transport` and `circuit_id`, names the
+ * schema does not use.
+ */
 export interface OnionPerfStream {
-  byte_info: { total_bytes_recv: number; total_bytes_send: number };
+  byte_info: {
+    "payload-bytes-recv": string;
+    "payload-bytes-send": string;
+    "payload-progress-recv": string;
+    "payload-progress-send": string;
+    "total-bytes-recv": string;
+    "total-bytes-send": string;
+  };
   elapsed_seconds: {
-    first_byte_recv?: number;
-    last_byte_recv?: number;
-    payload_progress_recv?: Record<string, number>;
-    payload_bytes_recv?: Record<string, number>;
-    proxy_init?: number;
-    proxy_response?: number;
-    command?: number;
+    payload_progress_recv: Record<string, number>;
+    payload_bytes_recv: Record<string, number>;
   };
   is_complete: boolean;
   is_error: boolean;
@@ -44,24 +52,42 @@ export interface OnionPerfStream {
   stream_id: string;
   stream_info: {
     error: string;
-    name: string;
-    recvsize: number;
     id: string;
-    url?: string;
-    label?: string;
-    transport?: string | null;
+    name: string;
+    peername: string;
+    recvsize: string;
+    recvstate: string;
+    sendsize: string;
+    sendstate: string;
+    vertexid: string;
+    url: string;
+    label: string;
+    transport: string | null;
   };
-  transport_info: { local: string; remote: string };
+  time_info: Record<string, string>;
+  transport_info: {
+    error: string;
+    fd: string;
+    local: string;
+    proxy: string;
+    remote: string;
+    state: string;
+  };
   unix_ts_start: number;
   unix_ts_end: number;
   circuit_id?: string;
 }
 
-/** One circuit. */
+/**
+ * One circuit. The schema allows no other fields here; `path` pairs a hop with the seconds
+ * until the circuit reached it, which we know only for the last hop (the build time), so the
+ * other hops are written without a time.
+ */
 export interface OnionPerfCircuit {
-  circuit_id: string;
-  buildtime_seconds: number | null;
-  path: [string, number][];
+  circuit_id: number;
+  elapsed_seconds: [string, number][];
+  buildtime_seconds?: number;
+  path: ([string, number] | [string])[];
   unix_ts_start: number;
   unix_ts_end: number;
   filtered_out: boolean;
@@ -79,63 +105,144 @@ const ERRORS: Record<string, string> = {
 };
 
 const s = (ms: number | undefined) => (ms === undefined ? undefined : Math.round(ms * 1000) / 1e6);
+/** ms → time_info's microsecond string, "-1" when the step was not timed. */
+const us = (ms: number | undefined) => (ms === undefined ? "-1" : String(Math.round(ms * 1000)));
 
-/** Records → an OnionPerf analysis under `nickname`. */
+/** The host[:port] of a URL, or the URL itself when it does not parse. */
+function peer(url: string): string {
+  try {
+    return new URL(url).host || url;
+  } catch {
+    return url;
+  }
+}
+
+/**
+ * Records → an OnionPerf analysis under `nickname`, in the layout OnionPerf 3.1 writes
+ * (schema/onionperf-3.1.json of tpo/metrics/onionperf, read from the anyone-protocol/onionperf
+ * mirror at commit 8b09b049b30e993f6706041c7f62e1b125722b38): every field the schema requires
+ * is present. Our phases map onto tgen's steps: tcp → usecs-to-socket-connect and
+ * usecs-to-proxy-init (our client sends the SOCKS greeting as soon as it is connected),
+ * socks → usecs-to-proxy-response, request → usecs-to-command, first_byte and last_byte →
+ * usecs-to-first/last-byte-recv; steps we do not time are "-1". Byte counts are the body
+ * bytes we counted (tgen's totals would include its own headers). Circuit keys must be
+ * integers: a record's circuit id is kept when it is one and not taken by another run's
+ * circuit, else the circuit gets the next free integer.
+ */
 export function toOnionPerf(
   records: Iterable<MeasureRecord>,
   nickname = "pctcp",
 ): OnionPerfAnalysis {
   const streams: Record<string, OnionPerfStream> = {};
   const circuits: Record<string, OnionPerfCircuit> = {};
-  for (const r of records) {
+  const circuitKey = new Map<string, number>(); // `${run}\n${id}` → key
+  const taken = new Set<number>();
+  const all = [...records];
+  let next = 1;
+  const keyOf = (run: string, id: string): number => {
+    const k = `${run}\n${id}`;
+    let n = circuitKey.get(k);
+    if (n !== undefined) return n;
+    n = /^\d{1,9}$/.test(id) && !taken.has(Number(id)) ? Number(id) : undefined;
+    if (n === undefined) {
+      while (taken.has(next)) next++;
+      n = next;
+    }
+    taken.add(n);
+    circuitKey.set(k, n);
+    return n;
+  };
+  // Integer ids first, so a renumbered circuit never takes one a later record keeps.
+  for (const r of all) if (r.circuit && /^\d{1,9}$/.test(r.circuit.id)) keyOf(r.run, r.circuit.id);
+  for (const r of all) {
     const start = Date.parse(r.start) / 1000;
-    const end = start + (r.phases_ms.last_byte ?? 0) / 1000;
+    const p = r.phases_ms;
+    const lastMs = Math.max(0, ...Object.values(p).filter((x) => x !== undefined));
+    const end = start + lastMs / 1000;
     const id = `${r.run}:${r.id}`;
     const progress: Record<string, number> = {};
     for (const [k, v] of Object.entries(r.progress_ms)) {
-      progress[(Number(k) / 100).toFixed(1)] = s(v)!;
+      // OnionPerf keys deciles "0.1" … "1.0" (schema: ^[01]\.[0-9]$).
+      if (/^\d+$/.test(k) && Number(k) % 10 === 0 && Number(k) <= 100) {
+        progress[(Number(k) / 100).toFixed(1)] = s(v)!;
+      }
     }
     const marks: Record<string, number> = {};
     for (const [k, v] of Object.entries(r.marks_ms ?? {})) marks[k] = s(v)!;
+    const ok = r.outcome === "ok";
+    const error = ok ? "NONE" : (ERRORS[r.outcome] ?? "OTHER");
+    const startUs = Math.round(start * 1e6);
+    const cid = r.circuit ? keyOf(r.run, r.circuit.id) : undefined;
     streams[id] = {
-      byte_info: { total_bytes_recv: r.bytes, total_bytes_send: 0 },
-      elapsed_seconds: {
-        ...(r.phases_ms.first_byte !== undefined
-          ? { first_byte_recv: s(r.phases_ms.first_byte)! }
-          : {}),
-        ...(r.phases_ms.last_byte !== undefined
-          ? { last_byte_recv: s(r.phases_ms.last_byte)! }
-          : {}),
-        ...(r.phases_ms.tcp !== undefined ? { proxy_init: s(r.phases_ms.tcp)! } : {}),
-        ...(r.phases_ms.socks !== undefined ? { proxy_response: s(r.phases_ms.socks)! } : {}),
-        ...(r.phases_ms.request !== undefined ? { command: s(r.phases_ms.request)! } : {}),
-        payload_progress_recv: progress,
-        payload_bytes_recv: marks,
+      byte_info: {
+        "payload-bytes-recv": String(r.bytes),
+        "payload-bytes-send": "0",
+        "payload-progress-recv": `${
+          (r.size ? Math.min(100, (100 * r.bytes) / r.size) : ok ? 100 : 0).toFixed(1)
+        }%`,
+        "payload-progress-send": "100.0%",
+        "total-bytes-recv": String(r.bytes),
+        "total-bytes-send": "0",
       },
-      is_complete: r.outcome === "ok",
-      is_error: r.outcome !== "ok",
-      is_success: r.outcome === "ok",
+      elapsed_seconds: { payload_progress_recv: progress, payload_bytes_recv: marks },
+      is_complete: true,
+      is_error: !ok,
+      is_success: ok,
       stream_id: id,
       stream_info: {
-        error: r.outcome === "ok" ? "NONE" : (ERRORS[r.outcome] ?? "OTHER"),
-        name: r.label,
-        recvsize: r.size ?? r.bytes,
-        id,
+        error,
+        id: String(r.id),
+        name: nickname,
+        peername: peer(r.url),
+        recvsize: String(r.size ?? r.bytes),
+        recvstate: ok ? "RECV_SUCCESS" : "RECV_ERROR",
+        sendsize: "0",
+        sendstate: ok ? "SEND_SUCCESS" : "SEND_ERROR",
+        vertexid: "stream",
         url: r.url,
         label: r.label,
         transport: r.transport,
       },
-      transport_info: { local: `localhost:127.0.0.1:${r.source_port ?? 0}`, remote: r.url },
+      time_info: {
+        "created-ts": String(startUs),
+        "now-ts": String(startUs + Math.round(lastMs * 1000)),
+        "usecs-to-socket-create": "-1",
+        "usecs-to-socket-connect": us(p.tcp),
+        "usecs-to-proxy-init": us(p.tcp),
+        "usecs-to-proxy-choice": "-1",
+        "usecs-to-proxy-request": "-1",
+        "usecs-to-proxy-response": us(p.socks),
+        "usecs-to-command": us(p.request),
+        "usecs-to-response": "-1",
+        "usecs-to-first-byte-send": "-1",
+        "usecs-to-last-byte-send": "-1",
+        "usecs-to-first-byte-recv": us(p.first_byte),
+        "usecs-to-last-byte-recv": us(p.last_byte),
+        "usecs-to-checksum-send": "-1",
+        "usecs-to-checksum-recv": "-1",
+      },
+      transport_info: {
+        error,
+        fd: "-1",
+        local: `localhost:127.0.0.1:${r.source_port ?? 0}`,
+        proxy: "unknown",
+        remote: peer(r.url),
+        state: ok ? "SUCCESS_EOF" : "ERROR",
+      },
       unix_ts_start: start,
       unix_ts_end: end,
-      ...(r.circuit ? { circuit_id: `${r.run}:${r.circuit.id}` } : {}),
+      ...(cid !== undefined ? { circuit_id: String(cid) } : {}),
     };
-    if (r.circuit) {
-      const cid = `${r.run}:${r.circuit.id}`;
-      circuits[cid] ??= {
+    if (r.circuit && cid !== undefined) {
+      const build = r.circuit.build_ms === null ? undefined : s(r.circuit.build_ms)!;
+      const hops = r.circuit.path;
+      circuits[String(cid)] ??= {
         circuit_id: cid,
-        buildtime_seconds: r.circuit.build_ms === null ? null : s(r.circuit.build_ms)!,
-        path: r.circuit.path.map((p) => [p, start] as [string, number]),
+        elapsed_seconds: build === undefined ? [] : [["BUILT", build]],
+        ...(build === undefined ? {} : { buildtime_seconds: build }),
+        path: hops.map((h, i) =>
+          i === hops.length - 1 && build !== undefined ? [h, build] : [h] as [string]
+        ),
         unix_ts_start: start,
         unix_ts_end: end,
         filtered_out: false,
