@@ -5,7 +5,7 @@
 
 import { Command, Option } from "commander";
 import { stringify } from "csv-stringify";
-import { run } from "./_common.ts";
+import { run, UsageError } from "./_common.ts";
 import { readRecords } from "../lib/stats/load.ts";
 import { filterRecord } from "../lib/stats/filter.ts";
 import { CSV_COLUMNS, recordRow, toOnionPerf } from "../lib/report/onionperf.ts";
@@ -27,6 +27,14 @@ export function exportCommand(): Command {
       .option("--out <file>", "write here instead of stdout"),
   ).action((files: string[], o: { format: "csv" | "onionperf"; nickname: string; out?: string }) =>
     run(async () => {
+      // OnionPerf 3.1's schema names a source `^[A-Za-z0-9-]+$`.
+      if (o.format === "onionperf" && !/^[A-Za-z0-9-]+$/.test(o.nickname)) {
+        throw new UsageError(
+          `--nickname ${
+            JSON.stringify(o.nickname)
+          }: OnionPerf 3.1 allows only letters, digits and -`,
+        );
+      }
       const f = filterFrom(o as FilterFlags);
       const enc = new TextEncoder();
       const sink = o.out

@@ -108,3 +108,9 @@ Deno.test("pctcp network down returns only when no process of the network is lef
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("export --format onionperf refuses a nickname OnionPerf 3.1's schema does not allow", async () => {
+  const r = await pctcp("export", "--format", "onionperf", "--nickname", "my_host", "/dev/null");
+  assertEquals(r.code, 2, r.stderr);
+  assertStringIncludes(r.stderr, "letters, digits and -");
+});
