@@ -59,6 +59,8 @@ export interface RelayOptions {
   exitAllow?: string[];
   /** Caps on pctcp connections per peer and in all; past them circuits use the shared link. */
   pctcpCaps?: { perPeer: number; total: number };
+  /** Keep one per-circuit link per peer open ahead of the next circuit (default true). */
+  pctcpPreopen?: boolean;
   /**
    * Sockets this relay may hold (links, per-circuit connections, exit streams, handshakes in
    * progress). New links past it are refused; per-circuit connections stop at 90 % of it
@@ -176,6 +178,7 @@ export class Relay {
         fallback: shared,
         security: options.pctcpSecurity ?? "tls",
         ...(options.pctcpCaps ? { caps: options.pctcpCaps } : {}),
+        ...(options.pctcpPreopen !== undefined ? { preopen: options.pctcpPreopen } : {}),
         ...(options.ipsecCheck ? { ipsecCheck: options.ipsecCheck } : {}),
         socketsAvailable: () => this.#socketsInUse() < this.#fdBudget * 0.9,
       });

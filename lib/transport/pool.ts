@@ -37,6 +37,8 @@ export class ChannelPool {
   #all = new Map<Channel, Entry>();
   #counts = new Map<string, { nickname: string; shared: number; circuit: number }>();
   #openedPerCircuit = 0;
+  #opening = new Set<Promise<unknown>>();
+  #closed = false;
 
   /** A pool whose channels all get `options.channel`. */
   constructor(options: ChannelPoolOptions) {
@@ -132,12 +134,27 @@ export class ChannelPool {
 
   /** Closes every channel and waits for their read loops to end. */
   async closeAll(): Promise<void> {
+    this.#closed = true;
+    // Opens under way (e.g. a pre-opened per-circuit link) finish first; they close at once.
+    await Promise.allSettled([...this.#opening]);
     const runs = [...this.#all.values()].map((e) => e.run);
     for (const chan of [...this.#all.keys()]) chan.close();
     await Promise.allSettled(runs);
   }
 
-  async #open(
+  #open(
+    peer: RelayEntry,
+    o: { purpose: LinkPurpose; circuit?: number; encrypt: boolean },
+  ): Promise<Channel> {
+    if (this.#closed) return Promise.reject(new Error("channel pool closed"));
+    const p = this.#connect(peer, o);
+    this.#opening.add(p);
+    const done = () => this.#opening.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  async #connect(
     peer: RelayEntry,
     o: { purpose: LinkPurpose; circuit?: number; encrypt: boolean },
   ): Promise<Channel> {
@@ -157,6 +174,10 @@ export class ChannelPool {
         conn.close();
       } catch { /* closed */ }
       throw e;
+    }
+    if (this.#closed) {
+      link.close();
+      throw new Error("channel pool closed");
     }
     return this.adopt(link, peer.nickname, conn, true);
   }
