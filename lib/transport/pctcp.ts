@@ -106,7 +106,10 @@ export class PctcpTransport implements CircuitTransport {
     } finally {
       this.#reserved.set(fp, this.#reserved.get(fp)! - 1);
       this.#reservedTotal--;
-      this.#preopen(peer, security === "tls");
+      // Later, not now: the handshake would compete for the CPU with the circuit being built.
+      if (this.#o.preopen !== false) {
+        this.#pool.later(PREOPEN_DELAY_MS, () => this.#preopen(peer, security === "tls"));
+      }
     }
   }
 
@@ -126,6 +129,9 @@ export class PctcpTransport implements CircuitTransport {
     );
   }
 }
+
+/** How long after a circuit takes a per-circuit link the next one is opened ahead. */
+const PREOPEN_DELAY_MS = 100;
 
 /** An initiator's CircID (high bit set, tor-spec §5.1.1), bound into the link handshake. */
 function newCircId(): number {

@@ -38,6 +38,7 @@ export class ChannelPool {
   #counts = new Map<string, { nickname: string; shared: number; circuit: number }>();
   #openedPerCircuit = 0;
   #opening = new Set<Promise<unknown>>();
+  #timers = new Set<ReturnType<typeof setTimeout>>();
   #closed = false;
 
   /** A pool whose channels all get `options.channel`. */
@@ -132,9 +133,21 @@ export class ChannelPool {
     return this.#open(peer, { purpose: "circuit", circuit: circId, encrypt });
   }
 
+  /** Runs `fn` after `ms` unless the pool closes first (work the pool's owner defers). */
+  later(ms: number, fn: () => void): void {
+    if (this.#closed) return;
+    const t = setTimeout(() => {
+      this.#timers.delete(t);
+      if (!this.#closed) fn();
+    }, ms);
+    this.#timers.add(t);
+  }
+
   /** Closes every channel and waits for their read loops to end. */
   async closeAll(): Promise<void> {
     this.#closed = true;
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
     // Opens under way (e.g. a pre-opened per-circuit link) finish first; they close at once.
     await Promise.allSettled([...this.#opening]);
     const runs = [...this.#all.values()].map((e) => e.run);
