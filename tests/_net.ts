@@ -71,6 +71,7 @@ export async function startNet(
     directory: doc,
     transport: clientTransport,
     preemptive: false,
+    ...(relayOptions.pctcpPreopen !== undefined ? { pctcpPreopen: relayOptions.pctcpPreopen } : {}),
     onStream: (e) => events.push(e),
     ...(path ? { path } : {}),
   });

@@ -85,6 +85,12 @@ class FakeLink {
     this.writes.push(cells);
     return new Promise((resolve) => this.#gates.push(resolve));
   }
+  writev(parts: Uint8Array[]): Promise<void> {
+    const all = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+    let off = 0;
+    for (const p of parts) all.set(p, off), off += p.length;
+    return this.write(all);
+  }
   read(): Promise<Uint8Array | null> {
     return new Promise(() => {});
   }
@@ -195,4 +201,48 @@ Deno.test("TokenBucket serves 60 waiters in priority order, ties in arrival orde
   await Promise.all(waits);
   want.sort((a, b) => a[0] - b[0] || a[1] - b[1]);
   assertEquals(got, want);
+});
+
+Deno.test("Channel.whenQueueAtMost resolves when the circuit's queue is written down to the mark, not before", async () => {
+  const link = new FakeLink();
+  const { ch } = channelOn(link);
+  for (let i = 0; i < 200; i++) ch.send(3, CellCommand.RELAY, payload(1));
+  let resumed = false;
+  const wait = ch.whenQueueAtMost(3, 64).then(() => resumed = true);
+  // The first cell went alone; each release lets the next batch of 64 leave the queue.
+  await link.release(); // 135 left
+  assert(!resumed, `resumed with ${ch.queuedFor(3)} cells queued`);
+  await link.release(); // 71 left
+  assert(!resumed, `resumed with ${ch.queuedFor(3)} cells queued`);
+  await link.release(); // 7 left
+  await wait;
+  assert(ch.queuedFor(3) <= 64);
+  const onDrop = ch.whenQueueAtMost(4, 0); // nothing queued: at once
+  await onDrop;
+  for (let i = 0; i < 10; i++) ch.send(5, CellCommand.RELAY, payload(1));
+  const closed = ch.whenQueueAtMost(5, 0);
+  ch.close();
+  await closed; // a closed channel releases its waiters
+  await link.drain();
+});
+
+Deno.test("EwmaCounts keeps active circuits in a heap: the top is the quietest, re-placed as counts grow", () => {
+  let t = 0;
+  const e = new EwmaCounts(1000, () => t);
+  for (const id of [1, 2, 3, 4, 5]) e.activate(id);
+  assertEquals(e.top, 1, "ties go to the circuit active longest");
+  const served: number[] = [];
+  for (let i = 0; i < 10; i++) {
+    const id = e.top!;
+    served.push(id);
+    e.add(id, id); // louder circuits charge more per cell
+  }
+  assertEquals(served, [1, 2, 3, 4, 5, 1, 1, 2, 1, 3]);
+  e.deactivate(1);
+  assertEquals(e.top, 2);
+  t = 50_000; // 50 half-lives later: rescaled, order kept
+  e.add(2, 1);
+  assertEquals(e.top, 4, "4 (count 4) and 3 (count 6) decayed below 2's new cell");
+  assert(Math.abs(e.get(2) - 1) < 1e-6, `count after decay ${e.get(2)}`);
+  assertEquals(e.active, 4);
 });

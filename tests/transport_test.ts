@@ -239,7 +239,10 @@ async function connectionsTo(port: number): Promise<number> {
 }
 
 Deno.test("destroying one pctcp circuit closes its own connection and no other", async () => {
-  const net = await startNet(3, ["pctcp", "pctcp", "pctcp"], "tor", ["r1", "r2", "r3"]);
+  // Connections are counted exactly: no link opened ahead of the next circuit.
+  const net = await startNet(3, ["pctcp", "pctcp", "pctcp"], "tor", ["r1", "r2", "r3"], {
+    pctcpPreopen: false,
+  });
   const s = await serve();
   try {
     const [a, b] = await Promise.all([net.client.buildCircuit("a"), net.client.buildCircuit("b")]);
@@ -259,6 +262,36 @@ Deno.test("destroying one pctcp circuit closes its own connection and no other",
     assertEquals(r.outcome, "ok", r.error ?? "");
   } finally {
     await s.stop();
+    await net.stop();
+  }
+});
+
+Deno.test("pctcp opens the next per-circuit link ahead: the second circuit takes it, bound to its CircID, and one spare stays open", async () => {
+  const net = await startNet(3, ["pctcp", "pctcp", "pctcp"], "tor", ["r1", "r2", "r3"]);
+  try {
+    const r2 = net.relays[1]!.port;
+    const a = await net.client.buildCircuit("a");
+    // r1 opened a's link to r2, then one more ahead of the next circuit.
+    for (let i = 0; i < 100 && (await connectionsTo(r2)) < 2; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assertEquals(await connectionsTo(r2), 2, "a's link and one opened ahead");
+    const b = await net.client.buildCircuit("b");
+    for (let i = 0; i < 100 && (await connectionsTo(r2)) < 3; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assertEquals(await connectionsTo(r2), 3, "a's, b's (the one opened ahead) and a new spare");
+    assertEquals(
+      net.relays[0]!.stats().peers.find((p) => p.nickname === "r2")!.circuitConnections,
+      3,
+    );
+    net.client.closeCircuit(a!, 3);
+    for (let i = 0; i < 100 && (await connectionsTo(r2)) > 2; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assertEquals(await connectionsTo(r2), 2, "a's link closed with it; b's and the spare stay");
+    assert(!b!.closed);
+  } finally {
     await net.stop();
   }
 });

@@ -12,9 +12,11 @@
 import {
   type Cell,
   CELL_LEN,
+  CellCommand,
   CellReader,
   encodeCell,
   isVariableCommand,
+  PAYLOAD_LEN,
   writeFixedCell,
 } from "../cell/cell.ts";
 import type { Link } from "../transport/link.ts";
@@ -26,6 +28,9 @@ import type { TokenBucket } from "./token_bucket.ts";
 
 /** Cells per link write. */
 const BATCH_CELLS = 64;
+
+/** The second part of a queued cell that was queued whole (control cells, short payloads). */
+const NONE = new Uint8Array(0);
 
 /** Options of a channel. */
 export interface ChannelOptions {
@@ -77,8 +82,14 @@ export class Channel implements SchedulableChannel {
   /** Cells and bytes sent and received. */
   readonly stats: ChannelStats = { cellsSent: 0, cellsReceived: 0, bytesSent: 0, maxQueued: 0 };
   #o: ChannelOptions;
+  // Queued cells are pairs of parts (header, payload) in flat arrays: a circuit's cells keep
+  // the payload the caller built (no 514-byte copy per cell) behind a 5-byte header shared by
+  // all its cells; the link copies both into its frame (Link.writev). A cell built whole is
+  // (cell, NONE).
   #control: Uint8Array[] = [];
   #queues = new Map<number, Uint8Array[]>();
+  #headers = new Map<number, Uint8Array>();
+  #lowWaiters = new Map<number, { mark: number; resolve: () => void }[]>();
   #queued = 0;
   #ewma: EwmaCounts | undefined;
   #rr: number[] = [];
@@ -88,6 +99,7 @@ export class Channel implements SchedulableChannel {
   #usedIds = new Set<number>();
   #kist: ChannelScheduler | undefined;
   #outbuf: Uint8Array[] = [];
+  #outbufCells = 0;
   #outbufBytes = 0;
   #socket: SocketInfo | undefined;
   /** Circuits attached to this channel (for teardown on close). */
@@ -133,8 +145,9 @@ export class Channel implements SchedulableChannel {
   /** Circuits with queued cells and their EWMA counts (for the KIST scheduler). */
   kistCircuits(): KistCircuitInput[] {
     const out: KistCircuitInput[] = [];
+    const now = performance.now();
     for (const [id, q] of this.#queues) {
-      if (q.length) out.push({ id, cells: q.length, ewma: this.#ewma?.get(id) ?? 0 });
+      if (q.length) out.push({ id, cells: q.length >> 1, ewma: this.#ewma?.get(id, now) ?? 0 });
     }
     return out;
   }
@@ -143,11 +156,14 @@ export class Channel implements SchedulableChannel {
   kistMove(circId: number, cells: number): void {
     const q = this.#queues.get(circId);
     if (!q) return;
-    const n = Math.min(cells, q.length);
-    for (const c of q.splice(0, n)) this.#outbuf.push(c), this.#outbufBytes += c.length;
+    const n = Math.min(cells, q.length >> 1);
+    const moved = q.splice(0, 2 * n);
+    for (const c of moved) this.#outbuf.push(c), this.#outbufBytes += c.length;
+    this.#outbufCells += n;
     this.#queued -= n;
     this.#ewma?.add(circId, n);
-    if (q.length === 0) this.#queues.delete(circId);
+    if (q.length === 0) this.#queues.delete(circId), this.#ewma?.deactivate(circId);
+    this.#lowWater(circId, q.length >> 1);
   }
 
   /** Starts writing the output buffer. */
@@ -165,9 +181,10 @@ export class Channel implements SchedulableChannel {
         if (chunk === null) break;
         if (this.#o.readBucket) await this.#o.readBucket.take(chunk.length);
         reader.push(chunk);
+        // One timestamp per chunk (a read hands out up to 8 cells), not per cell.
+        this.lastActive = performance.now();
         for (let cell = reader.next(); cell; cell = reader.next()) {
           this.stats.cellsReceived++;
-          this.lastActive = performance.now();
           this.#o.onCell(cell, this);
           if (this.#closed) return;
         }
@@ -194,16 +211,43 @@ export class Channel implements SchedulableChannel {
   freeCircId(id: number): void {
     this.#usedIds.delete(id);
     this.circuits.delete(id);
+    this.#headers.delete(id * 256 + CellCommand.RELAY);
+    this.#headers.delete(id * 256 + CellCommand.RELAY_EARLY);
+    if (!this.#queues.has(id)) this.#ewma?.delete(id);
   }
 
   /** Cells queued and not yet written (circuit queues, control cells, output buffer). */
   get queued(): number {
-    return this.#queued + this.#control.length + this.#outbuf.length;
+    return this.#queued + (this.#control.length >> 1) + this.#outbufCells;
   }
 
   /** Cells queued for one circuit. */
   queuedFor(circId: number): number {
-    return this.#queues.get(circId)?.length ?? 0;
+    return (this.#queues.get(circId)?.length ?? 0) >> 1;
+  }
+
+  /**
+   * Resolves once the circuit's queue holds at most `mark` cells (at once when it does now),
+   * or the circuit is dropped, or the channel closes: the event an edge stream waits on to
+   * resume packaging (Tor's low-water mark), instead of polling the queue.
+   */
+  whenQueueAtMost(circId: number, mark: number): Promise<void> {
+    if (this.#closed || this.queuedFor(circId) <= mark) return Promise.resolve();
+    return new Promise((resolve) => {
+      let ws = this.#lowWaiters.get(circId);
+      if (!ws) this.#lowWaiters.set(circId, ws = []);
+      ws.push({ mark, resolve });
+    });
+  }
+
+  /** Wakes the waiters of a circuit whose mark its queue (now `left` cells) has reached. */
+  #lowWater(circId: number, left: number): void {
+    if (this.#lowWaiters.size === 0) return;
+    const ws = this.#lowWaiters.get(circId);
+    if (!ws) return;
+    const keep = ws.filter((w) => left > w.mark || (w.resolve(), false));
+    if (keep.length) this.#lowWaiters.set(circId, keep);
+    else this.#lowWaiters.delete(circId);
   }
 
   /** True once closed. */
@@ -214,26 +258,36 @@ export class Channel implements SchedulableChannel {
   /** Queues a control cell (link-level, CREATE*, DESTROY): sent before circuit traffic. */
   sendControl(cell: Cell): void {
     if (this.#closed) return;
-    this.#control.push(encodeCell(cell));
+    this.#control.push(encodeCell(cell), NONE);
     this.#kick();
   }
 
-  /** Queues a fixed cell of a circuit for the scheduler. */
+  /**
+   * Queues a fixed cell of a circuit for the scheduler. A full 509-byte `payload` is kept as it
+   * is, not copied (the link copies it once into its frame): the caller must not change it
+   * afterwards.
+   */
   send(circId: number, command: number, payload: Uint8Array): void {
     if (this.#closed) return;
     if (isVariableCommand(command)) {
       this.sendControl({ circId, command, payload });
       return;
     }
-    const cell = new Uint8Array(CELL_LEN);
-    writeFixedCell(cell, 0, circId, command, payload);
     let q = this.#queues.get(circId);
     if (!q) {
       q = [];
       this.#queues.set(circId, q);
     }
-    if (q.length === 0 && !this.#ewma) this.#rr.push(circId);
-    q.push(cell);
+    if (q.length === 0) {
+      if (this.#ewma) this.#ewma.activate(circId);
+      else this.#rr.push(circId);
+    }
+    if (payload.length === PAYLOAD_LEN) q.push(this.#header(circId, command), payload);
+    else {
+      const cell = new Uint8Array(CELL_LEN);
+      writeFixedCell(cell, 0, circId, command, payload);
+      q.push(cell, NONE);
+    }
     this.#queued++;
     if (this.#queued > this.stats.maxQueued) this.stats.maxQueued = this.#queued;
     if (this.#kist) this.#kist.wantsWrite(this);
@@ -243,44 +297,65 @@ export class Channel implements SchedulableChannel {
   /** Drops the queued cells of a circuit (it was destroyed). */
   dropCircuit(circId: number): void {
     const q = this.#queues.get(circId);
-    if (q) this.#queued -= q.length;
+    if (q) this.#queued -= q.length >> 1;
     this.#queues.delete(circId);
     this.#ewma?.delete(circId);
+    this.#headers.delete(circId * 256 + CellCommand.RELAY);
+    this.#headers.delete(circId * 256 + CellCommand.RELAY_EARLY);
+    this.#lowWater(circId, 0);
+  }
+
+  /** The 5-byte cell header (link protocol ≥ 4: CircID 4 bytes, command), shared per circuit. */
+  #header(circId: number, command: number): Uint8Array {
+    const relay = command === CellCommand.RELAY || command === CellCommand.RELAY_EARLY;
+    const key = circId * 256 + command;
+    let h = relay ? this.#headers.get(key) : undefined;
+    if (!h) {
+      h = Uint8Array.of(
+        circId >>> 24,
+        (circId >>> 16) & 0xff,
+        (circId >>> 8) & 0xff,
+        circId & 0xff,
+        command,
+      );
+      if (relay) this.#headers.set(key, h);
+    }
+    return h;
   }
 
   /** The priority of the next batch: the EWMA count of the circuit it will serve first. */
-  #priority(): number {
+  #priority(now: number): number {
     if (this.#control.length || !this.#ewma) return 0;
-    let best = Infinity;
-    for (const [k, q] of this.#queues) if (q.length) best = Math.min(best, this.#ewma.get(k));
-    return best === Infinity ? 0 : best;
+    const top = this.#ewma.top;
+    return top === undefined ? 0 : this.#ewma.get(top, now);
   }
 
-  #next(): Uint8Array | undefined {
-    const c = this.#control.shift();
-    if (c) return c;
+  /** Moves the next cell's two parts onto `batch`; false when nothing is ready. */
+  #next(batch: Uint8Array[], now: number): boolean {
+    if (this.#control.length) {
+      batch.push(this.#control.shift()!, this.#control.shift()!);
+      return true;
+    }
     if (this.#kist) {
       // Under KIST only cells the scheduler moved leave the channel.
-      const o = this.#outbuf.shift();
-      if (o) this.#outbufBytes -= o.length;
-      return o;
+      if (this.#outbufCells === 0) return false;
+      const a = this.#outbuf.shift()!, b = this.#outbuf.shift()!;
+      this.#outbufBytes -= a.length + b.length;
+      this.#outbufCells--;
+      batch.push(a, b);
+      return true;
     }
-    if (this.#queued === 0) return undefined;
-    let id: number | undefined;
-    if (this.#ewma) {
-      // Only non-empty queues are kept, so every key is an active circuit.
-      id = this.#ewma.pick(this.#queues.keys());
-    } else {
-      id = this.#rr.shift();
-    }
-    if (id === undefined) return undefined;
+    if (this.#queued === 0) return false;
+    const id = this.#ewma ? this.#ewma.top : this.#rr.shift();
+    if (id === undefined) return false;
     const q = this.#queues.get(id)!;
-    const cell = q.shift()!;
+    batch.push(q.shift()!, q.shift()!);
     this.#queued--;
-    if (this.#ewma) this.#ewma.add(id);
+    if (this.#ewma) this.#ewma.add(id, 1, now);
     else if (q.length) this.#rr.push(id);
-    if (q.length === 0) this.#queues.delete(id);
-    return cell;
+    if (q.length === 0) this.#queues.delete(id), this.#ewma?.deactivate(id);
+    this.#lowWater(id, q.length >> 1);
+    return true;
   }
 
   #kick(): void {
@@ -288,7 +363,7 @@ export class Channel implements SchedulableChannel {
     this.#writing = true;
     this.#flush().catch((e) => this.close(e as Error)).finally(() => {
       this.#writing = false;
-      const ready = this.#kist ? this.#control.length + this.#outbuf.length : this.queued;
+      const ready = this.#kist ? this.#control.length + this.#outbufCells : this.queued;
       if (!this.#closed && ready > 0) this.#kick();
       else if (this.#closing && this.queued === 0) this.close();
       else if (this.#kist && this.#queued > 0) this.#kist.wantsWrite(this);
@@ -298,22 +373,18 @@ export class Channel implements SchedulableChannel {
   async #flush(): Promise<void> {
     while (!this.#closed) {
       // Under KIST the output buffer is FIFO (Tor's outbuf): its order was decided already.
-      const priority = this.#kist ? 0 : this.#priority();
+      // One timestamp per batch: EWMA charges its cells at the time it was assembled.
+      const now = performance.now();
+      const priority = this.#kist ? 0 : this.#priority(now);
       const batch: Uint8Array[] = [];
+      let cells = 0;
+      while (cells < BATCH_CELLS && this.#next(batch, now)) cells++;
+      if (cells === 0) return;
       let bytes = 0;
-      while (batch.length < BATCH_CELLS) {
-        const c = this.#next();
-        if (!c) break;
-        batch.push(c);
-        bytes += c.length;
-      }
-      if (batch.length === 0) return;
+      for (const p of batch) bytes += p.length;
       if (this.#o.bucket) await this.#o.bucket.take(bytes, priority);
-      const out = new Uint8Array(bytes);
-      let off = 0;
-      for (const c of batch) out.set(c, off), off += c.length;
-      await this.link.write(out);
-      this.stats.cellsSent += batch.length;
+      await this.link.writev(batch);
+      this.stats.cellsSent += cells;
       this.stats.bytesSent += bytes;
       this.lastActive = performance.now();
     }
@@ -332,8 +403,13 @@ export class Channel implements SchedulableChannel {
     this.#queues.clear();
     this.#control = [];
     this.#outbuf = [];
+    this.#outbufCells = 0;
     this.#outbufBytes = 0;
     this.#queued = 0;
+    this.#headers.clear();
+    const waiters = [...this.#lowWaiters.values()].flat();
+    this.#lowWaiters.clear();
+    for (const w of waiters) w.resolve();
     this.#o.scheduler?.detach(this);
     this.link.close();
     this.#o.onClose?.(this, error);

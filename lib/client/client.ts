@@ -42,6 +42,8 @@ export interface ClientOptions {
   path?: string[];
   /** Transport this client speaks to guards (default "tor"). */
   transport?: Transport;
+  /** Under pctcp, keep one per-circuit link per guard open ahead of the next circuit (default true). */
+  pctcpPreopen?: boolean;
   /** Build one circuit at start (default true). */
   preemptive?: boolean;
   /** Circuit build timeout, ms (default 30 000). */
@@ -295,7 +297,10 @@ export class OnionClient {
     });
     const shared = new SharedTransport(this.#pool);
     this.#transport = (options.transport ?? "tor") === "pctcp"
-      ? new PctcpTransport(this.#pool, { fallback: shared })
+      ? new PctcpTransport(this.#pool, {
+        fallback: shared,
+        ...(options.pctcpPreopen !== undefined ? { preopen: options.pctcpPreopen } : {}),
+      })
       : shared;
   }
 

@@ -59,6 +59,8 @@ export interface RelayOptions {
   exitAllow?: string[];
   /** Caps on pctcp connections per peer and in all; past them circuits use the shared link. */
   pctcpCaps?: { perPeer: number; total: number };
+  /** Keep one per-circuit link per peer open ahead of the next circuit (default true). */
+  pctcpPreopen?: boolean;
   /**
    * Sockets this relay may hold (links, per-circuit connections, exit streams, handshakes in
    * progress). New links past it are refused; per-circuit connections stop at 90 % of it
@@ -110,7 +112,10 @@ interface RelayCircuit {
   closed: boolean;
 }
 
+/** Exit streams stop packaging at this many queued cells (tor's relay.c CELL_QUEUE_HIGHWATER_SIZE). */
 const MAX_QUEUE_BEFORE_BACKPRESSURE = 256;
+/** ...and resume at this many (relay.c CELL_QUEUE_LOWWATER_SIZE). */
+const RESUME_QUEUE_AT = 64;
 
 /** An onion router. */
 export class Relay {
@@ -173,6 +178,7 @@ export class Relay {
         fallback: shared,
         security: options.pctcpSecurity ?? "tls",
         ...(options.pctcpCaps ? { caps: options.pctcpCaps } : {}),
+        ...(options.pctcpPreopen !== undefined ? { preopen: options.pctcpPreopen } : {}),
         ...(options.ipsecCheck ? { ipsecCheck: options.ipsecCheck } : {}),
         socketsAvailable: () => this.#socketsInUse() < this.#fdBudget * 0.9,
       });
@@ -489,13 +495,15 @@ export class Relay {
     return {
       sendRelay: (command, streamId, data) => core.originate(command, streamId, data),
       packageWindow: core.packageWindow,
-      drained: async () => {
-        // Tor's local back-pressure: stop packaging while the circuit queue is long.
-        while (
-          !circ.closed && circ.prev.chan.queuedFor(circ.prev.circId) > MAX_QUEUE_BEFORE_BACKPRESSURE
-        ) {
-          await new Promise((r) => setTimeout(r, 2));
+      drained: () => {
+        // Tor's local back-pressure (relay.c): stop packaging once the circuit queue holds
+        // CELL_QUEUE_HIGHWATER_SIZE cells, resume when the channel has written it down to
+        // CELL_QUEUE_LOWWATER_SIZE (an event from the channel, not a poll).
+        const { chan, circId } = circ.prev;
+        if (circ.closed || chan.queuedFor(circId) <= MAX_QUEUE_BEFORE_BACKPRESSURE) {
+          return undefined;
         }
+        return chan.whenQueueAtMost(circId, RESUME_QUEUE_AT);
       },
       removeStream: (id) => {
         circ.streams.delete(id);

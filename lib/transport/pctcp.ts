@@ -10,6 +10,7 @@
  */
 
 import type { RelayEntry } from "../directory/document.ts";
+import type { Channel } from "../channel/channel.ts";
 import type { ChannelPool } from "./pool.ts";
 import type { CircuitChannel, CircuitTransport } from "./transport.ts";
 
@@ -28,6 +29,12 @@ export interface PctcpTransportOptions {
   ipsecCheck?: (address: string) => boolean | Promise<boolean>;
   /** False when the role's socket budget leaves no room for another connection. */
   socketsAvailable?: () => boolean;
+  /**
+   * Keep one per-circuit link to each peer used before open and handshaked ahead of the next
+   * circuit (default true): a circuit then skips the TCP connect and link handshake. The
+   * link is bound to a CircID chosen when it opens, and the circuit takes that CircID.
+   */
+  preopen?: boolean;
 }
 
 /** A connection per circuit, with caps and a fallback. */
@@ -38,6 +45,7 @@ export class PctcpTransport implements CircuitTransport {
   #reserved = new Map<string, number>();
   #reservedTotal = 0;
   #fallbacks = new Map<string, { nickname: string; count: number }>();
+  #ready = new Map<string, Promise<Channel | undefined>>();
 
   /** Per-circuit connections through `pool`, falling back as `options` say. */
   constructor(pool: ChannelPool, options: PctcpTransportOptions) {
@@ -72,24 +80,61 @@ export class PctcpTransport implements CircuitTransport {
     // pass the cap.
     const caps = this.#o.caps ?? { perPeer: 512, total: 4096 };
     const fp = peer.fingerprint;
-    const perPeer = this.#pool.count(fp).circuit + (this.#reserved.get(fp) ?? 0);
+    // A pre-opened link is counted already (it is open): taking it adds no connection.
+    const ready = this.#ready.get(fp);
+    this.#ready.delete(fp);
+    const held = ready ? 1 : 0;
+    const perPeer = this.#pool.count(fp).circuit + (this.#reserved.get(fp) ?? 0) - held;
     if (
-      perPeer >= caps.perPeer || this.open + this.#reservedTotal >= caps.total ||
-      !(this.#o.socketsAvailable?.() ?? true)
+      perPeer >= caps.perPeer || this.open + this.#reservedTotal - held >= caps.total ||
+      (!ready && !(this.#o.socketsAvailable?.() ?? true))
     ) {
+      ready?.then((c) => c?.close());
       this.#fallbacks.set(fp, { nickname: peer.nickname, count: this.fallbacks(fp) + 1 });
       return this.#o.fallback.channelFor(peer);
     }
     this.#reserved.set(fp, (this.#reserved.get(fp) ?? 0) + 1);
     this.#reservedTotal++;
-    // The initiator's CircID (high bit set, tor-spec §5.1.1), bound into the link handshake.
-    const circId = (crypto.getRandomValues(new Uint32Array(1))[0]! | 0x80000000) >>> 0;
     try {
-      const channel = await this.#pool.perCircuit(peer, circId, security === "tls");
-      return { channel, circId, own: true };
+      // A link opened ahead (waiting for one still opening beats opening another); it carries
+      // the CircID it was bound to, and only that one (the per-circuit rule).
+      const pre = ready ? await ready : undefined;
+      const channel = pre && !pre.closed
+        ? pre
+        : await this.#pool.perCircuit(peer, newCircId(), security === "tls");
+      return { channel, circId: channel.link.boundCircId, own: true };
     } finally {
       this.#reserved.set(fp, this.#reserved.get(fp)! - 1);
       this.#reservedTotal--;
+      // Later, not now: the handshake would compete for the CPU with the circuit being built.
+      if (this.#o.preopen !== false) {
+        this.#pool.later(PREOPEN_DELAY_MS, () => this.#preopen(peer, security === "tls"));
+      }
     }
   }
+
+  /** Opens the next per-circuit link to `peer` ahead of need, when the caps leave room. */
+  #preopen(peer: RelayEntry, encrypt: boolean): void {
+    if (this.#o.preopen === false || this.#ready.has(peer.fingerprint)) return;
+    const caps = this.#o.caps ?? { perPeer: 512, total: 4096 };
+    const perPeer = this.#pool.count(peer.fingerprint).circuit +
+      (this.#reserved.get(peer.fingerprint) ?? 0);
+    if (
+      perPeer + 1 >= caps.perPeer || this.open + this.#reservedTotal + 1 >= caps.total ||
+      !(this.#o.socketsAvailable?.() ?? true)
+    ) return;
+    this.#ready.set(
+      peer.fingerprint,
+      this.#pool.perCircuit(peer, newCircId(), encrypt).catch(() => undefined),
+    );
+  }
+}
+
+/** How long after a circuit takes a per-circuit link the next one is opened ahead (a build
+ * through three relays takes ~5–20 ms here). */
+const PREOPEN_DELAY_MS = 20;
+
+/** An initiator's CircID (high bit set, tor-spec §5.1.1), bound into the link handshake. */
+function newCircId(): number {
+  return (crypto.getRandomValues(new Uint32Array(1))[0]! | 0x80000000) >>> 0;
 }

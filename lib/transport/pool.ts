@@ -37,6 +37,9 @@ export class ChannelPool {
   #all = new Map<Channel, Entry>();
   #counts = new Map<string, { nickname: string; shared: number; circuit: number }>();
   #openedPerCircuit = 0;
+  #opening = new Set<Promise<unknown>>();
+  #timers = new Set<ReturnType<typeof setTimeout>>();
+  #closed = false;
 
   /** A pool whose channels all get `options.channel`. */
   constructor(options: ChannelPoolOptions) {
@@ -130,14 +133,41 @@ export class ChannelPool {
     return this.#open(peer, { purpose: "circuit", circuit: circId, encrypt });
   }
 
+  /** Runs `fn` after `ms` unless the pool closes first (work the pool's owner defers). */
+  later(ms: number, fn: () => void): void {
+    if (this.#closed) return;
+    const t = setTimeout(() => {
+      this.#timers.delete(t);
+      if (!this.#closed) fn();
+    }, ms);
+    this.#timers.add(t);
+  }
+
   /** Closes every channel and waits for their read loops to end. */
   async closeAll(): Promise<void> {
+    this.#closed = true;
+    for (const t of this.#timers) clearTimeout(t);
+    this.#timers.clear();
+    // Opens under way (e.g. a pre-opened per-circuit link) finish first; they close at once.
+    await Promise.allSettled([...this.#opening]);
     const runs = [...this.#all.values()].map((e) => e.run);
     for (const chan of [...this.#all.keys()]) chan.close();
     await Promise.allSettled(runs);
   }
 
-  async #open(
+  #open(
+    peer: RelayEntry,
+    o: { purpose: LinkPurpose; circuit?: number; encrypt: boolean },
+  ): Promise<Channel> {
+    if (this.#closed) return Promise.reject(new Error("channel pool closed"));
+    const p = this.#connect(peer, o);
+    this.#opening.add(p);
+    const done = () => this.#opening.delete(p);
+    p.then(done, done);
+    return p;
+  }
+
+  async #connect(
     peer: RelayEntry,
     o: { purpose: LinkPurpose; circuit?: number; encrypt: boolean },
   ): Promise<Channel> {
@@ -157,6 +187,10 @@ export class ChannelPool {
         conn.close();
       } catch { /* closed */ }
       throw e;
+    }
+    if (this.#closed) {
+      link.close();
+      throw new Error("channel pool closed");
     }
     return this.adopt(link, peer.nickname, conn, true);
   }
