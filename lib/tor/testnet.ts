@@ -1,7 +1,7 @@
 /**
- * A private network of real Tor (Debian's `tor`) on 127.0.0.1: directory authorities that
- * are also exit relays, and one client with a SocksPort and a ControlPort (cookie
- * authentication). TestingTorNetwork with chutney's rapid-bootstrap settings; it waits
+ * A private network of real Tor (Debian's `tor`) on 127.0.0.1, or with every node in a network
+ * namespace of its own (`hosts`, see lib/tor/emulated.ts): directory authorities that are also
+ * exit relays, and one client with a SocksPort and a ControlPort (cookie authentication). TestingTorNetwork with chutney's rapid-bootstrap settings; it waits
  * until the client has bootstrapped and a circuit works, and always stops what it started.
  * @module
  */
