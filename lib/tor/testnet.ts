@@ -227,7 +227,7 @@ async function startOnce(o: TorTestnetOptions): Promise<TorTestnet> {
   if (hosts && hosts.relays.length < n) {
     throw new RangeError(`${n} relays need ${n} hosts, got ${hosts.relays.length}`);
   }
-  const addressOf = (i: number) => hosts?.relays[i]!.address ?? "127.0.0.1";
+  const addressOf = (i: number) => hosts?.relays[i]?.address ?? "127.0.0.1";
   const clientAddress = hosts?.client.address ?? "127.0.0.1";
   // A node's command: in its namespace when on hosts (`ip netns exec` execs tor: same pid).
   const torCommand = (torrc: string, host?: TorHost) =>
