@@ -6,6 +6,7 @@ import { haveTor, startTorTestnet, type TorTestnet } from "../lib/tor/testnet.ts
 import { ControlError, TorControl } from "../lib/tor/control.ts";
 import { serve } from "../lib/serve/server.ts";
 import { pctcp } from "./_cli.ts";
+import { probeNetns } from "../lib/network/netns.ts";
 
 const tor = await haveTor();
 
@@ -145,6 +146,97 @@ Deno.test({
         "pinned circuits recorded",
       );
       assert(r.stdout.includes("real tor ms"), r.stdout);
+    } finally {
+      await Deno.remove(out, { recursive: true });
+    }
+  },
+});
+
+const root = Deno.uid() === 0 && (await probeNetns()).netns;
+
+Deno.test({
+  name:
+    "experiment interference --netns runs C tor's nodes in namespaces over the emulator, calibrated on the same network",
+  ignore: skipUnless(
+    tor && root,
+    tor
+      ? "needs root and network namespaces (ip netns)"
+      : "needs Debian's tor (apt-get install tor)",
+  ),
+  async fn() {
+    const out = await Deno.makeTempDir();
+    try {
+      const scenario = new URL("./fixtures/tiny-netns.json", import.meta.url).pathname;
+      const exp = pctcp(
+        "experiment",
+        "interference",
+        "--scenario",
+        scenario,
+        "--netns",
+        "--arms",
+        "tor,ctor",
+        "--out",
+        out,
+      );
+      // While it runs: the network namespace of every C tor process (from the arm's state.json).
+      const rootNs = await Deno.readLink("/proc/self/ns/net");
+      const seen = new Map<string, string>();
+      let done = false;
+      const watcher = (async () => {
+        while (!done) {
+          try {
+            const st = JSON.parse(await Deno.readTextFile(`${out}/net-ctor/state.json`));
+            for (const p of st.processes as { name: string; pid: number }[]) {
+              if (!/^(tor\d+|client)$/.test(p.name) || seen.has(p.name)) continue;
+              const ns = await Deno.readLink(`/proc/${p.pid}/ns/net`).catch(() => "");
+              const exe = await Deno.readLink(`/proc/${p.pid}/exe`).catch(() => "");
+              if (ns && exe.endsWith("/tor")) seen.set(p.name, ns);
+            }
+          } catch { /* not yet */ }
+          await new Promise((r) => setTimeout(r, 200));
+        }
+      })();
+      const r = await exp;
+      done = true;
+      await watcher;
+      assertEquals(r.code, 0, r.stderr);
+      // Four relays (each also an authority) and the client, each in a namespace of its own.
+      assertEquals([...seen.keys()].sort(), ["client", "tor1", "tor2", "tor3", "tor4"]);
+      const spaces = new Set(seen.values());
+      assert(!spaces.has(rootNs), `a C tor process ran in the root namespace: ${[...spaces]}`);
+      assertEquals(spaces.size, 5, "one namespace per node");
+      const em = JSON.parse(await Deno.readTextFile(`${out}/net-ctor/emulation.json`));
+      assertEquals(em.engine, "userspace");
+      const s = JSON.parse(await Deno.readTextFile(`${out}/summary.json`));
+      assertEquals(s.experiment.ctor_network, "emulated-hosts");
+      assert(
+        s.experiment.emulation.ctor.some((x: string) => x.startsWith("userspace emulator")),
+        JSON.stringify(s.experiment.emulation.ctor),
+      );
+      const cal = (s.calibrations ?? []) as {
+        arm: string;
+        against: string;
+        same_network: boolean;
+      }[];
+      const c = cal.find((x) => x.arm === "tor" && x.against === "ctor");
+      assert(c?.same_network === true, JSON.stringify(s.calibration));
+      const recs = (await Deno.readTextFile(`${out}/records-ctor.jsonl`)).trim().split("\n").map(
+        (l) => JSON.parse(l),
+      );
+      const server = new URL(recs[0].url).hostname;
+      assert(/^10\.77\./.test(server), `the server is on its emulated host: ${server}`);
+      assert(
+        recs.some((x) => x.outcome === "ok" && x.circuit?.path?.length === 3),
+        "pinned circuits carried traffic",
+      );
+      // Nothing left: no namespace of the arm's network.
+      const tag = em.notes[0].match(/namespaces (pc[0-9a-z]+)-\*/)?.[1];
+      assert(tag, em.notes[0]);
+      const left = new TextDecoder().decode(
+        (await new Deno.Command("ip", { args: ["netns", "list"], stdout: "piped" }).output())
+          .stdout,
+      );
+      assert(!left.includes(`${tag}-`), `namespaces left: ${left}`);
     } finally {
       await Deno.remove(out, { recursive: true });
     }

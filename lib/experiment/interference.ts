@@ -26,6 +26,8 @@ import type { MeasureRecord } from "../measure/record.ts";
 import { serve } from "../serve/server.ts";
 import { startTorTestnet, type TorTestnet } from "../tor/testnet.ts";
 import { PinnedCircuits } from "../tor/pinned.ts";
+import { startTorOnEmulatedHosts } from "../tor/emulated.ts";
+import { timedFetch } from "../measure/fetch.ts";
 import { type EmulationSpec, mergeSpecs } from "../emulate/config.ts";
 import type { SchedulerKind } from "../channel/scheduler.ts";
 
@@ -213,22 +215,67 @@ async function ourNetwork(
 /**
  * Debian's tor as the same network: relays with the scenario's BandwidthRate, every circuit
  * pinned through the relays the scenario names (relayN → the Nth tor relay), one circuit per
- * SOCKS user as our client makes. Its scheduler is KIST (set explicitly).
+ * SOCKS user as our client makes. Its scheduler is KIST (set explicitly). With `--netns` every
+ * node and the server run in namespaces of their own over the same emulator, host names, host
+ * rates and paths as our arms (lib/tor/emulated.ts); otherwise on loopback.
  */
-async function realTorNetwork(s: Scenario, dir: string, cc: boolean): Promise<ArmNetwork> {
-  // Fresh keys and data directories each time (tor-gencert refuses to overwrite).
-  for (const d of [dir, `${dir}-retry2`]) await Deno.remove(d, { recursive: true }).catch(() => {});
-  const server = await serve();
+async function realTorNetwork(
+  s: Scenario,
+  dir: string,
+  cc: boolean,
+  o: InterferenceOptions,
+): Promise<ArmNetwork> {
+  const relays = Math.max(4, s.relays);
+  const bandwidths = s.bandwidths.map(sizeOf);
+  const extraTorrc = ["Schedulers KIST", ...(cc ? [] : ["ConsensusParams cc_alg=0"])];
+  const ccNote = cc ? "congestion control as deployed" : "congestion control off (cc_alg=0)";
   let tor: TorTestnet | undefined;
   let pinned: PinnedCircuits | undefined;
+  let stopNet: () => Promise<void> = () => Promise.resolve();
+  let server: string;
+  let emulation: string[];
+  let namespaces: string[] | undefined;
   try {
-    tor = await startTorTestnet({
-      dir,
-      relays: Math.max(4, s.relays),
-      bandwidths: s.bandwidths.map(sizeOf),
-      readyUrl: `${server.url}/bytes/1KiB`,
-      extraTorrc: ["Schedulers KIST", ...(cc ? [] : ["ConsensusParams cc_alg=0"])],
-    });
+    if (o.netns) {
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+      const net = await startTorOnEmulatedHosts({
+        dir,
+        relays,
+        bandwidths,
+        emulation: mergeSpecs(s.emulation, o.emulation),
+        tor: { bandwidths, extraTorrc },
+        ownerPid: Deno.pid,
+        // On private 10.x hosts tor's own exit choice finds no exit for the server (README,
+        // Baselines): readiness is checked below through the pinned path instead.
+        readyFetch: !s.path,
+      });
+      stopNet = net.stop;
+      tor = net.tor;
+      server = net.server;
+      namespaces = net.hosts.hosts.filter((h) => h.name.startsWith("relay")).map((h) => h.ns);
+      emulation = [
+        ...net.emulation.notes,
+        `Debian's tor ${tor.version} on those hosts, BandwidthRate/Burst per relay as the scenario, Schedulers KIST, ${ccNote}`,
+      ];
+    } else {
+      // Fresh keys and data directories each time (tor-gencert refuses to overwrite).
+      for (const d of [dir, `${dir}-retry2`]) {
+        await Deno.remove(d, { recursive: true }).catch(() => {});
+      }
+      const srv = await serve();
+      stopNet = () => srv.stop();
+      server = srv.url;
+      tor = await startTorTestnet({
+        dir,
+        relays,
+        bandwidths,
+        readyUrl: `${server}/bytes/1KiB`,
+        extraTorrc,
+      });
+      emulation = [
+        `loopback; Debian's tor ${tor.version}, BandwidthRate/Burst per relay as the scenario, Schedulers KIST, ${ccNote}`,
+      ];
+    }
     const t = tor;
     if (s.path) {
       const fps = s.path.map((nick) => {
@@ -238,30 +285,47 @@ async function realTorNetwork(s: Scenario, dir: string, cc: boolean): Promise<Ar
         return r.fingerprint;
       });
       pinned = await PinnedCircuits.open(t.control, fps, { cookieFile: t.cookieFile });
+      if (o.netns) await readyThrough(t.socks, `${server}/bytes/1KiB`, 90_000);
     }
     const p = pinned;
+    const down = stopNet;
     return {
       socks: t.socks,
-      server: server.url,
+      server,
       orPorts: t.relays.map((r) => r.orPort),
-      emulation: [
-        `loopback (also with --netns); Debian's tor ${t.version}, BandwidthRate/Burst per relay as the scenario, Schedulers KIST, ${
-          cc ? "congestion control as deployed" : "congestion control off (cc_alg=0)"
-        }`,
-      ],
+      ...(namespaces ? { namespaces } : {}),
+      emulation,
       ...(p ? { circuitLookup: (port: number) => p.info(port) } : {}),
       relayStats: () => Promise.resolve({ version: t.version }),
       async stop() {
         await p?.close().catch(() => {});
         await t.stop();
-        await server.stop();
+        await down();
       },
     };
   } catch (e) {
     await pinned?.close().catch(() => {});
     await tor?.stop();
-    await server.stop();
+    await stopNet();
     throw e;
+  }
+}
+
+/** Waits until a fetch through `socks` succeeds (a pinned circuit works), or throws. */
+async function readyThrough(socks: string, url: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await timedFetch(url, {
+      socksHost: socks.split(":")[0]!,
+      socksPort: Number(socks.split(":")[1]),
+      timeoutMs: 15_000,
+      socksUser: "ready",
+    });
+    if (r.outcome === "ok") return;
+    if (Date.now() > deadline) {
+      throw new Error(`C tor on the emulated hosts carries no traffic: ${r.outcome}: ${r.error}`);
+    }
+    await new Promise((res) => setTimeout(res, 1000));
   }
 }
 
@@ -313,7 +377,7 @@ async function runArm(
       : `${tag} starting ${s.relays} relays (${spec.transport}, scheduler ${spec.scheduler})`,
   );
   const net = spec.kind === "ctor"
-    ? await realTorNetwork(s, dir, spec.congestionControl)
+    ? await realTorNetwork(s, dir, spec.congestionControl, o)
     : await ourNetwork(arm, s, dir, o);
   if (net.emulation) say(`${tag} emulation: ${net.emulation.join("; ")}`);
   const sockets: SocketSample[] = [];
@@ -476,6 +540,10 @@ export async function runInterference(o: InterferenceOptions): Promise<Record<st
       order,
       seeds: Array.from({ length: runs }, (_, i) => s.seed + i),
       netns: !!o.netns,
+      // Where C tor's nodes ran: in namespaces over the same emulator as ours (since j12).
+      ...(arms.some((a) => armSpec(a).kind === "ctor")
+        ? { ctor_network: o.netns ? "emulated-hosts" : "loopback" }
+        : {}),
       emulation,
       emulation_spec: o.netns ? mergeSpecs(s.emulation, o.emulation) : null,
       ...(o.durationS !== undefined ? { duration_s: o.durationS } : {}),
@@ -746,8 +814,10 @@ export async function summarizeFolder(
         against,
         ratio:
           `${a} / ${against} at each percentile; 1 = same, < 1 = ours faster; 95 % bootstrap CI`,
-        // C tor runs on loopback with BandwidthRate: the same network only when ours did too.
-        same_network: !(experiment as { netns?: boolean }).netns,
+        // C tor ran on the emulated hosts too when the experiment says so (ctor_network);
+        // folders from before that ran it on loopback, the same network only without --netns.
+        same_network: !(experiment as { netns?: boolean }).netns ||
+          (experiment as { ctor_network?: string }).ctor_network === "emulated-hosts",
       };
       for (const k of Object.keys(METRICS) as Metric[]) {
         const b = ref[k], x = pooled[a]![k];

@@ -1,7 +1,7 @@
 /**
- * A private network of real Tor (Debian's `tor`) on 127.0.0.1: directory authorities that
- * are also exit relays, and one client with a SocksPort and a ControlPort (cookie
- * authentication). TestingTorNetwork with chutney's rapid-bootstrap settings; it waits
+ * A private network of real Tor (Debian's `tor`) on 127.0.0.1, or with every node in a network
+ * namespace of its own (`hosts`, see lib/tor/emulated.ts): directory authorities that are also
+ * exit relays, and one client with a SocksPort and a ControlPort (cookie authentication). TestingTorNetwork with chutney's rapid-bootstrap settings; it waits
  * until the client has bootstrapped and a circuit works, and always stops what it started.
  * @module
  */
@@ -34,7 +34,42 @@ export interface TorTestnetOptions {
   extraTorrc?: string[];
   /** Logger. */
   log?: Logger;
+  /** Also write each node's info-level log (`info.log` beside `notice.log`; large). */
+  infoLogs?: boolean;
+  /**
+   * Run every node on a host of its own (network namespaces): relay i on `hosts.relays[i]`,
+   * the client on `hosts.client`. Each binds to its host's address (fixed ports: a namespace
+   * is a machine of its own); the client's SOCKS and control ports listen on its address, so
+   * the root namespace reaches them over the emulated link. Default: everything on 127.0.0.1.
+   */
+  hosts?: { relays: TorHost[]; client: TorHost };
 }
+
+/** A host (network namespace) a tor node runs on. */
+export interface TorHost {
+  /** Namespace name (`ip netns exec NS`). */
+  ns: string;
+  /** Its IPv4 address. */
+  address: string;
+}
+
+/** Fixed ports of nodes on hosts of their own. */
+const HOST_PORTS = { or: 5000, dir: 7000, socks: 9050, control: 9051 } as const;
+
+/**
+ * Torrc lines for nodes on private addresses (10.0.0.0/8) of their own. TestingTorNetwork
+ * implies most of them (tor's config.c testing defaults); set explicitly so that a private
+ * network never depends on that list: relays may extend to and publish private addresses, and
+ * a client builds paths whose relays share a /16.
+ */
+export const PRIVATE_HOSTS_TORRC: string[] = [
+  "ExtendAllowPrivateAddresses 1",
+  "DirAllowPrivateAddresses 1",
+  "EnforceDistinctSubnets 0",
+  "AssumeReachable 1",
+  "ClientDNSRejectInternalAddresses 0",
+  "ClientRejectInternalAddresses 0",
+];
 
 /** One relay of the network. */
 export interface TorRelayInfo {
@@ -57,6 +92,10 @@ export interface TorTestnet {
   relays: TorRelayInfo[];
   /** Tor's version string. */
   version: string;
+  /** The client's process id. */
+  clientPid: number;
+  /** The data directories' folder (each node's notice.log is in `DIR/NICKNAME/`). */
+  dir: string;
   /** Stops every tor process (idempotent). */
   stop(): Promise<void>;
 }
@@ -138,22 +177,24 @@ async function run(cmd: string, args: string[], stdin?: string): Promise<string>
 /** The ports tor chose for the client's `auto` listeners (ControlPortWriteToFile, GETINFO). */
 async function clientPorts(
   cdir: string,
+  address: string,
   timeoutMs: number,
 ): Promise<{ socksPort: number; controlPort: number }> {
   const deadline = Date.now() + timeoutMs;
+  const esc = address.replace(/\./g, "\\.");
   let controlPort = 0;
   while (!controlPort) {
     const text = await Deno.readTextFile(`${cdir}/control.port`).catch(() => "");
-    controlPort = Number(/PORT=127\.0\.0\.1:(\d+)/.exec(text)?.[1] ?? 0);
+    controlPort = Number(new RegExp(`PORT=${esc}:(\\d+)`).exec(text)?.[1] ?? 0);
     if (controlPort) break;
     if (Date.now() > deadline) throw new Error("the tor client wrote no control port file");
     await new Promise((r) => setTimeout(r, 100));
   }
-  const control = await TorControl.connect("127.0.0.1", controlPort);
+  const control = await TorControl.connect(address, controlPort);
   try {
     await control.authenticate({ cookieFile: `${cdir}/control_auth_cookie` });
     const reply = (await control.command("GETINFO net/listeners/socks")).lines.join(" ");
-    const socksPort = Number(/127\.0\.0\.1:(\d+)/.exec(reply)?.[1] ?? 0);
+    const socksPort = Number(new RegExp(`${esc}:(\\d+)`).exec(reply)?.[1] ?? 0);
     if (!socksPort) throw new Error(`no SOCKS listener in: ${reply}`);
     return { socksPort, controlPort };
   } finally {
@@ -182,6 +223,27 @@ async function startOnce(o: TorTestnetOptions): Promise<TorTestnet> {
   const tor = o.tor ?? "tor";
   const log = o.log ?? nullLogger;
   const n = o.relays ?? 4;
+  const hosts = o.hosts;
+  if (hosts && hosts.relays.length < n) {
+    throw new RangeError(`${n} relays need ${n} hosts, got ${hosts.relays.length}`);
+  }
+  const addressOf = (i: number) => hosts?.relays[i]?.address ?? "127.0.0.1";
+  const clientAddress = hosts?.client.address ?? "127.0.0.1";
+  // A node's command: in its namespace when on hosts (`ip netns exec` execs tor: same pid).
+  const torCommand = (torrc: string, host?: TorHost) =>
+    host
+      ? new Deno.Command("ip", {
+        args: ["netns", "exec", host.ns, tor, "-f", torrc],
+        stdout: "null",
+        stderr: "null",
+        stdin: "null",
+      })
+      : new Deno.Command(tor, {
+        args: ["-f", torrc],
+        stdout: "null",
+        stderr: "null",
+        stdin: "null",
+      });
   const version = (await run(tor, ["--version"])).split("\n")[0]!.trim();
   await Deno.mkdir(o.dir, { recursive: true });
   const children: Deno.ChildProcess[] = [];
@@ -201,14 +263,16 @@ async function startOnce(o: TorTestnetOptions): Promise<TorTestnet> {
       const dir = `${o.dir}/${nickname}`;
       await Deno.mkdir(`${dir}/keys`, { recursive: true, mode: 0o700 });
       await Deno.chmod(dir, 0o700);
-      const orPort = freePort(), dirPort = freePort();
+      const orPort = hosts ? HOST_PORTS.or : freePort();
+      const dirPort = hosts ? HOST_PORTS.dir : freePort();
+      const address = addressOf(i);
       // Authority keys (tor-gencert, empty passphrase) and the relay identity.
       await run("tor-gencert", [
         "--create-identity-key",
         "-m",
         "12",
         "-a",
-        `127.0.0.1:${dirPort}`,
+        `${address}:${dirPort}`,
         "-i",
         `${dir}/keys/authority_identity_key`,
         "-s",
@@ -232,10 +296,10 @@ async function startOnce(o: TorTestnetOptions): Promise<TorTestnet> {
       const cert = await Deno.readTextFile(`${dir}/keys/authority_certificate`);
       const v3ident = /^fingerprint ([0-9A-F]{40})$/m.exec(cert)![1]!;
       const fingerprint = (await Deno.readTextFile(`${dir}/fingerprint`)).trim().split(/\s+/)[1]!;
-      nodes.push({ nickname, dir, orPort, dirPort, v3ident, fingerprint });
+      nodes.push({ nickname, dir, address, orPort, dirPort, v3ident, fingerprint });
     }
     const dirAuthorities = nodes.map((x) =>
-      `DirAuthority ${x.nickname} orport=${x.orPort} no-v2 v3ident=${x.v3ident} 127.0.0.1:${x.dirPort} ${x.fingerprint}`
+      `DirAuthority ${x.nickname} orport=${x.orPort} no-v2 v3ident=${x.v3ident} ${x.address}:${x.dirPort} ${x.fingerprint}`
     );
     const relays: TorRelayInfo[] = [];
     for (const [i, x] of nodes.entries()) {
@@ -243,14 +307,16 @@ async function startOnce(o: TorTestnetOptions): Promise<TorTestnet> {
       const torrc = [
         ...TESTING_TORRC,
         ...AUTHORITY_TORRC,
+        ...(hosts ? PRIVATE_HOSTS_TORRC : []),
         ...dirAuthorities,
         ...(o.extraTorrc ?? []),
         `Nickname ${x.nickname}`,
         `DataDirectory ${x.dir}`,
         `Log notice file ${x.dir}/notice.log`,
-        `Address 127.0.0.1`,
-        `ORPort 127.0.0.1:${x.orPort}`,
-        `DirPort 127.0.0.1:${x.dirPort}`,
+        ...(o.infoLogs ? [`Log info file ${x.dir}/info.log`] : []),
+        `Address ${x.address}`,
+        `ORPort ${x.address}:${x.orPort}`,
+        `DirPort ${x.address}:${x.dirPort}`,
         "SocksPort 0",
         "ExitRelay 1",
         ...(o.exitAccept ?? ["127.0.0.1:*"]).map((a) => `ExitPolicy accept ${a}`),
@@ -259,12 +325,7 @@ async function startOnce(o: TorTestnetOptions): Promise<TorTestnet> {
         `ContactInfo pctcp-testnet`,
       ];
       await Deno.writeTextFile(`${x.dir}/torrc`, torrc.join("\n") + "\n");
-      const child = new Deno.Command(tor, {
-        args: ["-f", `${x.dir}/torrc`],
-        stdout: "null",
-        stderr: "null",
-        stdin: "null",
-      }).spawn();
+      const child = torCommand(`${x.dir}/torrc`, hosts?.relays[i]).spawn();
       children.push(child);
       relays.push({
         nickname: x.nickname,
@@ -281,14 +342,16 @@ async function startOnce(o: TorTestnetOptions): Promise<TorTestnet> {
       `${cdir}/torrc`,
       [
         ...TESTING_TORRC,
+        ...(hosts ? PRIVATE_HOSTS_TORRC : []),
         ...dirAuthorities,
         ...(o.extraTorrc ?? []),
         "Nickname client",
         `DataDirectory ${cdir}`,
         `Log notice file ${cdir}/notice.log`,
+        ...(o.infoLogs ? [`Log info file ${cdir}/info.log`] : []),
         // Ports from the OS, taken by tor itself (no bind-release race); read back below.
-        "SocksPort 127.0.0.1:auto IsolateSOCKSAuth",
-        "ControlPort 127.0.0.1:auto",
+        `SocksPort ${clientAddress}:${hosts ? HOST_PORTS.socks : "auto"} IsolateSOCKSAuth`,
+        `ControlPort ${clientAddress}:${hosts ? HOST_PORTS.control : "auto"}`,
         `ControlPortWriteToFile ${cdir}/control.port`,
         "CookieAuthentication 1",
         "ORPort 0",
@@ -299,15 +362,14 @@ async function startOnce(o: TorTestnetOptions): Promise<TorTestnet> {
         "UseMicrodescriptors 0",
       ].join("\n") + "\n",
     );
-    const client = new Deno.Command(tor, {
-      args: ["-f", `${cdir}/torrc`],
-      stdout: "null",
-      stderr: "null",
-      stdin: "null",
-    }).spawn();
+    const client = torCommand(`${cdir}/torrc`, hosts?.client).spawn();
     children.push(client);
     log.info(`tor testnet: ${n} relays and a client starting in ${o.dir}`);
-    const { socksPort, controlPort } = await clientPorts(cdir, o.bootstrapTimeoutMs ?? 90_000);
+    const { socksPort, controlPort } = await clientPorts(
+      cdir,
+      clientAddress,
+      o.bootstrapTimeoutMs ?? 90_000,
+    );
     // Bootstrapped when the client's log says so.
     const deadline = Date.now() + (o.bootstrapTimeoutMs ?? 90_000);
     for (;;) {
@@ -324,7 +386,7 @@ async function startOnce(o: TorTestnetOptions): Promise<TorTestnet> {
     if (o.readyUrl) {
       for (let i = 0;; i++) {
         const r = await timedFetch(o.readyUrl, {
-          socksHost: "127.0.0.1",
+          socksHost: clientAddress,
           socksPort,
           timeoutMs: 10_000,
           socksUser: "ready",
@@ -337,8 +399,10 @@ async function startOnce(o: TorTestnetOptions): Promise<TorTestnet> {
       }
     }
     return {
-      socks: `127.0.0.1:${socksPort}`,
-      control: `127.0.0.1:${controlPort}`,
+      socks: `${clientAddress}:${socksPort}`,
+      control: `${clientAddress}:${controlPort}`,
+      clientPid: client.pid,
+      dir: o.dir,
       cookieFile: `${cdir}/control_auth_cookie`,
       relays,
       version,
