@@ -76,6 +76,12 @@ Deno.test("compareArms pairs by block: a halving is found, unpaired blocks are l
     ),
     [],
   );
+  const few = comparisonDoubts(
+    { name: "a", count: 4, ok: 4, timeouts: 0, failed: 0 },
+    { name: "b", count: 5, ok: 5, timeouts: 0, failed: 0 },
+  );
+  assertEquals(few.length, 1, few.join("\n"));
+  assertStringIncludes(few[0]!, "few samples: 4 (a) and 5 (b)");
 });
 
 Deno.test({

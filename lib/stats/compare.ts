@@ -362,6 +362,11 @@ export function comparisonDoubts(
       }: percentiles of successes compare different populations (try --censor)`,
     );
   }
+  if (Math.min(a.ok, b.ok) < 10) {
+    out.push(
+      `few samples: ${a.ok} (${a.name}) and ${b.ok} (${b.name}) successful fetches — bootstrap intervals from fewer than 10 are unreliable, doubt the result`,
+    );
+  }
   if (pairedBlocks !== undefined && pairedBlocks < 10) {
     out.push(`only ${pairedBlocks} time blocks have both arms: wide intervals, doubt the result`);
   }
