@@ -15,7 +15,7 @@ import {
   summaryMarkdown,
 } from "../lib/experiment/interference.ts";
 import { runSweep, SWEEP_PARAMS, type SweepParam } from "../lib/experiment/sweep.ts";
-import { parseDuration, parseLoss } from "../lib/emulate/mod.ts";
+import { type EmulationSpec, parseDuration, parseLoss } from "../lib/emulate/mod.ts";
 import { haveTor } from "../lib/tor/testnet.ts";
 import { addEmulationFlags, type EmulationFlags, emulationFromFlags } from "./network.ts";
 
@@ -102,6 +102,27 @@ function signals(): { signal: AbortSignal; done(): void } {
   };
 }
 
+/** The options both commands pass on: arms, runs, network, duration, progress, abort. */
+function runOptions(
+  o: CommonFlags,
+  arms: Arm[],
+  base: Arm,
+  emulation: EmulationSpec | undefined,
+  signal: AbortSignal,
+) {
+  const quiet = !Deno.stderr.isTerminal();
+  return {
+    arms,
+    base,
+    runs: o.runs,
+    ...(o.netns ? { netns: true } : {}),
+    ...(emulation ? { emulation } : {}),
+    ...(o.duration !== undefined ? { durationS: o.duration } : {}),
+    progress: (l: string) => quiet ? console.log(l) : console.error(l),
+    signal,
+  };
+}
+
 /** Builds the `experiment` command. */
 export function experimentCommand(): Command {
   const exp = new Command("experiment").description(
@@ -119,18 +140,10 @@ export function experimentCommand(): Command {
         const { arms, base } = await checkCommon(o);
         const emulation = await emulationFromFlags(o, !!o.netns);
         const sig = signals();
-        const quiet = !Deno.stderr.isTerminal();
         const summary = await runInterference({
           scenario: o.scenario,
           out: o.out,
-          arms,
-          base,
-          runs: o.runs,
-          ...(o.netns ? { netns: true } : {}),
-          ...(emulation ? { emulation } : {}),
-          ...(o.duration !== undefined ? { durationS: o.duration } : {}),
-          progress: (l) => quiet ? console.log(l) : console.error(l),
-          signal: sig.signal,
+          ...runOptions(o, arms, base, emulation, sig.signal),
         });
         sig.done();
         console.log(`\n${summaryMarkdown(summary)}`);
@@ -174,20 +187,12 @@ export function experimentCommand(): Command {
           !!o.netns || o.param === "loss" || o.param === "latency",
         );
         const sig = signals();
-        const quiet = !Deno.stderr.isTerminal();
         const r = await runSweep({
           param: o.param,
           values,
           scenario: o.scenario,
           out: o.out,
-          arms,
-          base,
-          runs: o.runs,
-          ...(o.netns ? { netns: true } : {}),
-          ...(emulation ? { emulation } : {}),
-          ...(o.duration !== undefined ? { durationS: o.duration } : {}),
-          progress: (l) => quiet ? console.log(l) : console.error(l),
-          signal: sig.signal,
+          ...runOptions(o, arms, base, emulation, sig.signal),
         });
         sig.done();
         console.log(`\n${r.markdown}`);

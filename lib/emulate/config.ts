@@ -271,9 +271,11 @@ export function resolveNetwork(
   return { hosts, paths, seed: spec.seed ?? 1 };
 }
 
-/** A summary of a resolved network for `status --json` and experiment folders. */
-export function describeNetwork(net: ResolvedNetwork): {
+/** A resolved network as `status --json` and experiment folders print it. */
+export interface NetworkDescription {
+  /** Hosts' access links as resolved (bytes/s; null = unlimited). */
   hosts: { name: string; up: number | null; down: number | null; queue_bytes: number | null }[];
+  /** One-way paths with delay or loss. */
   paths: {
     from: string;
     to: string;
@@ -282,7 +284,10 @@ export function describeNetwork(net: ResolvedNetwork): {
     loss: number;
     loss_burst: number;
   }[];
-} {
+}
+
+/** A summary of a resolved network for `status --json` and experiment folders. */
+export function describeNetwork(net: ResolvedNetwork): NetworkDescription {
   const fin = (x: number) => (Number.isFinite(x) ? Math.round(x) : null);
   return {
     hosts: net.hosts.map((h) => ({

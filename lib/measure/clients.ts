@@ -22,7 +22,13 @@
 
 import { createHash } from "node:crypto";
 import diagnostics from "node:diagnostics_channel";
-import { BYTE_MARKS, type FetchOptions, type FetchResult, type Outcome } from "./fetch.ts";
+import {
+  BYTE_MARKS,
+  type FetchOptions,
+  type FetchResult,
+  newFetchResult,
+  type Outcome,
+} from "./fetch.ts";
 
 /** The HTTP clients `pctcp measure --client` offers. */
 export type HttpClient = "raw" | "undici" | "node";
@@ -111,22 +117,6 @@ function lowerHeaders(h: Record<string, string | string[] | undefined>): Record<
   return out;
 }
 
-function newResult(client: HttpClient): { r: FetchResult; at: () => number } {
-  const startMono = performance.now();
-  const r: FetchResult = {
-    start: new Date().toISOString(),
-    startMono,
-    phases: {},
-    progress: {},
-    marks: {},
-    bytes: 0,
-    outcome: "ok",
-    error: null,
-    client,
-  };
-  return { r, at: () => Math.round((performance.now() - startMono) * 1000) / 1000 };
-}
-
 /** Classes an error thrown by undici or node:http into a record outcome. */
 function classify(e: unknown, r: FetchResult, timedOut: boolean, timeoutMs: number): void {
   if (timedOut) {
@@ -194,7 +184,7 @@ async function loadUndici(): Promise<typeof import("undici")> {
 /** One timed fetch with undici through its SOCKS5 agent; never throws. */
 export async function undiciFetch(url: string, options: FetchOptions): Promise<FetchResult> {
   const undici = await loadUndici(); // before the clock starts: loading is not the fetch
-  const { r, at } = newResult("undici");
+  const { r, at } = newFetchResult("undici");
   const timeoutMs = options.timeoutMs ?? 60_000;
   const token = `${Deno.pid}-${++undiciSeq}-${r.startMono}`;
   undiciWaiters.set(token, (ev, msg) => {
@@ -256,7 +246,7 @@ export async function nodeFetch(url: string, options: FetchOptions): Promise<Fet
   const { SocksProxyAgent } = await import("socks-proxy-agent");
   const http = await import("node:http");
   const https = await import("node:https");
-  const { r, at } = newResult("node");
+  const { r, at } = newFetchResult("node");
   const timeoutMs = options.timeoutMs ?? 60_000;
   const user = options.socksUser ? `${encodeURIComponent(options.socksUser)}:x@` : "";
   const host = options.socksHost.includes(":") ? `[${options.socksHost}]` : options.socksHost;

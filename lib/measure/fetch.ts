@@ -111,14 +111,13 @@ interface Conn {
   close(): void;
 }
 
-/** Fetches `url` through the proxy and times it; never throws (failures are outcomes). */
-export async function timedFetch(url: string, options: FetchOptions): Promise<FetchResult> {
-  if (options.client === "undici" || options.client === "node") {
-    const clients = await import("./clients.ts");
-    return options.client === "undici"
-      ? clients.undiciFetch(url, options)
-      : clients.nodeFetch(url, options);
-  }
+/**
+ * A fresh result of one fetch by `client`, started now, and the clock of its phases (ms since
+ * the start, to the microsecond).
+ */
+export function newFetchResult(
+  client: "raw" | "undici" | "node",
+): { r: FetchResult; at: () => number } {
   const startMono = performance.now();
   const r: FetchResult = {
     start: new Date().toISOString(),
@@ -129,9 +128,20 @@ export async function timedFetch(url: string, options: FetchOptions): Promise<Fe
     bytes: 0,
     outcome: "ok",
     error: null,
-    client: "raw",
+    client,
   };
-  const at = () => Math.round((performance.now() - startMono) * 1000) / 1000;
+  return { r, at: () => Math.round((performance.now() - startMono) * 1000) / 1000 };
+}
+
+/** Fetches `url` through the proxy and times it; never throws (failures are outcomes). */
+export async function timedFetch(url: string, options: FetchOptions): Promise<FetchResult> {
+  if (options.client === "undici" || options.client === "node") {
+    const clients = await import("./clients.ts");
+    return options.client === "undici"
+      ? clients.undiciFetch(url, options)
+      : clients.nodeFetch(url, options);
+  }
+  const { r, at } = newFetchResult("raw");
   let conn: Conn | undefined;
   let timedOut = false;
   const timer = setTimeout(() => {

@@ -10,6 +10,7 @@ import {
   type EmulationSpec,
   type EmulatorConfig,
   loadGraph,
+  type NetworkDescription,
   resolveNetwork,
 } from "../emulate/mod.ts";
 import { createHosts, destroyHosts, type NetnsHosts } from "./netns.ts";
@@ -19,7 +20,7 @@ import { runCommand } from "../util/command.ts";
 export type EmulationEngine = "userspace" | "netem" | "none";
 
 /** How links are emulated, as `network status --json` prints it. */
-export interface EmulationState {
+export interface EmulationState extends NetworkDescription {
   /** The engine that ran: userspace (our TUN emulator), netem, or none (loopback). */
   engine: EmulationEngine;
   /** Whether the kernel has netem (probed). */
@@ -30,17 +31,6 @@ export interface EmulationState {
   dir?: string;
   /** The spec as given (flags, scenario, topology). */
   spec?: EmulationSpec;
-  /** Hosts' access links as resolved (bytes/s; null = unlimited). */
-  hosts: { name: string; up: number | null; down: number | null; queue_bytes: number | null }[];
-  /** One-way paths with delay or loss. */
-  paths: {
-    from: string;
-    to: string;
-    latency_ms: number;
-    jitter_ms: number;
-    loss: number;
-    loss_burst: number;
-  }[];
   /** Plain-language notes (what was used, what the kernel lacks). */
   notes: string[];
 }
