@@ -7,6 +7,7 @@ import { LockedError, RecordWriter } from "../lib/measure/record.ts";
 import { runMeasurement, subresources } from "../lib/measure/run.ts";
 import { percentile } from "../lib/stats/percentile.ts";
 import { startNet } from "./_net.ts";
+import { instrument } from "./_cli.ts";
 import { networkDown, networkUp } from "../lib/network/launcher.ts";
 import { createHash } from "node:crypto";
 
@@ -130,30 +131,10 @@ Deno.test("timedFetch agrees with curl at the median within 1 ms plus the measur
   // The instrument alone: a plain SOCKS5 forwarder and the server, each its own process, so
   // neither our fetcher nor curl shares an event loop with them, and no onion routing adds
   // fetch-to-fetch noise larger than what is being checked.
-  const root = new URL("..", import.meta.url).pathname;
-  const spawn = (args: string[]) =>
-    new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", ...args],
-      cwd: root,
-      stdout: "piped",
-      stderr: "null",
-    }).spawn();
-  const proxy = spawn(["tests/fixtures/socks_forward.ts"]);
-  const server = spawn(["cli/main.ts", "serve"]);
-  const firstLine = async (c: Deno.ChildProcess) => {
-    const reader = c.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let text = "";
-    while (!text.includes("\n")) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += value;
-    }
-    reader.releaseLock();
-    return text.split("\n")[0]!;
-  };
+  const inst = await instrument();
   try {
-    const socksPort = Number(await firstLine(proxy));
-    const serverUrl = JSON.parse(await firstLine(server)).server as string;
+    const { socksPort } = inst;
+    const serverUrl = inst.server;
     const url = `${serverUrl}/bytes/50KiB`;
     const ours = { fb: [] as number[], lb: [] as number[] };
     const curl = { fb: [] as number[], lb: [] as number[] };
@@ -204,13 +185,7 @@ Deno.test("timedFetch agrees with curl at the median within 1 ms plus the measur
       );
     }
   } finally {
-    for (const c of [proxy, server]) {
-      try {
-        c.kill("SIGTERM");
-      } catch { /* gone */ }
-      await c.stdout.cancel().catch(() => {});
-      await c.status;
-    }
+    await inst.stop();
   }
 });
 
@@ -313,46 +288,6 @@ Deno.test("measure --path with our client pins the circuit through the SOCKS use
     await Deno.remove(dir, { recursive: true });
   }
 });
-
-/** A plain SOCKS5 forwarder and `pctcp serve`, each its own process (the instrument alone). */
-async function instrument(): Promise<{ socksPort: number; server: string; stop(): Promise<void> }> {
-  const root = new URL("..", import.meta.url).pathname;
-  const spawn = (args: string[]) =>
-    new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", ...args],
-      cwd: root,
-      stdout: "piped",
-      stderr: "null",
-    }).spawn();
-  const procs = [spawn(["tests/fixtures/socks_forward.ts"]), spawn(["cli/main.ts", "serve"])];
-  const firstLine = async (c: Deno.ChildProcess) => {
-    const reader = c.stdout.pipeThrough(new TextDecoderStream()).getReader();
-    let text = "";
-    while (!text.includes("\n")) {
-      const { value, done } = await reader.read();
-      if (done) break;
-      text += value;
-    }
-    await reader.cancel();
-    return text.split("\n")[0]!;
-  };
-  const stop = async () => {
-    for (const c of procs) {
-      try {
-        c.kill("SIGTERM");
-      } catch { /* gone */ }
-      await c.status;
-    }
-  };
-  try {
-    const socksPort = Number(await firstLine(procs[0]!));
-    const server = JSON.parse(await firstLine(procs[1]!)).server as string;
-    return { socksPort, server, stop };
-  } catch (e) {
-    await stop();
-    throw e;
-  }
-}
 
 Deno.test({
   name:

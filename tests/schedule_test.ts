@@ -12,7 +12,7 @@ import {
 } from "../lib/schedule/crontab.ts";
 import { expandDatePattern } from "../lib/schedule/date_pattern.ts";
 import { expandRecordFiles } from "../lib/stats/load.ts";
-import { pctcp } from "./_cli.ts";
+import { instrument, pctcp } from "./_cli.ts";
 
 Deno.test("everyToCron turns periods into cron fields and refuses uneven ones", () => {
   assertEquals(everyToCron("1m"), "* * * * *");
@@ -191,16 +191,7 @@ Deno.test({
     const sentinel = (await crontabText()) === null;
     if (sentinel) await setCrontab(SENTINEL);
     const before = (await crontabText()) ?? "";
-    const root = new URL("..", import.meta.url).pathname;
-    const spawn = (args: string[]) =>
-      new Deno.Command(Deno.execPath(), {
-        args: ["run", "-A", ...args],
-        cwd: root,
-        stdout: "piped",
-        stderr: "null",
-      }).spawn();
-    const proxy = spawn(["tests/fixtures/socks_forward.ts"]);
-    const server = spawn(["cli/main.ts", "serve"]);
+    const inst = await instrument();
     // No daemon running: start one in the foreground, ours to stop (by its pid). Checked again
     // while waiting: a daemon someone else started may go away meanwhile.
     const started: Deno.ChildProcess[] = [];
@@ -213,19 +204,8 @@ Deno.test({
     };
     const name = `test-${Deno.pid}`;
     try {
-      const firstLine = async (c: Deno.ChildProcess) => {
-        const reader = c.stdout.pipeThrough(new TextDecoderStream()).getReader();
-        let text = "";
-        while (!text.includes("\n")) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          text += value;
-        }
-        reader.releaseLock();
-        return text.split("\n")[0]!;
-      };
-      const socksPort = Number(await firstLine(proxy));
-      const serverUrl = JSON.parse(await firstLine(server)).server as string;
+      const { socksPort } = inst;
+      const serverUrl = inst.server;
       const addArgs = [
         "schedule",
         "add",
@@ -310,13 +290,13 @@ Deno.test({
         if (next !== now) await setCrontab(next.trim() === "" ? null : next);
       }
       turn.close();
-      for (const c of [proxy, server, ...started]) {
+      for (const c of started) {
         try {
           c.kill("SIGTERM");
         } catch { /* gone */ }
         await c.status;
       }
-      for (const c of [proxy, server]) await c.stdout.cancel().catch(() => {});
+      await inst.stop();
       await Deno.remove(dir, { recursive: true });
     }
   },
