@@ -10,6 +10,13 @@ import {
   type Transport,
 } from "../lib/directory/mod.ts";
 import { Relay, type RelayOptions } from "../lib/relay/relay.ts";
+import type { RelayEntry } from "../lib/directory/document.ts";
+import type { Channel } from "../lib/channel/channel.ts";
+import { CellCommand } from "../lib/cell/cell.ts";
+import { encodeCreate2, HandshakeType } from "../lib/cell/messages.ts";
+import { ntorClient1 } from "../lib/crypto/ntor.ts";
+import { identityDigest } from "../lib/directory/keys.ts";
+import { fromBase64 } from "../lib/util/bytes.ts";
 import { OnionClient, type StreamEvent } from "../lib/client/client.ts";
 
 interface Net {
@@ -89,4 +96,17 @@ export async function startNet(
       await server.shutdown();
     },
   };
+}
+
+/** Sends a CREATE2 (ntor, tor-spec §5.1) for `circId` to the relay `entry` on `chan`. */
+export function sendCreate2(chan: Channel, entry: RelayEntry, circId: number): void {
+  const [, skin] = ntorClient1({
+    id: identityDigest(fromBase64(entry.identity)),
+    onionKey: fromBase64(entry.onionKey),
+  });
+  chan.sendControl({
+    circId,
+    command: CellCommand.CREATE2,
+    payload: encodeCreate2({ htype: HandshakeType.NTOR, hdata: skin }),
+  });
 }

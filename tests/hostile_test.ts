@@ -2,7 +2,7 @@
 // handshakes), slow-drip and truncated handshakes on a live relay and SOCKS port while an
 // honest transfer runs, and a relay that restarts and rejoins.
 import { assert, assertEquals, within } from "./_assert.ts";
-import { startNet } from "./_net.ts";
+import { sendCreate2, startNet } from "./_net.ts";
 import { parseGreeting, parseRequest, parseUserPass, SocksError } from "../lib/client/socks.ts";
 import {
   canonicalJson,
@@ -11,7 +11,7 @@ import {
   makeDocument,
   verifyDocument,
 } from "../lib/directory/mod.ts";
-import { HandshakeError, ntorClient1, ntorClient2, ntorServer } from "../lib/crypto/ntor.ts";
+import { HandshakeError, ntorClient2, ntorServer } from "../lib/crypto/ntor.ts";
 import { type ByteStream, linkAccept, linkConnect, LinkError } from "../lib/transport/link.ts";
 import { Channel } from "../lib/channel/channel.ts";
 import {
@@ -19,7 +19,6 @@ import {
   decodeCreate2,
   encodeCreate2,
   encodeCreated2,
-  HandshakeType,
   RelayCommand,
 } from "../lib/cell/mod.ts";
 import { RelayCircuitCore } from "../lib/circuit/mod.ts";
@@ -317,17 +316,7 @@ Deno.test("a relay refuses CREATE2 whose circuit id breaks the initiator's high 
       },
     });
     const done = chan.run();
-    const create = (circId: number) => {
-      const [, skin] = ntorClient1({
-        id: identityDigest(fromBase64(entry.identity)),
-        onionKey: fromBase64(entry.onionKey),
-      });
-      chan.sendControl({
-        circId,
-        command: CellCommand.CREATE2,
-        payload: encodeCreate2({ htype: HandshakeType.NTOR, hdata: skin }),
-      });
-    };
+    const create = (circId: number) => sendCreate2(chan, entry, circId);
     create(0x00000005); // we opened the link, so our ids must have the high bit set
     create(0x80000005); // this one is right
     // Wait for both answers (60 s only bounds a hang; the relay answers in milliseconds).

@@ -3,12 +3,11 @@
 // applies its own plaintext policy, a peer that asks a per-circuit link to carry a second
 // circuit, and a destroyed circuit that closes only its own connection.
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
-import { startNet } from "./_net.ts";
-import { generateRelayKeys, identityDigest, type RelayKeys } from "../lib/directory/keys.ts";
+import { sendCreate2, startNet } from "./_net.ts";
+import { generateRelayKeys, type RelayKeys } from "../lib/directory/keys.ts";
 import { type Link, linkAccept, linkConnect, LinkError } from "../lib/transport/link.ts";
 import { Channel } from "../lib/channel/channel.ts";
-import { CellCommand, encodeCreate2, HandshakeType } from "../lib/cell/mod.ts";
-import { ntorClient1 } from "../lib/crypto/ntor.ts";
+import { CellCommand } from "../lib/cell/mod.ts";
 import { fromBase64 } from "../lib/util/bytes.ts";
 import { parseSs } from "../lib/experiment/sockets.ts";
 import { serve } from "../lib/serve/server.ts";
@@ -201,17 +200,7 @@ Deno.test("a pctcp relay carries one circuit per per-circuit link: the bound one
       onCell: (cell) => got.push([cell.circId, cell.command]),
     });
     const done = chan.run();
-    const create = (circId: number) => {
-      const [, skin] = ntorClient1({
-        id: identityDigest(fromBase64(entry.identity)),
-        onionKey: fromBase64(entry.onionKey),
-      });
-      chan.sendControl({
-        circId,
-        command: CellCommand.CREATE2,
-        payload: encodeCreate2({ htype: HandshakeType.NTOR, hdata: skin }),
-      });
-    };
+    const create = (circId: number) => sendCreate2(chan, entry, circId);
     create(0x80000012); // not the circuit this link was bound to
     create(bound);
     create(0x80000013); // a second circuit on a per-circuit link
