@@ -15,6 +15,8 @@ const sink = {
   write: (_p: Uint8Array) => Promise.resolve(),
   writev: (_p: Uint8Array[]) => Promise.resolve(),
   read: () => new Promise<null>(() => {}),
+  tryRead: () => undefined,
+  fill: () => new Promise<boolean>(() => {}),
   close() {},
 } as unknown as Link;
 

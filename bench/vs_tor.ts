@@ -162,6 +162,9 @@ try {
       relays: 3,
       transport,
       path: ["relay1", "relay2", "relay3"],
+      // Above the circuits built: every idle circuit keeps its own connections (at the default
+      // cap of 512 per peer the rest would share the link and the figure would mix the two).
+      pctcpCaps: { perPeer: 2 * circuits + 64, total: 4 * circuits + 64 },
     });
     try {
       const pids = net.processes.map((p) => p.pid);

@@ -17,6 +17,8 @@ interface ClientFlags {
   socksPort: number;
   path?: string;
   transport: Transport;
+  pctcpMaxPerPeer: number;
+  pctcpMaxTotal: number;
   portFile?: string;
   streamsFile?: string;
   securityNote?: string;
@@ -40,6 +42,18 @@ export function clientCommand(): Command {
     .option("--path <r1,r2,r3>", "pin every circuit to these relays (nicknames or fingerprints)")
     .addOption(
       new Option("--transport <t>", "transport to guards").choices(["tor", "pctcp"]).default("tor"),
+    )
+    .option(
+      "--pctcp-max-per-peer <n>",
+      "per-circuit connections to one guard before circuits share the link (pctcp)",
+      positiveInt,
+      512,
+    )
+    .option(
+      "--pctcp-max-total <n>",
+      "per-circuit connections in all before circuits share links (pctcp)",
+      positiveInt,
+      4096,
     )
     .option("--port-file <file>", "write the bound SOCKS port here")
     .option("--streams-file <file>", "append one JSON line per stream (source port → circuit)")
@@ -66,6 +80,7 @@ export function clientCommand(): Command {
           socksAddress: o.socksAddress,
           socksPort: o.socksPort,
           transport: o.transport,
+          pctcpCaps: { perPeer: o.pctcpMaxPerPeer, total: o.pctcpMaxTotal },
           ...(o.securityNote ? { securityNote: o.securityNote } : {}),
           ...(o.path ? { path: o.path.split(",").map((s) => s.trim()).filter(Boolean) } : {}),
           ...(streams

@@ -79,6 +79,7 @@ export async function startNet(
     transport: clientTransport,
     preemptive: false,
     ...(relayOptions.pctcpPreopen !== undefined ? { pctcpPreopen: relayOptions.pctcpPreopen } : {}),
+    ...(relayOptions.pctcpCaps ? { pctcpCaps: relayOptions.pctcpCaps } : {}),
     onStream: (e) => events.push(e),
     ...(path ? { path } : {}),
   });

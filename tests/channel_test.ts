@@ -94,6 +94,12 @@ class FakeLink {
   read(): Promise<Uint8Array | null> {
     return new Promise(() => {});
   }
+  tryRead(): undefined {
+    return undefined;
+  }
+  fill(): Promise<boolean> {
+    return new Promise(() => {});
+  }
   close(): void {
     this.closed = true;
     this.closes++;

@@ -87,16 +87,18 @@ export class Channel implements SchedulableChannel {
   // all its cells; the link copies both into its frame (Link.writev). A cell built whole is
   // (cell, NONE).
   #control: Uint8Array[] = [];
-  #queues = new Map<number, Uint8Array[]>();
-  #headers = new Map<number, Uint8Array>();
-  #lowWaiters = new Map<number, { mark: number; resolve: () => void }[]>();
+  // The maps and sets below are made on first use: PCTCP has a channel per circuit, most of
+  // them idle, and an empty Map costs ~180 bytes.
+  #queues: Map<number, Uint8Array[]> | undefined;
+  #headers: Map<number, Uint8Array> | undefined;
+  #lowWaiters: Map<number, { mark: number; resolve: () => void }[]> | undefined;
   #queued = 0;
   #ewma: EwmaCounts | undefined;
   #rr: number[] = [];
   #writing = false;
   #closing = false;
   #closed = false;
-  #usedIds = new Set<number>();
+  #usedIds: Set<number> | undefined;
   #kist: ChannelScheduler | undefined;
   #outbuf: Uint8Array[] = [];
   #outbufCells = 0;
@@ -146,7 +148,7 @@ export class Channel implements SchedulableChannel {
   kistCircuits(): KistCircuitInput[] {
     const out: KistCircuitInput[] = [];
     const now = performance.now();
-    for (const [id, q] of this.#queues) {
+    for (const [id, q] of this.#queues ?? []) {
       if (q.length) out.push({ id, cells: q.length >> 1, ewma: this.#ewma?.get(id, now) ?? 0 });
     }
     return out;
@@ -154,7 +156,7 @@ export class Channel implements SchedulableChannel {
 
   /** Moves cells of a circuit into the output buffer, charging the circuit's EWMA count. */
   kistMove(circId: number, cells: number): void {
-    const q = this.#queues.get(circId);
+    const q = this.#queues?.get(circId);
     if (!q) return;
     const n = Math.min(cells, q.length >> 1);
     const moved = q.splice(0, 2 * n);
@@ -162,7 +164,7 @@ export class Channel implements SchedulableChannel {
     this.#outbufCells += n;
     this.#queued -= n;
     this.#ewma?.add(circId, n);
-    if (q.length === 0) this.#queues.delete(circId), this.#ewma?.deactivate(circId);
+    if (q.length === 0) this.#queues!.delete(circId), this.#ewma?.deactivate(circId);
     this.#lowWater(circId, q.length >> 1);
   }
 
@@ -177,7 +179,13 @@ export class Channel implements SchedulableChannel {
     let error: Error | undefined;
     try {
       for (;;) {
-        const chunk = await this.link.read();
+        // Buffered pieces are taken without a promise; an idle channel waits in one socket
+        // read (`fill`), not in a chain of suspended calls (PCTCP has a channel per circuit).
+        const chunk = this.link.tryRead();
+        if (chunk === undefined) {
+          await this.link.fill();
+          continue;
+        }
         if (chunk === null) break;
         if (this.#o.readBucket) await this.#o.readBucket.take(chunk.length);
         reader.push(chunk);
@@ -200,8 +208,9 @@ export class Channel implements SchedulableChannel {
     for (;;) {
       const r = crypto.getRandomValues(new Uint32Array(1))[0]! & 0x7fffffff;
       const id = (this.#o.initiator ? (r | 0x80000000) : r) >>> 0;
-      if (id !== 0 && !this.#usedIds.has(id)) {
-        this.#usedIds.add(id);
+      const used = this.#usedIds ??= new Set();
+      if (id !== 0 && !used.has(id)) {
+        used.add(id);
         return id;
       }
     }
@@ -209,11 +218,11 @@ export class Channel implements SchedulableChannel {
 
   /** Releases a circuit id. */
   freeCircId(id: number): void {
-    this.#usedIds.delete(id);
+    this.#usedIds?.delete(id);
     this.circuits.delete(id);
-    this.#headers.delete(id * 256 + CellCommand.RELAY);
-    this.#headers.delete(id * 256 + CellCommand.RELAY_EARLY);
-    if (!this.#queues.has(id)) this.#ewma?.delete(id);
+    this.#headers?.delete(id * 256 + CellCommand.RELAY);
+    this.#headers?.delete(id * 256 + CellCommand.RELAY_EARLY);
+    if (!this.#queues?.has(id)) this.#ewma?.delete(id);
   }
 
   /** Cells queued and not yet written (circuit queues, control cells, output buffer). */
@@ -223,7 +232,7 @@ export class Channel implements SchedulableChannel {
 
   /** Cells queued for one circuit. */
   queuedFor(circId: number): number {
-    return (this.#queues.get(circId)?.length ?? 0) >> 1;
+    return (this.#queues?.get(circId)?.length ?? 0) >> 1;
   }
 
   /**
@@ -234,20 +243,22 @@ export class Channel implements SchedulableChannel {
   whenQueueAtMost(circId: number, mark: number): Promise<void> {
     if (this.#closed || this.queuedFor(circId) <= mark) return Promise.resolve();
     return new Promise((resolve) => {
-      let ws = this.#lowWaiters.get(circId);
-      if (!ws) this.#lowWaiters.set(circId, ws = []);
+      const all = this.#lowWaiters ??= new Map();
+      let ws = all.get(circId);
+      if (!ws) all.set(circId, ws = []);
       ws.push({ mark, resolve });
     });
   }
 
   /** Wakes the waiters of a circuit whose mark its queue (now `left` cells) has reached. */
   #lowWater(circId: number, left: number): void {
-    if (this.#lowWaiters.size === 0) return;
-    const ws = this.#lowWaiters.get(circId);
+    const all = this.#lowWaiters;
+    if (!all || all.size === 0) return;
+    const ws = all.get(circId);
     if (!ws) return;
     const keep = ws.filter((w) => left > w.mark || (w.resolve(), false));
-    if (keep.length) this.#lowWaiters.set(circId, keep);
-    else this.#lowWaiters.delete(circId);
+    if (keep.length) all.set(circId, keep);
+    else all.delete(circId);
   }
 
   /** True once closed. */
@@ -273,10 +284,11 @@ export class Channel implements SchedulableChannel {
       this.sendControl({ circId, command, payload });
       return;
     }
-    let q = this.#queues.get(circId);
+    const queues = this.#queues ??= new Map();
+    let q = queues.get(circId);
     if (!q) {
       q = [];
-      this.#queues.set(circId, q);
+      queues.set(circId, q);
     }
     if (q.length === 0) {
       if (this.#ewma) this.#ewma.activate(circId);
@@ -296,12 +308,12 @@ export class Channel implements SchedulableChannel {
 
   /** Drops the queued cells of a circuit (it was destroyed). */
   dropCircuit(circId: number): void {
-    const q = this.#queues.get(circId);
+    const q = this.#queues?.get(circId);
     if (q) this.#queued -= q.length >> 1;
-    this.#queues.delete(circId);
+    this.#queues?.delete(circId);
     this.#ewma?.delete(circId);
-    this.#headers.delete(circId * 256 + CellCommand.RELAY);
-    this.#headers.delete(circId * 256 + CellCommand.RELAY_EARLY);
+    this.#headers?.delete(circId * 256 + CellCommand.RELAY);
+    this.#headers?.delete(circId * 256 + CellCommand.RELAY_EARLY);
     this.#lowWater(circId, 0);
   }
 
@@ -309,7 +321,7 @@ export class Channel implements SchedulableChannel {
   #header(circId: number, command: number): Uint8Array {
     const relay = command === CellCommand.RELAY || command === CellCommand.RELAY_EARLY;
     const key = circId * 256 + command;
-    let h = relay ? this.#headers.get(key) : undefined;
+    let h = relay ? this.#headers?.get(key) : undefined;
     if (!h) {
       h = Uint8Array.of(
         circId >>> 24,
@@ -318,7 +330,7 @@ export class Channel implements SchedulableChannel {
         circId & 0xff,
         command,
       );
-      if (relay) this.#headers.set(key, h);
+      if (relay) (this.#headers ??= new Map()).set(key, h);
     }
     return h;
   }
@@ -348,12 +360,12 @@ export class Channel implements SchedulableChannel {
     if (this.#queued === 0) return false;
     const id = this.#ewma ? this.#ewma.top : this.#rr.shift();
     if (id === undefined) return false;
-    const q = this.#queues.get(id)!;
+    const q = this.#queues!.get(id)!;
     batch.push(q.shift()!, q.shift()!);
     this.#queued--;
     if (this.#ewma) this.#ewma.add(id, 1, now);
     else if (q.length) this.#rr.push(id);
-    if (q.length === 0) this.#queues.delete(id), this.#ewma?.deactivate(id);
+    if (q.length === 0) this.#queues!.delete(id), this.#ewma?.deactivate(id);
     this.#lowWater(id, q.length >> 1);
     return true;
   }
@@ -400,15 +412,15 @@ export class Channel implements SchedulableChannel {
   close(error?: Error): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#queues.clear();
+    this.#queues?.clear();
     this.#control = [];
     this.#outbuf = [];
     this.#outbufCells = 0;
     this.#outbufBytes = 0;
     this.#queued = 0;
-    this.#headers.clear();
-    const waiters = [...this.#lowWaiters.values()].flat();
-    this.#lowWaiters.clear();
+    this.#headers?.clear();
+    const waiters = [...this.#lowWaiters?.values() ?? []].flat();
+    this.#lowWaiters?.clear();
     for (const w of waiters) w.resolve();
     this.#o.scheduler?.detach(this);
     this.link.close();

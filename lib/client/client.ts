@@ -44,6 +44,8 @@ export interface ClientOptions {
   transport?: Transport;
   /** Under pctcp, keep one per-circuit link per guard open ahead of the next circuit (default true). */
   pctcpPreopen?: boolean;
+  /** Under pctcp, caps on per-circuit connections to one guard and in all (default 512, 4096). */
+  pctcpCaps?: { perPeer: number; total: number };
   /** Build one circuit at start (default true). */
   preemptive?: boolean;
   /** Circuit build timeout, ms (default 30 000). */
@@ -300,6 +302,7 @@ export class OnionClient {
       ? new PctcpTransport(this.#pool, {
         fallback: shared,
         ...(options.pctcpPreopen !== undefined ? { preopen: options.pctcpPreopen } : {}),
+        ...(options.pctcpCaps ? { caps: options.pctcpCaps } : {}),
       })
       : shared;
   }

@@ -34,6 +34,11 @@ export interface NetworkOptions {
   relays?: number;
   /** Transport of every relay: tor, pctcp, or mixed (alternating, first pctcp). */
   transport?: "tor" | "pctcp" | "mixed";
+  /**
+   * Caps on per-circuit connections, to one peer and in all, for the client and every pctcp
+   * relay (default 512 and 4096: past them circuits share the link).
+   */
+  pctcpCaps?: { perPeer: number; total: number };
   /** Relay rate limit, bytes/s (reads and writes), and burst. */
   bandwidth?: number;
   /** Burst, bytes (default: the rate). */
@@ -395,6 +400,14 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
         args.push("--ewma-halflife", String(options.ewmaHalflifeMs));
       }
       args.push("--scheduler", schedulerOf(i, options.scheduler));
+      if (options.pctcpCaps && transport === "pctcp") {
+        args.push(
+          "--pctcp-max-per-peer",
+          String(options.pctcpCaps.perPeer),
+          "--pctcp-max-total",
+          String(options.pctcpCaps.total),
+        );
+      }
       const v = vici.get(nick);
       if (v && transport === "pctcp") {
         args.push("--pctcp-security", "ipsec", "--swanctl-uri", `unix://${v}`);
@@ -468,6 +481,14 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
       ...(options.ownerPid ? ["--exit-with", String(options.ownerPid)] : []),
     ];
     if (options.path) cargs.push("--path", options.path.join(","));
+    if (options.pctcpCaps && clientTransport === "pctcp") {
+      cargs.push(
+        "--pctcp-max-per-peer",
+        String(options.pctcpCaps.perPeer),
+        "--pctcp-max-total",
+        String(options.pctcpCaps.total),
+      );
+    }
     const clog = `${dir}/client/client.log`;
     const clientHost = host("client");
     if (clientHost) cargs.push("--socks-address", clientHost.address);

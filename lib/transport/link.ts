@@ -38,7 +38,7 @@ import { ed25519Sign, ed25519Verify } from "../crypto/ed25519.ts";
 import { type HandshakeError, ntorClient1, ntorClient2, ntorServer } from "../crypto/ntor.ts";
 import { identityDigest } from "../directory/keys.ts";
 import { setCtrImplementation, setSha1Implementation } from "../crypto/relay_crypto.ts";
-import { nativeAes, type NativeGcm } from "./openssl.ts";
+import { nativeAes } from "./openssl.ts";
 
 // Every process that runs links (relays, clients) does its relay-cell AES and SHA-1 through
 // OpenSSL when it can be loaded: ~10× node:crypto here (see openssl.ts).
@@ -95,13 +95,19 @@ export interface ByteStream {
 }
 
 /** The reader's buffer while the link is idle; it grows for bulk and shrinks back. */
-const READ_BUF_MIN = 1024;
+const READ_BUF_MIN = 512;
 /** The largest read buffer: one full frame and a second one behind it. */
 const READ_BUF_MAX = 2 * (MAX_FRAME + 4 + 16);
 
+/**
+ * Bytes read from a connection, looked at in place. Reading is split into a synchronous part
+ * (what is buffered: {@link peek}, {@link take}) and one socket read at a time ({@link more}):
+ * an idle link then waits in a single pending read, not in a chain of suspended async calls
+ * (PCTCP keeps a link per circuit, so what an idle link holds is paid per circuit).
+ */
 class Reader {
-  // Small to start and when idle (an idle link costs little: PCTCP has one per circuit),
-  // doubled whenever a read fills it, halved back once it is empty and reads come in small.
+  // Small to start and when idle, doubled whenever a read fills it, shrunk back once it is
+  // empty and reads come in small.
   #buf: Uint8Array = new Uint8Array(READ_BUF_MIN);
   #start = 0;
   #end = 0;
@@ -112,40 +118,18 @@ class Reader {
     this.#conn = conn;
   }
 
-  /** Reads until `n` bytes are buffered; false at a clean end of stream. */
-  async #fill(n: number): Promise<boolean> {
-    while (this.#end - this.#start < n) {
-      const have = this.#end - this.#start;
-      if (this.#buf.length - this.#end < 1024 || this.#buf.length - this.#start < n) {
-        // Compact, and grow when what is wanted does not fit or reads keep filling the buffer.
-        let size = this.#buf.length;
-        if (size < n + 1024 || (this.#lastFull && size < READ_BUF_MAX)) {
-          size = Math.min(Math.max(size * 2, n + 1024), Math.max(READ_BUF_MAX, n + 1024));
-        }
-        if (size === this.#buf.length) {
-          this.#buf.copyWithin(0, this.#start, this.#end);
-        } else {
-          const next = new Uint8Array(size);
-          next.set(this.#buf.subarray(this.#start, this.#end));
-          this.#buf = next;
-        }
-        this.#start = 0;
-        this.#end = have;
-      }
-      const space = this.#buf.length - this.#end;
-      const got = await this.#conn.read(this.#buf.subarray(this.#end));
-      if (got === null) {
-        if (have === 0) return false;
-        throw new LinkError("link closed mid-frame");
-      }
-      this.#lastRead = got;
-      this.#lastFull = got === space;
-      this.#end += got;
-    }
-    return true;
+  /** Bytes buffered and not taken. */
+  get buffered(): number {
+    return this.#end - this.#start;
   }
 
-  #consume(n: number): void {
+  /** A view of the next `n` buffered bytes, not consumed, valid until the next {@link more}. */
+  peek(n: number): Uint8Array {
+    return this.#buf.subarray(this.#start, this.#start + n);
+  }
+
+  /** Consumes `n` bytes (after a {@link peek}). */
+  take(n: number): void {
     this.#start += n;
     if (this.#start === this.#end) {
       this.#start = this.#end = 0;
@@ -156,28 +140,48 @@ class Reader {
     }
   }
 
+  /**
+   * One socket read, with room made first for `want` bytes in all (compacting, and growing
+   * when they do not fit or reads keep filling the buffer). False at end of stream.
+   */
+  more(want: number): Promise<boolean> {
+    const have = this.#end - this.#start;
+    if (this.#buf.length - this.#end < 1024 || this.#buf.length - this.#start < want) {
+      let size = this.#buf.length;
+      if (size < want + 1024 || (this.#lastFull && size < READ_BUF_MAX)) {
+        size = Math.min(Math.max(size * 2, want + 1024), Math.max(READ_BUF_MAX, want + 1024));
+      }
+      if (size === this.#buf.length) {
+        this.#buf.copyWithin(0, this.#start, this.#end);
+      } else {
+        const next = new Uint8Array(size);
+        next.set(this.#buf.subarray(this.#start, this.#end));
+        this.#buf = next;
+      }
+      this.#start = 0;
+      this.#end = have;
+    }
+    const space = this.#buf.length - this.#end;
+    return this.#conn.read(this.#buf.subarray(this.#end)).then((got) => {
+      if (got === null) return false;
+      this.#lastRead = got;
+      this.#lastFull = got === space;
+      this.#end += got;
+      return true;
+    });
+  }
+
   /** The next `n` bytes as a copy the caller keeps, or null at a clean end of stream. */
   async exactly(n: number): Promise<Uint8Array | null> {
-    if (!(await this.#fill(n))) return null;
-    const out = this.#buf.slice(this.#start, this.#start + n);
-    this.#consume(n);
+    while (this.buffered < n) {
+      if (!(await this.more(n))) {
+        if (this.buffered === 0) return null;
+        throw new LinkError("link closed mid-frame");
+      }
+    }
+    const out = this.peek(n).slice();
+    this.take(n);
     return out;
-  }
-
-  /**
-   * The next `n` bytes as a view into the buffer, valid only until the next read (the frame
-   * path decrypts or copies it at once), or null at a clean end of stream.
-   */
-  async view(n: number): Promise<Uint8Array | null> {
-    if (!(await this.#fill(n))) return null;
-    const out = this.#buf.subarray(this.#start, this.#start + n);
-    this.#start += n;
-    return out;
-  }
-
-  /** Releases what `view` returned (after the caller is done with it). */
-  release(): void {
-    this.#consume(0);
   }
 }
 
@@ -185,6 +189,11 @@ async function writeAll(conn: ByteStream, b: Uint8Array): Promise<void> {
   let off = 0;
   while (off < b.length) off += await conn.write(b.subarray(off));
 }
+
+/** Nonce and length-prefix scratch for every link's frames (filled just before each use). */
+const SEND_NONCE = new Uint8Array(12);
+const RECV_NONCE = new Uint8Array(12);
+const RECV_HEAD = new Uint8Array(4);
 
 /** Writes a 96-bit big-endian frame counter into the last 8 bytes of a 12-byte nonce. */
 function setNonce(n: Uint8Array, counter: number): Uint8Array {
@@ -195,7 +204,7 @@ function setNonce(n: Uint8Array, counter: number): Uint8Array {
 }
 
 /**
- * Frames at least this long are sealed and opened with WebCrypto's AES-GCM: here it costs
+ * Without OpenSSL (FFI), frames at least this long are sealed with WebCrypto's AES-GCM: here it costs
  * more per call than node:crypto (~20 µs against ~13 µs) and less per byte (~310 against
  * ~170 MB/s at 32 KiB), so it wins on large frames only.
  */
@@ -254,13 +263,7 @@ export class Link {
   #reader: Reader;
   #sendKey: Uint8Array;
   #recvKey: Uint8Array;
-  #sendGcm?: NativeGcm;
-  #recvGcm?: NativeGcm;
   #sendWebKey?: Promise<CryptoKey>;
-  #recvWebKey?: Promise<CryptoKey>;
-  #sendNonce = new Uint8Array(12);
-  #recvNonce = new Uint8Array(12);
-  #recvHead = new Uint8Array(4);
   #sendCtr = 0;
   #recvCtr = 0;
   #closed = false;
@@ -275,6 +278,9 @@ export class Link {
   /** The rest of a frame longer than READ_PIECE, handed out by the next reads. */
   #rest: Uint8Array | undefined;
   #restOff = 0;
+  /** Bytes the next frame needs buffered (4 until its length is known). */
+  #want = 4;
+  #eof = false;
 
   /** @internal Use {@link linkConnect} or {@link linkAccept}. */
   constructor(
@@ -367,11 +373,12 @@ export class Link {
     const b = f.buf, len = f.len;
     b[0] = len >>> 24, b[1] = (len >>> 16) & 0xff, b[2] = (len >>> 8) & 0xff, b[3] = len & 0xff;
     if (!this.encrypted) return b.subarray(0, 4 + len);
-    const iv = setNonce(this.#sendNonce, this.#sendCtr++);
+    // The nonce is built in a scratch shared by every link: each use below reads it at once
+    // (WebCrypto copies its parameters when called).
+    const iv = setNonce(SEND_NONCE, this.#sendCtr++);
     const head = b.subarray(0, 4), body = b.subarray(4, 4 + len);
     if (nativeAes) {
-      this.#sendGcm ??= new nativeAes.gcm(this.#sendKey, false);
-      this.#sendGcm.seal(iv, head, body, b.subarray(4 + len, 4 + len + GCM_TAG));
+      nativeAes.gcmSeal(this.#sendKey, iv, head, body, b.subarray(4 + len, 4 + len + GCM_TAG));
     } else if (len >= WEBCRYPTO_MIN) {
       this.#sendWebKey ??= crypto.subtle.importKey("raw", bs(this.#sendKey), "AES-GCM", false, [
         "encrypt",
@@ -430,10 +437,22 @@ export class Link {
    * piece, so a quiet circuit's cells never wait behind a whole 64 KiB frame of another.
    */
   async read(): Promise<Uint8Array | null> {
+    for (;;) {
+      const piece = this.tryRead();
+      if (piece !== undefined) return piece;
+      if (!(await this.fill())) return null;
+    }
+  }
+
+  /**
+   * {@link read} without waiting: the next piece when one is buffered, null once the peer has
+   * closed the link, undefined when {@link fill} must read more first.
+   */
+  tryRead(): Uint8Array | null | undefined {
     let f = this.#rest;
     if (!f) {
-      const frame = await this.#readFrame();
-      if (frame === null || frame.length <= READ_PIECE) return frame;
+      const frame = this.#tryFrame();
+      if (frame === undefined || frame === null || frame.length <= READ_PIECE) return frame;
       f = frame;
       this.#restOff = 0;
     }
@@ -443,47 +462,55 @@ export class Link {
     return f.subarray(off, end);
   }
 
-  /** Reads the next frame's plaintext, or null when the peer closed the link. */
-  async #readFrame(): Promise<Uint8Array | null> {
-    const head = await this.#reader.view(4);
-    if (head === null) return null;
+  /**
+   * One socket read towards the next frame; false at the end of the stream (then
+   * {@link tryRead} returns null, or the link was closed mid-frame and it throws).
+   */
+  fill(): Promise<boolean> {
+    const r = this.#reader;
+    return r.more(this.#want).then((ok) => {
+      if (!ok) {
+        if (r.buffered > 0) throw new LinkError("link closed mid-frame");
+        this.#eof = true;
+      }
+      return ok;
+    });
+  }
+
+  /** Decrypts the next frame when it is buffered whole; undefined while it is not. */
+  #tryFrame(): Uint8Array | null | undefined {
+    const r = this.#reader;
+    if (r.buffered < 4) {
+      this.#want = 4;
+      return this.#eof ? null : undefined;
+    }
+    const head = r.peek(4);
     const len = ((head[0]! << 24) | (head[1]! << 16) | (head[2]! << 8) | head[3]!) >>> 0;
-    this.#recvHead.set(head);
     if (len > MAX_FRAME) throw new LinkError(`frame too long: ${len}`);
-    const body = await this.#reader.view(len + (this.encrypted ? GCM_TAG : 0));
-    if (body === null) throw new LinkError("link closed mid-frame");
+    const total = 4 + len + (this.encrypted ? GCM_TAG : 0);
+    if (r.buffered < total) {
+      this.#want = total;
+      return undefined;
+    }
+    const body = r.peek(total).subarray(4);
     try {
       if (!this.encrypted) return body.slice();
-      const iv = setNonce(this.#recvNonce, this.#recvCtr++);
+      // Nonce and associated data (the length prefix) in scratch shared by every link, read
+      // at once by each call below.
+      const iv = setNonce(RECV_NONCE, this.#recvCtr++);
+      const aad = RECV_HEAD;
+      aad.set(head);
       if (nativeAes) {
-        this.#recvGcm ??= new nativeAes.gcm(this.#recvKey, true);
         const out = new Uint8Array(len);
         if (
-          !this.#recvGcm.open(iv, this.#recvHead, body.subarray(0, len), body.subarray(len), out)
+          !nativeAes.gcmOpen(this.#recvKey, iv, aad, body.subarray(0, len), body.subarray(len), out)
         ) {
           throw new LinkError("frame does not authenticate");
         }
         return out;
       }
-      if (len >= WEBCRYPTO_MIN) {
-        this.#recvWebKey ??= crypto.subtle.importKey("raw", bs(this.#recvKey), "AES-GCM", false, [
-          "decrypt",
-        ]);
-        const key = await this.#recvWebKey;
-        try {
-          return new Uint8Array(
-            await crypto.subtle.decrypt(
-              { name: "AES-GCM", iv: bs(iv), additionalData: bs(this.#recvHead), tagLength: 128 },
-              key,
-              bs(body),
-            ),
-          );
-        } catch {
-          throw new LinkError("frame does not authenticate");
-        }
-      }
       const d = createDecipheriv("aes-256-gcm", this.#recvKey, iv);
-      d.setAAD(this.#recvHead);
+      d.setAAD(aad);
       d.setAuthTag(body.subarray(len));
       const out = d.update(body.subarray(0, len));
       try {
@@ -494,7 +521,7 @@ export class Link {
       // A plain Uint8Array over the decipher's output: no copy, and slice() copies again.
       return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
     } finally {
-      this.#reader.release();
+      r.take(total);
     }
   }
 

@@ -83,10 +83,13 @@ export class NativeCtr {
   #pos = 0;
   #slot = -1;
 
-  /** A stream for a 16-byte key, counter at 0. */
+  /**
+   * A stream for a 16-byte key, counter at 0. The key is kept as given, not copied (a relay
+   * holds thousands of idle streams): the caller must not change it.
+   */
   constructor(key: Uint8Array) {
     if (key.length !== 16) throw new RangeError(`AES-128 key must be 16 bytes: ${key.length}`);
-    this.#key = key.slice();
+    this.#key = key;
   }
 
   /** Takes a pooled context and sets it to this stream's key and position. */
@@ -124,8 +127,54 @@ export class NativeCtr {
 }
 
 /** One context per direction for every link of the process, re-keyed per frame (~0.1 µs). */
-let gcmSeal: Deno.PointerObject | undefined;
-let gcmOpen: Deno.PointerObject | undefined;
+let gcmSealCtx: Deno.PointerObject | undefined;
+let gcmOpenCtx: Deno.PointerObject | undefined;
+
+/**
+ * AES-256-GCM seal of one frame: encrypts `body` in place with associated data `aad` and
+ * writes the 16-byte tag to `tag`. A link keeps only its key: no context per link (an idle
+ * per-circuit link would hold two).
+ */
+function gcmSeal(
+  key: Uint8Array,
+  iv: Uint8Array,
+  aad: Uint8Array,
+  body: Uint8Array,
+  tag: Uint8Array,
+): void {
+  const l = lib!;
+  const ctx = gcmSealCtx ??= newContext();
+  if (l.EVP_EncryptInit_ex(ctx, l.EVP_aes_256_gcm(), null, key, iv) !== 1) {
+    throw new Error("EVP_EncryptInit_ex (aes-256-gcm) failed");
+  }
+  l.EVP_EncryptUpdate(ctx, null, outl, aad, aad.length);
+  l.EVP_EncryptUpdate(ctx, body, outl, body, body.length);
+  l.EVP_EncryptFinal_ex(ctx, scratch, outl);
+  l.EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, tag);
+}
+
+/** AES-256-GCM open of one frame into `out` (same length as `body`); false when the tag does
+ * not verify. */
+function gcmOpen(
+  key: Uint8Array,
+  iv: Uint8Array,
+  aad: Uint8Array,
+  body: Uint8Array,
+  tag: Uint8Array,
+  out: Uint8Array,
+): boolean {
+  const l = lib!;
+  const ctx = gcmOpenCtx ??= newContext();
+  if (l.EVP_DecryptInit_ex(ctx, l.EVP_aes_256_gcm(), null, key, iv) !== 1) {
+    throw new Error("EVP_DecryptInit_ex (aes-256-gcm) failed");
+  }
+  l.EVP_DecryptUpdate(ctx, null, outl, aad, aad.length);
+  l.EVP_DecryptUpdate(ctx, out, outl, body, body.length);
+  // The tag argument is read, not written, for SET_TAG; copy: the view may be read-only.
+  scratch.set(tag.subarray(0, 16));
+  l.EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16, scratch);
+  return l.EVP_DecryptFinal_ex(ctx, scratch, outl) === 1;
+}
 
 /** AES-256-GCM for one direction of a link: its key, a new nonce per frame. */
 export class NativeGcm {
@@ -141,15 +190,7 @@ export class NativeGcm {
 
   /** Encrypts `body` in place with associated data `aad`; writes the 16-byte tag to `tag`. */
   seal(iv: Uint8Array, aad: Uint8Array, body: Uint8Array, tag: Uint8Array): void {
-    const l = lib!;
-    const ctx = gcmSeal ??= newContext();
-    if (l.EVP_EncryptInit_ex(ctx, l.EVP_aes_256_gcm(), null, this.#key, iv) !== 1) {
-      throw new Error("EVP_EncryptInit_ex (aes-256-gcm) failed");
-    }
-    l.EVP_EncryptUpdate(ctx, null, outl, aad, aad.length);
-    l.EVP_EncryptUpdate(ctx, body, outl, body, body.length);
-    l.EVP_EncryptFinal_ex(ctx, scratch, outl);
-    l.EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, 16, tag);
+    gcmSeal(this.#key, iv, aad, body, tag);
   }
 
   /** Decrypts `body` into `out` (same length); false when the tag does not verify. */
@@ -160,17 +201,7 @@ export class NativeGcm {
     tag: Uint8Array,
     out: Uint8Array,
   ): boolean {
-    const l = lib!;
-    const ctx = gcmOpen ??= newContext();
-    if (l.EVP_DecryptInit_ex(ctx, l.EVP_aes_256_gcm(), null, this.#key, iv) !== 1) {
-      throw new Error("EVP_DecryptInit_ex (aes-256-gcm) failed");
-    }
-    l.EVP_DecryptUpdate(ctx, null, outl, aad, aad.length);
-    l.EVP_DecryptUpdate(ctx, out, outl, body, body.length);
-    // The tag argument is read, not written, for SET_TAG; copy: the view may be read-only.
-    scratch.set(tag.subarray(0, 16));
-    l.EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, 16, scratch);
-    return l.EVP_DecryptFinal_ex(ctx, scratch, outl) === 1;
+    return gcmOpen(this.#key, iv, aad, body, tag, out);
   }
 
   /** True for a decrypting direction. */
@@ -217,5 +248,13 @@ export class NativeSha1 {
 
 /** OpenSSL's AES and SHA-1 when it could be loaded, else undefined. */
 export const nativeAes:
-  | { ctr: typeof NativeCtr; gcm: typeof NativeGcm; sha1: typeof NativeSha1 }
-  | undefined = lib ? { ctr: NativeCtr, gcm: NativeGcm, sha1: NativeSha1 } : undefined;
+  | {
+    ctr: typeof NativeCtr;
+    gcm: typeof NativeGcm;
+    sha1: typeof NativeSha1;
+    gcmSeal: typeof gcmSeal;
+    gcmOpen: typeof gcmOpen;
+  }
+  | undefined = lib
+    ? { ctr: NativeCtr, gcm: NativeGcm, sha1: NativeSha1, gcmSeal, gcmOpen }
+    : undefined;
