@@ -23,7 +23,8 @@ const PUMP_CELLS = 64;
 export interface StreamCircuit {
   /**
    * Sends a relay cell on this stream towards the other edge (the circuit core keeps the
-   * SENDME v1 digests of DATA cells).
+   * SENDME v1 digests of DATA cells). `data` is copied into the cell before this returns: the
+   * caller reuses its buffer.
    */
   sendRelay(command: number, streamId: number, data: Uint8Array): void;
   /** The circuit's package window (shared by its streams). */
@@ -117,7 +118,8 @@ export class EdgeStream {
           if (this.#closed) return;
           stream.take();
           circ.take();
-          const chunk = buf.slice(off, Math.min(n, off + RELAY_DATA_LEN));
+          // A view, not a copy: sendRelay encodes it into a cell before returning.
+          const chunk = buf.subarray(off, Math.min(n, off + RELAY_DATA_LEN));
           this.#circ.sendRelay(RelayCommand.DATA, this.id, chunk);
           this.bytesOut += chunk.length;
         }

@@ -343,6 +343,19 @@ export class Link {
 
   /** Copies `p` into the frames being filled (a new frame every FRAME_FILL bytes). */
   #append(p: Uint8Array): void {
+    // The common case, a part that fits the frame being filled: a 5-byte cell header byte by
+    // byte (TypedArray.set costs more than that), a payload with one set.
+    const last = this.#frames[this.#frames.length - 1];
+    if (
+      last && last.len + p.length <= FRAME_FILL &&
+      4 + last.len + p.length + GCM_TAG <= last.buf.length
+    ) {
+      const at = 4 + last.len;
+      if (p.length <= 8) { for (let i = 0; i < p.length; i++) last.buf[at + i] = p[i]!; }
+      else last.buf.set(p, at);
+      last.len += p.length;
+      return;
+    }
     let off = 0;
     while (off < p.length) {
       let f = this.#frames[this.#frames.length - 1];
