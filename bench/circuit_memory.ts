@@ -32,10 +32,18 @@ if (!gc) {
 }
 
 function snapshot() {
+  const rssBeforeGc = Deno.memoryUsage().rss;
   for (let i = 0; i < 3; i++) gc!();
   const m = Deno.memoryUsage();
   const fds = [...Deno.readDirSync("/proc/self/fd")].length;
-  return { heap: m.heapUsed, heapTotal: m.heapTotal, external: m.external, rss: m.rss, fds };
+  return {
+    heap: m.heapUsed,
+    heapTotal: m.heapTotal,
+    external: m.external,
+    rss: m.rss,
+    rssBeforeGc,
+    fds,
+  };
 }
 
 /** Self size per (node type, constructor name) in a V8 heap snapshot. */
@@ -115,13 +123,13 @@ try {
       console.log(`${sz.toFixed(0).padStart(7)} B ${c.toFixed(2).padStart(6)}× ${k}`);
     }
   }
-  const per = (k: "heap" | "heapTotal" | "external" | "rss") =>
+  const per = (k: "heap" | "heapTotal" | "external" | "rss" | "rssBeforeGc") =>
     ((b[k] - a[k]) / 1024 / (n - failed)).toFixed(1);
   console.log(
     `${transport}: ${n - failed} idle circuits (${failed} failed); per circuit, all roles: ` +
       `V8 heap ${per("heap")} KiB (heap reserved ${per("heapTotal")}), external ${
         per("external")
-      } KiB, RSS ${per("rss")} KiB, ` +
+      } KiB, RSS ${per("rss")} KiB (before a full GC ${per("rssBeforeGc")}), ` +
       `fds ${((b.fds - a.fds) / (n - failed)).toFixed(2)}`,
   );
 } finally {
