@@ -3,8 +3,10 @@
  * `deno run -A bench/build_time.ts [--circuits 40] [--gap-ms 50]`. Builds `--circuits`
  * circuits one after another, `--gap-ms` apart (circuits stay open), after 10 warm-up builds,
  * and prints the median build time for tor, pctcp without pre-opened links, and pctcp with one
- * per-circuit link per peer opened ahead (the default). With a gap shorter than the pre-open
- * delay plus a link handshake the next circuit finds no link ready and opens its own.
+ * per-circuit link per peer opened ahead (the default: the next spare is opened once a
+ * circuit's CREATED2 is back on the link it took). All roles share this process's one thread,
+ * so a spare's handshake competes with the next build here more than across processes
+ * (`bench/vs_tor.ts` measures that).
  * @module
  */
 import { startNet } from "../tests/_net.ts";

@@ -108,6 +108,12 @@ export class Channel implements SchedulableChannel {
   readonly circuits: Set<number> = new Set();
   /** When the channel last carried a cell (for idle timeout). */
   lastActive: number = performance.now();
+  /**
+   * Called once, after the first cell received has been handled (then cleared): a
+   * per-circuit link's first cell is the answer to its CREATE2, so the transport knows that
+   * circuit's handshake at this hop is over (pctcp.ts opens the next spare link then).
+   */
+  onFirstCell: (() => void) | undefined;
 
   /** Wraps an established link; `options` give the cell handler, buckets and scheduling. */
   constructor(link: Link, options: ChannelOptions) {
@@ -195,6 +201,11 @@ export class Channel implements SchedulableChannel {
           this.stats.cellsReceived++;
           this.#o.onCell(cell, this);
           if (this.#closed) return;
+          if (this.onFirstCell) {
+            const f = this.onFirstCell;
+            this.onFirstCell = undefined;
+            f();
+          }
         }
       }
     } catch (e) {

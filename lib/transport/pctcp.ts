@@ -102,14 +102,24 @@ export class PctcpTransport implements CircuitTransport {
       const channel = pre && !pre.closed
         ? pre
         : await this.#pool.perCircuit(peer, newCircId(), security === "tls");
+      // The next spare is opened once this circuit's handshake with the peer is over (its
+      // first cell back, CREATED2, has been handled), not now: its link handshake would
+      // compete for the CPU with the circuit being built. Circuits that follow each other
+      // closely then find a spare ready. A peer that never answers: after a delay anyway.
+      if (this.#o.preopen !== false) {
+        let done = false;
+        const open = () => {
+          if (done) return;
+          done = true;
+          this.#preopen(peer, security === "tls");
+        };
+        channel.onFirstCell = () => this.#pool.later(0, open);
+        this.#pool.later(PREOPEN_FALLBACK_MS, open);
+      }
       return { channel, circId: channel.link.boundCircId, own: true };
     } finally {
       this.#reserved.set(fp, this.#reserved.get(fp)! - 1);
       this.#reservedTotal--;
-      // Later, not now: the handshake would compete for the CPU with the circuit being built.
-      if (this.#o.preopen !== false) {
-        this.#pool.later(PREOPEN_DELAY_MS, () => this.#preopen(peer, security === "tls"));
-      }
     }
   }
 
@@ -130,9 +140,9 @@ export class PctcpTransport implements CircuitTransport {
   }
 }
 
-/** How long after a circuit takes a per-circuit link the next one is opened ahead (a build
- * through three relays takes ~5–20 ms here). */
-const PREOPEN_DELAY_MS = 20;
+/** When a circuit's first cell back never comes, how long after it took its link the next
+ * spare is opened anyway. */
+const PREOPEN_FALLBACK_MS = 200;
 
 /** An initiator's CircID (high bit set, tor-spec §5.1.1), bound into the link handshake. */
 function newCircId(): number {
