@@ -95,7 +95,9 @@ export interface ByteStream {
 }
 
 /** The reader's buffer while the link is idle; it grows for bulk and shrinks back. */
-const READ_BUF_MIN = 512;
+const READ_BUF_MIN = 256;
+/** A read of at most this much (4 cells in a frame) leaves the buffer at its smallest. */
+const SMALL_READ = 2048;
 /** The largest read buffer: one full frame and a second one behind it. */
 const READ_BUF_MAX = 2 * (MAX_FRAME + 4 + 16);
 
@@ -133,9 +135,14 @@ class Reader {
     this.#start += n;
     if (this.#start === this.#end) {
       this.#start = this.#end = 0;
-      // Idle again: give a grown buffer back when the last read was small.
-      if (this.#buf.length > READ_BUF_MIN && this.#lastRead < this.#buf.length / 8) {
-        this.#buf = new Uint8Array(Math.max(READ_BUF_MIN, this.#buf.length / 4));
+      // Empty: give a grown buffer back when the last read was small — all of it after a
+      // read of a few cells (an interactive or idle link: its pending read then holds the
+      // small buffer), a part while bulk reads shrink.
+      if (this.#buf.length > READ_BUF_MIN) {
+        if (this.#lastRead <= SMALL_READ) this.#buf = new Uint8Array(READ_BUF_MIN);
+        else if (this.#lastRead < this.#buf.length / 8) {
+          this.#buf = new Uint8Array(Math.max(READ_BUF_MIN, this.#buf.length / 4));
+        }
       }
     }
   }
@@ -146,18 +153,22 @@ class Reader {
    */
   more(want: number): Promise<boolean> {
     const have = this.#end - this.#start;
-    if (this.#buf.length - this.#end < 1024 || this.#buf.length - this.#start < want) {
-      let size = this.#buf.length;
-      if (size < want + 1024 || (this.#lastFull && size < READ_BUF_MAX)) {
-        size = Math.min(Math.max(size * 2, want + 1024), Math.max(READ_BUF_MAX, want + 1024));
-      }
-      if (size === this.#buf.length) {
-        this.#buf.copyWithin(0, this.#start, this.#end);
-      } else {
-        const next = new Uint8Array(size);
-        next.set(this.#buf.subarray(this.#start, this.#end));
-        this.#buf = next;
-      }
+    let size = this.#buf.length;
+    // Grow only for a frame that does not fit, or while reads keep filling the buffer (bulk):
+    // an idle link's pending read keeps the small buffer.
+    if (size < want || (this.#lastFull && size < READ_BUF_MAX)) {
+      size = Math.min(Math.max(size * 2, want), Math.max(READ_BUF_MAX, want));
+    }
+    if (size !== this.#buf.length) {
+      const next = new Uint8Array(size);
+      next.set(this.#buf.subarray(this.#start, this.#end));
+      this.#buf = next;
+      this.#start = 0;
+      this.#end = have;
+    } else if (
+      this.#start > 0 && (size - this.#end < Math.min(1024, size / 4) || size - this.#start < want)
+    ) {
+      this.#buf.copyWithin(0, this.#start, this.#end);
       this.#start = 0;
       this.#end = have;
     }
