@@ -1,12 +1,13 @@
 import { assert, assertEquals } from "./_assert.ts";
 import {
+  addressBytes,
   Channel,
   ChannelScheduler,
   findSocketFd,
   KIST_FALLBACK_BYTES,
   kistLimit,
   kistPlan,
-  procAddressHex,
+  readSocketState,
   type SchedulerKind,
   setSocketBuffer,
   socketInfoAvailable,
@@ -48,11 +49,64 @@ Deno.test("kistPlan serves the best circuit across channels and respects each li
   assertEquals(kistPlan([{ limit: 513, circuits: [{ id: 1, cells: 3, ewma: 0 }] }]).moves, []);
 });
 
-Deno.test("procAddressHex writes addresses as /proc/net/tcp does", () => {
-  assertEquals(procAddressHex("127.0.0.1"), "0100007F");
-  assertEquals(procAddressHex("10.1.2.3"), "0302010A");
-  assertEquals(procAddressHex("::1"), "00000000000000000000000001000000");
-  assertEquals(procAddressHex("::ffff:127.0.0.1"), "0000000000000000FFFF00000100007F");
+Deno.test("addressBytes gives addresses in network order, as sockaddr holds them", () => {
+  assertEquals([...addressBytes("127.0.0.1")], [127, 0, 0, 1]);
+  assertEquals([...addressBytes("10.1.2.3")], [10, 1, 2, 3]);
+  assertEquals([...addressBytes("::1")], [...Array(15).fill(0), 1]);
+  assertEquals(
+    [...addressBytes("[::ffff:127.0.0.1]")],
+    [...Array(10).fill(0), 0xff, 0xff, 127, 0, 0, 1],
+  );
+  assertEquals([...addressBytes("2001:db8::8:1")], [
+    0x20,
+    0x01,
+    0x0d,
+    0xb8,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0x08,
+    0,
+    0x01,
+  ]);
+});
+
+Deno.test({
+  name: "findSocketFd tells the two ends of a loopback connection apart among many sockets",
+  ignore: !socketInfoAvailable(),
+  async fn() {
+    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = (l.addr as Deno.NetAddr).port;
+    const conns: Deno.Conn[] = [];
+    try {
+      for (let i = 0; i < 20; i++) {
+        const a = l.accept();
+        conns.push(await Deno.connect({ hostname: "127.0.0.1", port }), await a);
+      }
+      const fds = conns.map((c) =>
+        findSocketFd(c.localAddr as Deno.NetAddr, c.remoteAddr as Deno.NetAddr)
+      );
+      assert(fds.every((fd) => fd !== undefined && fd > 2), `all found: ${fds}`);
+      assertEquals(new Set(fds).size, conns.length, "each end its own descriptor");
+      // The descriptor is the socket: its kernel state reads (an idle socket: nothing queued).
+      assertEquals(readSocketState(fds[7]!)?.outq, 0);
+      const server = conns[3]!;
+      assertEquals(
+        findSocketFd(server.remoteAddr as Deno.NetAddr, server.localAddr as Deno.NetAddr),
+        fds[2],
+        "the peer of one end is the other end",
+      );
+    } finally {
+      for (const c of conns) c.close();
+      l.close();
+    }
+  },
 });
 
 /**

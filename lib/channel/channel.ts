@@ -434,6 +434,7 @@ export class Channel implements SchedulableChannel {
     this.#lowWaiters?.clear();
     for (const w of waiters) w.resolve();
     this.#o.scheduler?.detach(this);
+    this.#socket?.release();
     this.link.close();
     this.#o.onClose?.(this, error);
   }
