@@ -6,7 +6,9 @@
  * - `mbps`: bulk MB/s of one stream through a 3-hop circuit (median of 3 fetches);
  * - `cpuSecPerMB`: CPU seconds (user + system, from `/proc/PID/stat`) summed over every
  *   process of that network during those fetches, per MB carried;
- * - `buildMs`: median circuit build time;
+ * - `buildMs`: median build time of 30 circuits built one after another (a 1-byte fetch each,
+ *   on a new SOCKS user), after 5 such warm-up builds: steady state, where each hop already
+ *   has its links (tor: the shared link; pctcp: a spare per-circuit link opened ahead);
  * - `kibPerCircuit`, `fdsPerCircuit` (ours): growth of resident memory (VmRSS) and open file
  *   descriptors summed over the network's processes while N idle circuits are built (each by
  *   a 1-byte fetch under its own SOCKS user), divided by N.
@@ -52,6 +54,9 @@ for (let i = 0; i < Deno.args.length; i++) {
   else usage(`unknown argument: ${a}`);
 }
 if (!(mib > 0) || !(circuits >= 0)) usage("--mib must be > 0 and --circuits ≥ 0");
+
+/** Circuits built one after another for `buildMs`, after a few whose figures are dropped. */
+const BUILDS = 30, BUILD_WARMUP = 5;
 
 const CLK_TCK = 100; // sysconf(_SC_CLK_TCK) on Linux x86-64
 
@@ -169,17 +174,20 @@ try {
     try {
       const pids = net.processes.map((p) => p.pid);
       const b = await bulk(net.socks, "bench", pids, net.processes.map((p) => p.name));
-      for (let i = 0; i < 10; i++) {
+      for (let i = 0; i < BUILD_WARMUP + BUILDS; i++) {
         await timedFetch(`${s.url}/bytes/1`, {
           socksHost: "127.0.0.1",
           socksPort: Number(net.socks.split(":")[1]),
           socksUser: `b${i}`,
         });
       }
+      // The circuits of those fetches, after the first BUILD_WARMUP (the bulk circuit's came
+      // before them).
       const builds = (await Deno.readTextFile(net.streams)).trim().split("\n").map((l) =>
         JSON.parse(l)
       )
-        .filter((e) => String(e.target).length && e.buildMs > 0).map((e) => e.buildMs);
+        .filter((e) => String(e.target).length && e.buildMs > 0).map((e) => e.buildMs)
+        .slice(1 + BUILD_WARMUP);
       const row: Row = { ...b, buildMs: percentile(builds, 50) };
       if (circuits > 0) Object.assign(row, await idleCircuits(net.socks, circuits, pids));
       out[`ours-${transport}`] = row;
