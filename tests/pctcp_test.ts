@@ -63,3 +63,21 @@ for (
     }
   });
 }
+
+Deno.test("the client's pctcp caps hold: past them its circuits share the link to the guard (ss)", async () => {
+  // Caps of 2 per peer for the client and the relays; no spare links, so counts are exact.
+  const net = await startNet(3, ["pctcp", "pctcp", "pctcp"], "pctcp", ["r1", "r2", "r3"], {
+    pctcpPreopen: false,
+    pctcpCaps: { perPeer: 2, total: 10 },
+  });
+  try {
+    const circs = await Promise.all(
+      ["a", "b", "c", "d", "e"].map((u) => net.client.buildCircuit(u)),
+    );
+    assertEquals(circs.length, 5);
+    // Two per-circuit connections from the client to its guard, and the shared link.
+    assertEquals(await connectionsTo(net.relays[0]!.port), 3);
+  } finally {
+    await net.stop();
+  }
+});

@@ -147,6 +147,13 @@ export function selfCommand(v8Flags: string[] = []): string[] {
   return [exe];
 }
 
+/** The per-circuit connection caps as relay and client flags (none when not set). */
+function capsArgs(caps: NetworkOptions["pctcpCaps"]): string[] {
+  return caps
+    ? ["--pctcp-max-per-peer", String(caps.perPeer), "--pctcp-max-total", String(caps.total)]
+    : [];
+}
+
 /**
  * V8 flags of the long-running onion roles (relays, client): a heap that grows less ahead of
  * what is live and a smaller young generation. `deno run -A bench/vs_tor.ts` with and without
@@ -417,14 +424,7 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
         args.push("--ewma-halflife", String(options.ewmaHalflifeMs));
       }
       args.push("--scheduler", schedulerOf(i, options.scheduler));
-      if (options.pctcpCaps && transport === "pctcp") {
-        args.push(
-          "--pctcp-max-per-peer",
-          String(options.pctcpCaps.perPeer),
-          "--pctcp-max-total",
-          String(options.pctcpCaps.total),
-        );
-      }
+      if (transport === "pctcp") args.push(...capsArgs(options.pctcpCaps));
       const v = vici.get(nick);
       if (v && transport === "pctcp") {
         args.push("--pctcp-security", "ipsec", "--swanctl-uri", `unix://${v}`);
@@ -498,14 +498,7 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
       ...(options.ownerPid ? ["--exit-with", String(options.ownerPid)] : []),
     ];
     if (options.path) cargs.push("--path", options.path.join(","));
-    if (options.pctcpCaps && clientTransport === "pctcp") {
-      cargs.push(
-        "--pctcp-max-per-peer",
-        String(options.pctcpCaps.perPeer),
-        "--pctcp-max-total",
-        String(options.pctcpCaps.total),
-      );
-    }
+    if (clientTransport === "pctcp") cargs.push(...capsArgs(options.pctcpCaps));
     const clog = `${dir}/client/client.log`;
     const clientHost = host("client");
     if (clientHost) cargs.push("--socks-address", clientHost.address);
