@@ -32,9 +32,11 @@ Deno.test("childSaCovers needs an INSTALLED CHILD_SA whose remote selector cover
 
 Deno.test("an IPsec-required relay refuses circuits to a peer no SA covers, and never opens a clear connection", async () => {
   let saUp = false;
+  // No spare links opened ahead, so the connections counted are exactly the circuits'.
   const net = await startNet(3, ["pctcp", "pctcp", "pctcp"], "tor", ["r1", "r2", "r3"], {
     pctcpSecurity: "ipsec",
     ipsecCheck: () => saUp,
+    pctcpPreopen: false,
   });
   const relays = net.relays;
   const client = net.client;
@@ -52,6 +54,40 @@ Deno.test("an IPsec-required relay refuses circuits to a peer no SA covers, and 
     const c = await client.buildCircuit("y");
     assert(!c.closed);
     assertEquals(await toR2(), 1);
+  } finally {
+    await net.stop();
+  }
+});
+
+Deno.test("under IPsec no spare per-circuit link is opened once the SA covering the peer is gone", async () => {
+  // The SA is up for the circuit's own link to r2 — r1 checks before opening it, r2 before
+  // accepting it unencrypted — and gone right after: the spare r1 opens ahead of the next
+  // circuit must not reach r2 in the clear.
+  let checks = 0;
+  // Every relay's warnings: a link a relay refused (e.g. plaintext with no SA) is one.
+  const warnings: string[] = [];
+  const note = (m: string) => warnings.push(m);
+  const net = await startNet(2, ["pctcp", "pctcp"], "tor", ["r1", "r2"], {
+    pctcpSecurity: "ipsec",
+    ipsecCheck: () => ++checks <= 2,
+    log: { debug() {}, info() {}, warn: note, error: note },
+  });
+  const r2 = net.relays[1]!.port;
+  const toR2 = async () => {
+    const out = await new Deno.Command("ss", {
+      args: ["-tnH", "state", "established", `dport = :${r2}`],
+      stdout: "piped",
+    }).output();
+    return parseSs(new TextDecoder().decode(out.stdout), new Set([r2])).connections;
+  };
+  try {
+    const c = await net.client.buildCircuit("y");
+    assert(!c.closed);
+    // Past the moment a spare is opened (on CREATED2, or 200 ms after at the latest).
+    await new Promise((r) => setTimeout(r, 400));
+    assertEquals(await toR2(), 1, "the circuit's own link only");
+    assertEquals(warnings, [], "no link reached r2 to be refused there");
+    assert(checks > 2, `the spare was not checked against IPsec (${checks} checks)`);
   } finally {
     await net.stop();
   }

@@ -111,7 +111,7 @@ export class PctcpTransport implements CircuitTransport {
         const open = () => {
           if (done) return;
           done = true;
-          this.#preopen(peer, security === "tls");
+          this.#preopen(peer, security);
         };
         channel.onFirstCell = () => this.#pool.later(0, open);
         this.#pool.later(PREOPEN_FALLBACK_MS, open);
@@ -123,8 +123,12 @@ export class PctcpTransport implements CircuitTransport {
     }
   }
 
-  /** Opens the next per-circuit link to `peer` ahead of need, when the caps leave room. */
-  #preopen(peer: RelayEntry, encrypt: boolean): void {
+  /**
+   * Opens the next per-circuit link to `peer` ahead of need, when the caps leave room. Under
+   * IPsec only while an SA covers the peer (checked now: it may have gone since the circuit
+   * that asked was carried), so nothing reaches the peer in the clear.
+   */
+  #preopen(peer: RelayEntry, security: PctcpSecurity): void {
     if (this.#o.preopen === false || this.#ready.has(peer.fingerprint)) return;
     const caps = this.#o.caps ?? { perPeer: 512, total: 4096 };
     const perPeer = this.#pool.count(peer.fingerprint).circuit +
@@ -133,9 +137,14 @@ export class PctcpTransport implements CircuitTransport {
       perPeer + 1 >= caps.perPeer || this.open + this.#reservedTotal + 1 >= caps.total ||
       !(this.#o.socketsAvailable?.() ?? true)
     ) return;
+    const covered = security === "ipsec"
+      ? Promise.resolve(this.#o.ipsecCheck?.(peer.address) ?? false).catch(() => false)
+      : Promise.resolve(true);
     this.#ready.set(
       peer.fingerprint,
-      this.#pool.perCircuit(peer, newCircId(), encrypt).catch(() => undefined),
+      covered.then((ok) =>
+        ok ? this.#pool.perCircuit(peer, newCircId(), security === "tls") : undefined
+      ).catch(() => undefined),
     );
   }
 }
