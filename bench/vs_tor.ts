@@ -201,6 +201,12 @@ try {
       const pids = [
         ...new Set([...tor.relays.map((r) => r.pid), ...pidsMentioning(`${dir}/ctor`)]),
       ];
+      // By name, for the per-process line: the path is the first three relays; the fourth
+      // (an authority too) carries no traffic of the bulk fetch.
+      const names = pids.map((pid, i) => {
+        const r = tor.relays.findIndex((x) => x.pid === pid);
+        return r < 0 ? `client${i}` : `${tor.relays[r]!.nickname}${r < 3 ? "" : " (off path)"}`;
+      });
       const builds: number[] = [];
       let b = { mbps: NaN, cpuSecPerMB: NaN };
       for (let i = 0; i < 5; i++) {
@@ -217,7 +223,7 @@ try {
           });
           const info = p.info(r.sourcePort!);
           if (info?.build_ms) builds.push(info.build_ms);
-          if (i === 0) b = await bulk(tor.socks, "bench", pids);
+          if (i === 0) b = await bulk(tor.socks, "bench", pids, names);
         } finally {
           await p.close();
         }
