@@ -18,6 +18,7 @@ import { ntorClient1 } from "../lib/crypto/ntor.ts";
 import { identityDigest } from "../lib/directory/keys.ts";
 import { fromBase64 } from "../lib/util/bytes.ts";
 import { OnionClient, type StreamEvent } from "../lib/client/client.ts";
+import { parseSs } from "../lib/experiment/sockets.ts";
 
 interface Net {
   relays: Relay[];
@@ -110,4 +111,13 @@ export function sendCreate2(chan: Channel, entry: RelayEntry, circId: number): v
     command: CellCommand.CREATE2,
     payload: encodeCreate2({ htype: HandshakeType.NTOR, hdata: skin }),
   });
+}
+
+/** Established TCP connections whose peer port is `port` (the initiator's side of each link), from `ss`. */
+export async function connectionsTo(port: number): Promise<number> {
+  const out = await new Deno.Command("ss", {
+    args: ["-tnH", "state", "established", `dport = :${port}`],
+    stdout: "piped",
+  }).output();
+  return parseSs(new TextDecoder().decode(out.stdout), new Set([port])).connections;
 }

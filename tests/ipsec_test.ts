@@ -1,7 +1,6 @@
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
 import { childSaCovers } from "../lib/transport/ipsec.ts";
-import { startNet } from "./_net.ts";
-import { parseSs } from "../lib/experiment/sockets.ts";
+import { connectionsTo, startNet } from "./_net.ts";
 
 // The shape of `swanctl --list-sas` (strongSwan 5.9): an IKE_SA, then its CHILD_SAs.
 const LIST_SAS = `pctcp-relay2: #1, ESTABLISHED, IKEv2, 1c4b7ab0c0e1f2a3_i* 9d8e7f6a5b4c3d2e_r
@@ -38,22 +37,18 @@ Deno.test("an IPsec-required relay refuses circuits to a peer no SA covers, and 
     ipsecCheck: () => saUp,
     pctcpPreopen: false,
   });
-  const relays = net.relays;
   const client = net.client;
-  const toR2 = async () => {
-    const out = await new Deno.Command("ss", {
-      args: ["-tnH", "state", "established", `dport = :${relays[1]!.port}`],
-      stdout: "piped",
-    }).output();
-    return parseSs(new TextDecoder().decode(out.stdout), new Set([relays[1]!.port])).connections;
-  };
   try {
     await assertRejects(() => client.buildCircuit("x"), Error, "truncated");
-    assertEquals(await toR2(), 0, "nothing may reach the peer without IPsec");
+    assertEquals(
+      await connectionsTo(net.relays[1]!.port),
+      0,
+      "nothing may reach the peer without IPsec",
+    );
     saUp = true;
     const c = await client.buildCircuit("y");
     assert(!c.closed);
-    assertEquals(await toR2(), 1);
+    assertEquals(await connectionsTo(net.relays[1]!.port), 1);
   } finally {
     await net.stop();
   }
@@ -72,20 +67,12 @@ Deno.test("under IPsec no spare per-circuit link is opened once the SA covering 
     ipsecCheck: () => ++checks <= 2,
     log: { debug() {}, info() {}, warn: note, error: note },
   });
-  const r2 = net.relays[1]!.port;
-  const toR2 = async () => {
-    const out = await new Deno.Command("ss", {
-      args: ["-tnH", "state", "established", `dport = :${r2}`],
-      stdout: "piped",
-    }).output();
-    return parseSs(new TextDecoder().decode(out.stdout), new Set([r2])).connections;
-  };
   try {
     const c = await net.client.buildCircuit("y");
     assert(!c.closed);
     // Past the moment a spare is opened (on CREATED2, or 200 ms after at the latest).
     await new Promise((r) => setTimeout(r, 400));
-    assertEquals(await toR2(), 1, "the circuit's own link only");
+    assertEquals(await connectionsTo(net.relays[1]!.port), 1, "the circuit's own link only");
     assertEquals(warnings, [], "no link reached r2 to be refused there");
     assert(checks > 2, `the spare was not checked against IPsec (${checks} checks)`);
   } finally {

@@ -1,18 +1,8 @@
 import { assert, assertEquals } from "./_assert.ts";
-import { startNet } from "./_net.ts";
+import { connectionsTo, startNet } from "./_net.ts";
 import { serve } from "../lib/serve/server.ts";
 import { timedFetch } from "../lib/measure/fetch.ts";
-import { parseSs } from "../lib/experiment/sockets.ts";
 import type { Transport } from "../lib/directory/mod.ts";
-
-/** Established connections whose peer port is `port` (the initiator's side of each link). */
-async function connectionsTo(port: number): Promise<number> {
-  const out = await new Deno.Command("ss", {
-    args: ["-tnH", "state", "established", `dport = :${port}`],
-    stdout: "piped",
-  }).output();
-  return parseSs(new TextDecoder().decode(out.stdout), new Set([port])).connections;
-}
 
 for (const [transport, want] of [["tor", 1], ["pctcp", 4]] as const) {
   Deno.test(`4 circuits through one relay pair use ${want} TCP connection(s) under ${transport} (ss)`, async () => {

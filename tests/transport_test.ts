@@ -3,13 +3,12 @@
 // applies its own plaintext policy, a peer that asks a per-circuit link to carry a second
 // circuit, and a destroyed circuit that closes only its own connection.
 import { assert, assertEquals, assertRejects } from "./_assert.ts";
-import { sendCreate2, startNet } from "./_net.ts";
+import { connectionsTo, sendCreate2, startNet } from "./_net.ts";
 import { generateRelayKeys, type RelayKeys } from "../lib/directory/keys.ts";
 import { type Link, linkAccept, linkConnect, LinkError } from "../lib/transport/link.ts";
 import { Channel } from "../lib/channel/channel.ts";
 import { CellCommand } from "../lib/cell/mod.ts";
 import { fromBase64 } from "../lib/util/bytes.ts";
-import { parseSs } from "../lib/experiment/sockets.ts";
 import { serve } from "../lib/serve/server.ts";
 import { timedFetch } from "../lib/measure/fetch.ts";
 
@@ -218,14 +217,6 @@ Deno.test("a pctcp relay carries one circuit per per-circuit link: the bound one
     await net.stop();
   }
 });
-
-async function connectionsTo(port: number): Promise<number> {
-  const out = await new Deno.Command("ss", {
-    args: ["-tnH", "state", "established", `dport = :${port}`],
-    stdout: "piped",
-  }).output();
-  return parseSs(new TextDecoder().decode(out.stdout), new Set([port])).connections;
-}
 
 Deno.test("destroying one pctcp circuit closes its own connection and no other", async () => {
   // Connections are counted exactly: no link opened ahead of the next circuit.

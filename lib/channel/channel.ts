@@ -109,9 +109,9 @@ export class Channel implements SchedulableChannel {
   /** When the channel last carried a cell (for idle timeout). */
   lastActive: number = performance.now();
   /**
-   * Called once, after the first cell received has been handled (then cleared): a
-   * per-circuit link's first cell is the answer to its CREATE2, so the transport knows that
-   * circuit's handshake at this hop is over (pctcp.ts opens the next spare link then).
+   * Called once, after the read chunk holding the first cell received has been handled (then
+   * cleared): a per-circuit link's first cell is the answer to its CREATE2, so the transport
+   * knows that circuit's handshake at this hop is over (pctcp.ts opens the next spare then).
    */
   onFirstCell: (() => void) | undefined;
 
@@ -201,11 +201,12 @@ export class Channel implements SchedulableChannel {
           this.stats.cellsReceived++;
           this.#o.onCell(cell, this);
           if (this.#closed) return;
-          if (this.onFirstCell) {
-            const f = this.onFirstCell;
-            this.onFirstCell = undefined;
-            f();
-          }
+        }
+        // Once per chunk, not per cell.
+        if (this.onFirstCell && this.stats.cellsReceived > 0) {
+          const f = this.onFirstCell;
+          this.onFirstCell = undefined;
+          f();
         }
       }
     } catch (e) {

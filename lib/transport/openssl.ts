@@ -176,40 +176,6 @@ function gcmOpen(
   return l.EVP_DecryptFinal_ex(ctx, scratch, outl) === 1;
 }
 
-/** AES-256-GCM for one direction of a link: its key, a new nonce per frame. */
-export class NativeGcm {
-  #key: Uint8Array;
-  #decrypt: boolean;
-
-  /** `decrypt` picks the direction. */
-  constructor(key: Uint8Array, decrypt: boolean) {
-    if (key.length !== 32) throw new RangeError(`AES-256 key must be 32 bytes: ${key.length}`);
-    this.#key = key.slice();
-    this.#decrypt = decrypt;
-  }
-
-  /** Encrypts `body` in place with associated data `aad`; writes the 16-byte tag to `tag`. */
-  seal(iv: Uint8Array, aad: Uint8Array, body: Uint8Array, tag: Uint8Array): void {
-    gcmSeal(this.#key, iv, aad, body, tag);
-  }
-
-  /** Decrypts `body` into `out` (same length); false when the tag does not verify. */
-  open(
-    iv: Uint8Array,
-    aad: Uint8Array,
-    body: Uint8Array,
-    tag: Uint8Array,
-    out: Uint8Array,
-  ): boolean {
-    return gcmOpen(this.#key, iv, aad, body, tag, out);
-  }
-
-  /** True for a decrypting direction. */
-  get decrypting(): boolean {
-    return this.#decrypt;
-  }
-}
-
 /** sizeof(SHA_CTX): h0..h4, Nl, Nh, data[16], num — 24 32-bit words. */
 const SHA_CTX_LEN = 96;
 const shaScratch = new Uint8Array(SHA_CTX_LEN);
@@ -250,11 +216,8 @@ export class NativeSha1 {
 export const nativeAes:
   | {
     ctr: typeof NativeCtr;
-    gcm: typeof NativeGcm;
     sha1: typeof NativeSha1;
     gcmSeal: typeof gcmSeal;
     gcmOpen: typeof gcmOpen;
   }
-  | undefined = lib
-    ? { ctr: NativeCtr, gcm: NativeGcm, sha1: NativeSha1, gcmSeal, gcmOpen }
-    : undefined;
+  | undefined = lib ? { ctr: NativeCtr, sha1: NativeSha1, gcmSeal, gcmOpen } : undefined;
