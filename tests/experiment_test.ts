@@ -1,3 +1,4 @@
+import { pctcp } from "./_cli.ts";
 import { assert, assertEquals, assertThrows } from "./_assert.ts";
 import { isAlive } from "../lib/network/launcher.ts";
 import { acrossRuns, armSpec, calibrationVerdict } from "../lib/experiment/interference.ts";
@@ -10,13 +11,9 @@ Deno.test("experiment interference writes summary.json with every metric and per
   const out = await Deno.makeTempDir();
   try {
     const scenario = new URL("./fixtures/tiny.json", import.meta.url).pathname;
-    const r = await new Deno.Command(Deno.execPath(), {
-      args: ["run", "-A", main, "experiment", "interference", "--scenario", scenario, "--out", out],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    const stdout = new TextDecoder().decode(r.stdout);
-    assertEquals(r.code, 0, new TextDecoder().decode(r.stderr));
+    const r = await pctcp("experiment", "interference", "--scenario", scenario, "--out", out);
+    const stdout = r.stdout;
+    assertEquals(r.code, 0, r.stderr);
     assert(stdout.includes("| web_response | p50 |"), stdout);
     const s = JSON.parse(await Deno.readTextFile(`${out}/summary.json`));
     for (const m of ["web_response", "web_download", "bulk_download"]) {
@@ -111,28 +108,21 @@ Deno.test("experiment interference with arms and runs writes arms, changes, runs
   const out = await Deno.makeTempDir();
   try {
     const scenario = new URL("./fixtures/tiny.json", import.meta.url).pathname;
-    const r = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        main,
-        "experiment",
-        "interference",
-        "--scenario",
-        scenario,
-        "--arms",
-        "tor,tor-kist",
-        "--runs",
-        "2",
-        "--duration",
-        "3",
-        "--out",
-        out,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assertEquals(r.code, 0, new TextDecoder().decode(r.stderr));
+    const r = await pctcp(
+      "experiment",
+      "interference",
+      "--scenario",
+      scenario,
+      "--arms",
+      "tor,tor-kist",
+      "--runs",
+      "2",
+      "--duration",
+      "3",
+      "--out",
+      out,
+    );
+    assertEquals(r.code, 0, r.stderr);
     const s = JSON.parse(await Deno.readTextFile(`${out}/summary.json`));
     assertEquals(s.runs, 2);
     assertEquals(s.experiment.order, ["tor#1", "tor-kist#1", "tor#2", "tor-kist#2"]);
@@ -165,21 +155,13 @@ Deno.test("experiment interference with arms and runs writes arms, changes, runs
 });
 
 Deno.test("experiment sweep over loss refuses a value that is not a loss, and an unknown arm, with exit 2", async () => {
-  const r = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", main, "experiment", "sweep", "--param", "loss", "--values", "0,lots"],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
-  const err = new TextDecoder().decode(r.stderr);
+  const r = await pctcp("experiment", "sweep", "--param", "loss", "--values", "0,lots");
+  const err = r.stderr;
   assertEquals(r.code, 2, err);
   assert(err.includes("--values") && err.includes("lots"), err);
-  const bad = await new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", main, "experiment", "interference", "--arms", "tor,nope"],
-    stdout: "piped",
-    stderr: "piped",
-  }).output();
+  const bad = await pctcp("experiment", "interference", "--arms", "tor,nope");
   assertEquals(bad.code, 2);
-  assert(new TextDecoder().decode(bad.stderr).includes("unknown arm nope"));
+  assert(bad.stderr.includes("unknown arm nope"));
 });
 
 Deno.test("armSpec, acrossRuns and applySweepValue", async () => {
@@ -211,28 +193,21 @@ Deno.test("experiment sweep over bulk clients runs one experiment per value and 
   const out = await Deno.makeTempDir();
   try {
     const scenario = new URL("./fixtures/tiny.json", import.meta.url).pathname;
-    const r = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        main,
-        "experiment",
-        "sweep",
-        "--param",
-        "bulk-clients",
-        "--values",
-        "1,2",
-        "--scenario",
-        scenario,
-        "--duration",
-        "3",
-        "--out",
-        out,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assertEquals(r.code, 0, new TextDecoder().decode(r.stderr));
+    const r = await pctcp(
+      "experiment",
+      "sweep",
+      "--param",
+      "bulk-clients",
+      "--values",
+      "1,2",
+      "--scenario",
+      scenario,
+      "--duration",
+      "3",
+      "--out",
+      out,
+    );
+    assertEquals(r.code, 0, r.stderr);
     const s = JSON.parse(await Deno.readTextFile(`${out}/sweep.json`));
     assertEquals(s.param, "bulk-clients");
     assertEquals(s.results.map((x: { value: string }) => x.value), ["1", "2"]);

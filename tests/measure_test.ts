@@ -7,7 +7,7 @@ import { LockedError, RecordWriter } from "../lib/measure/record.ts";
 import { runMeasurement, subresources } from "../lib/measure/run.ts";
 import { percentile } from "../lib/stats/percentile.ts";
 import { startNet } from "./_net.ts";
-import { instrument } from "./_cli.ts";
+import { instrument, pctcp } from "./_cli.ts";
 import { networkDown, networkUp } from "../lib/network/launcher.ts";
 import { createHash } from "node:crypto";
 
@@ -258,29 +258,22 @@ Deno.test("measure --path with our client pins the circuit through the SOCKS use
   const net = await networkUp({ dir, relays: 4 });
   try {
     const out = `${dir}/m.jsonl`;
-    const r = await new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        new URL("../cli/main.ts", import.meta.url).pathname,
-        "measure",
-        "--socks",
-        net.socks,
-        "--url",
-        `${net.server}/bytes/10KiB`,
-        "--count",
-        "2",
-        "--out",
-        out,
-        "--path",
-        "relay2,relay1,relay4",
-        "--streams",
-        net.streams,
-      ],
-      stdout: "piped",
-      stderr: "piped",
-    }).output();
-    assertEquals(r.code, 0, new TextDecoder().decode(r.stderr));
+    const r = await pctcp(
+      "measure",
+      "--socks",
+      net.socks,
+      "--url",
+      `${net.server}/bytes/10KiB`,
+      "--count",
+      "2",
+      "--out",
+      out,
+      "--path",
+      "relay2,relay1,relay4",
+      "--streams",
+      net.streams,
+    );
+    assertEquals(r.code, 0, r.stderr);
     const recs = (await Deno.readTextFile(out)).trim().split("\n").map((l) => JSON.parse(l));
     for (const x of recs) assertEquals(x.circuit.path, ["relay2", "relay1", "relay4"]);
   } finally {
@@ -367,27 +360,20 @@ Deno.test({
     try {
       for (const client of ["undici", "node"]) {
         const out = `${dir}/${client}.jsonl`;
-        const r = await new Deno.Command(Deno.execPath(), {
-          args: [
-            "run",
-            "-A",
-            new URL("../cli/main.ts", import.meta.url).pathname,
-            "measure",
-            "--socks",
-            `127.0.0.1:${net.client.socksPort}`,
-            "--url",
-            `http://127.0.0.1:${net.serverPort}/big`,
-            "--count",
-            "2",
-            "--client",
-            client,
-            "--out",
-            out,
-          ],
-          stdout: "piped",
-          stderr: "piped",
-        }).output();
-        const err = new TextDecoder().decode(r.stderr);
+        const r = await pctcp(
+          "measure",
+          "--socks",
+          `127.0.0.1:${net.client.socksPort}`,
+          "--url",
+          `http://127.0.0.1:${net.serverPort}/big`,
+          "--count",
+          "2",
+          "--client",
+          client,
+          "--out",
+          out,
+        );
+        const err = r.stderr;
         assertEquals(r.code, 0, err);
         assertEquals(err, "", "no warnings from the client library");
         const recs = (await Deno.readTextFile(out)).trim().split("\n").map((l) => JSON.parse(l));
