@@ -19,6 +19,7 @@ import { percentile } from "../lib/stats/percentile.ts";
 import { networkDown, networkUp } from "../lib/network/launcher.ts";
 import { timedFetch } from "../lib/measure/fetch.ts";
 import { serve } from "../lib/serve/server.ts";
+import { cpuSeconds } from "./_proc.ts";
 
 function usage(msg: string): never {
   console.error(`build_time: ${msg}`);
@@ -46,17 +47,6 @@ function line(name: string, ms: number[], extra = ""): string {
   return `${name.padEnd(20)} build p50 ${percentile(ms, 50).toFixed(2)} ms  p10 ${
     percentile(ms, 10).toFixed(2)
   }  p90 ${percentile(ms, 90).toFixed(2)}  (${circuits} circuits, ${gapMs} ms apart)${extra}`;
-}
-
-/** CPU seconds (utime + stime) of a process so far; 0 once it is gone. */
-function cpuSeconds(pid: number): number {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (100 Hz)
-  } catch {
-    return 0;
-  }
 }
 
 if (!processes) {

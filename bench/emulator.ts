@@ -5,6 +5,7 @@
 import { setCongestion, startEmulatedHosts } from "../lib/network/emulated_hosts.ts";
 import { selfCommand } from "../lib/network/launcher.ts";
 import type { EmulationSpec } from "../lib/emulate/mod.ts";
+import { cpuSeconds } from "./_proc.ts";
 
 if (Deno.uid() !== 0) {
   console.error("bench/emulator.ts needs root (network namespaces, TUN devices)");
@@ -13,12 +14,6 @@ if (Deno.uid() !== 0) {
 const mbArg = Deno.args.indexOf("--mb");
 const MB = mbArg >= 0 ? Number(Deno.args[mbArg + 1]) : 200;
 const probe = new URL("../tests/fixtures/netprobe.ts", import.meta.url).pathname;
-const ticks = 100; // USER_HZ
-
-function cpuSeconds(pid: number): number {
-  const f = Deno.readTextFileSync(`/proc/${pid}/stat`).split(") ")[1]!.split(" ");
-  return (Number(f[11]) + Number(f[12])) / ticks; // utime, stime
-}
 
 function run(ns: string, args: string[]) {
   return new Deno.Command("ip", {

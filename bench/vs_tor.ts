@@ -24,6 +24,7 @@ import { PinnedCircuits } from "../lib/tor/pinned.ts";
 import { timedFetch } from "../lib/measure/fetch.ts";
 import { percentile } from "../lib/stats/percentile.ts";
 import { serve } from "../lib/serve/server.ts";
+import { cpuSeconds } from "./_proc.ts";
 
 /** One network's figures. */
 interface Row {
@@ -57,20 +58,6 @@ if (!(mib > 0) || !(circuits >= 0)) usage("--mib must be > 0 and --circuits ≥ 
 
 /** Circuits built one after another for `buildMs`, after a few whose figures are dropped. */
 const BUILDS = 30, BUILD_WARMUP = 5;
-
-const CLK_TCK = 100; // sysconf(_SC_CLK_TCK) on Linux x86-64
-
-/** CPU seconds (utime + stime) of a process so far; 0 once it is gone. */
-function cpuSeconds(pid: number): number {
-  try {
-    const stat = Deno.readTextFileSync(`/proc/${pid}/stat`);
-    // Fields after "(comm)": state is field 3; utime 14 and stime 15 (proc(5)).
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(f[11]) + Number(f[12])) / CLK_TCK;
-  } catch {
-    return 0;
-  }
-}
 
 /** Resident memory (KiB) and open fds of a process. */
 function memFds(pid: number): { kib: number; fds: number } {
