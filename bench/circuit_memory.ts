@@ -31,10 +31,11 @@ function usage(msg: string): never {
   Deno.exit(2);
 }
 
-let n = 500, transport: Transport = "pctcp", kinds = false, bare = false;
+let n = 500, transport: Transport = "pctcp", kinds = false, bare = false, retainers = false;
 for (let i = 0; i < Deno.args.length; i++) {
   const a = Deno.args[i]!;
   if (a === "--kinds") kinds = true;
+  else if (a === "--retainers") kinds = retainers = true;
   else if (a === "--bare") bare = true;
   else if (a === "--circuits") n = Number(Deno.args[++i]);
   else if (a === "--transport") {
@@ -94,10 +95,38 @@ async function heapByKind(): Promise<Map<string, { size: number; count: number }
   const snap = JSON.parse(chunks.join(""));
   const f: string[] = snap.snapshot.meta.node_fields;
   const types: string[] = snap.snapshot.meta.node_types[0];
-  const [ti, ni, si] = ["type", "name", "self_size"].map((k) => f.indexOf(k));
+  const [ti, ni, si, ei] = ["type", "name", "self_size", "edge_count"].map((k) => f.indexOf(k));
+  const name = (i: number) =>
+    `${types[snap.nodes[i + ti!]]}:${snap.strings[snap.nodes[i + ni!]].slice(0, 60)}`;
+  // With --retainers, arrays and byte buffers are told apart by what holds them: the first
+  // retainer's kind and the edge's name (e.g. "array: ← object:Channel.#outbuf").
+  const held = new Map<number, string>();
+  if (retainers) {
+    const ef: string[] = snap.snapshot.meta.edge_fields;
+    const etypes: string[] = snap.snapshot.meta.edge_types[0];
+    const [eti, eni, eto] = ["type", "name_or_index", "to_node"].map((k) => ef.indexOf(k));
+    let e = 0;
+    for (let i = 0; i < snap.nodes.length; i += f.length) {
+      for (let k = 0; k < snap.nodes[i + ei!]; k++, e += ef.length) {
+        const to = snap.edges[e + eto!], et = etypes[snap.edges[e + eti!]];
+        if (held.has(to) || et === "weak") continue;
+        const label = et === "element" || et === "hidden"
+          ? `[${snap.edges[e + eni!]}]`
+          : String(snap.strings[snap.edges[e + eni!]]);
+        held.set(to, `${name(i)}.${label}`);
+      }
+    }
+  }
   const out = new Map<string, { size: number; count: number }>();
   for (let i = 0; i < snap.nodes.length; i += f.length) {
-    const k = `${types[snap.nodes[i + ti!]]}:${snap.strings[snap.nodes[i + ni!]].slice(0, 60)}`;
+    let k = name(i);
+    if (
+      retainers &&
+      /^(array:|object:(Uint8Array|ArrayBuffer|Array|Object|Map|Set|Generator|Promise)$|native:system \/ JSArrayBufferData|closure:$)/
+        .test(k)
+    ) {
+      k += ` ← ${held.get(i) ?? "?"}`;
+    }
     const e = out.get(k) ?? { size: 0, count: 0 };
     e.size += snap.nodes[i + si!];
     e.count++;
@@ -174,7 +203,7 @@ async function circuits(): Promise<void> {
       const rows = [...kb].map(([k, v]) => {
         const o = ka.get(k) ?? { size: 0, count: 0 };
         return [k, (v.size - o.size) / n, (v.count - o.count) / n] as const;
-      }).sort((x, y) => y[1] - x[1]).slice(0, 40);
+      }).sort((x, y) => y[1] - x[1]).slice(0, retainers ? 200 : 40);
       for (const [k, sz, c] of rows) {
         console.log(`${sz.toFixed(0).padStart(7)} B ${c.toFixed(2).padStart(6)}× ${k}`);
       }

@@ -40,7 +40,7 @@ Deno.bench("relay crypto: relay encryptInbound (1 cell, a middle hop)", () => {
 if (nativeAes) {
   const aes = nativeAes;
   setCtrImplementation((key) => new aes.ctr(key));
-  setSha1Implementation((seed) => new aes.sha1(seed));
+  setSha1Implementation((seed, state) => new aes.sha1(seed, state), aes.sha1.stateBytes);
   const nRelay = new RelayCrypto(seed);
   const nClient = new ClientCrypto();
   nClient.addHop(seed);

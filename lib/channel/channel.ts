@@ -170,7 +170,7 @@ export class Channel implements SchedulableChannel {
     this.#outbufCells += n;
     this.#queued -= n;
     this.#ewma?.add(circId, n);
-    if (q.length === 0) this.#queues!.delete(circId), this.#ewma?.deactivate(circId);
+    if (q.length === 0) this.#drained(circId);
     this.#lowWater(circId, q.length >> 1);
   }
 
@@ -329,22 +329,22 @@ export class Channel implements SchedulableChannel {
     this.#lowWater(circId, 0);
   }
 
-  /** The 5-byte cell header (link protocol ≥ 4: CircID 4 bytes, command), shared per circuit. */
+  /**
+   * The 5-byte cell header (link protocol ≥ 4: CircID 4 bytes, command), shared per circuit.
+   * A circuit's RELAY and RELAY_EARLY headers are made together, two views of one buffer.
+   */
   #header(circId: number, command: number): Uint8Array {
     const relay = command === CellCommand.RELAY || command === CellCommand.RELAY_EARLY;
     const key = circId * 256 + command;
-    let h = relay ? this.#headers?.get(key) : undefined;
-    if (!h) {
-      h = Uint8Array.of(
-        circId >>> 24,
-        (circId >>> 16) & 0xff,
-        (circId >>> 8) & 0xff,
-        circId & 0xff,
-        command,
-      );
-      if (relay) (this.#headers ??= new Map()).set(key, h);
-    }
-    return h;
+    const h = relay ? this.#headers?.get(key) : undefined;
+    if (h) return h;
+    const id = [circId >>> 24, (circId >>> 16) & 0xff, (circId >>> 8) & 0xff, circId & 0xff];
+    if (!relay) return Uint8Array.of(...id, command);
+    const both = Uint8Array.of(...id, CellCommand.RELAY, ...id, CellCommand.RELAY_EARLY);
+    const headers = this.#headers ??= new Map();
+    headers.set(circId * 256 + CellCommand.RELAY, both.subarray(0, 5));
+    headers.set(circId * 256 + CellCommand.RELAY_EARLY, both.subarray(5, 10));
+    return headers.get(key)!;
   }
 
   /** The priority of the next batch: the EWMA count of the circuit it will serve first. */
@@ -377,9 +377,17 @@ export class Channel implements SchedulableChannel {
     this.#queued--;
     if (this.#ewma) this.#ewma.add(id, 1, now);
     else if (q.length) this.#rr.push(id);
-    if (q.length === 0) this.#queues!.delete(id), this.#ewma?.deactivate(id);
+    if (q.length === 0) this.#drained(id);
     this.#lowWater(id, q.length >> 1);
     return true;
+  }
+
+  /** A circuit's queue is empty: it leaves the map, and an empty map goes (idle channels). */
+  #drained(circId: number): void {
+    const queues = this.#queues!;
+    queues.delete(circId);
+    if (queues.size === 0) this.#queues = undefined;
+    this.#ewma?.deactivate(circId);
   }
 
   #kick(): void {

@@ -137,11 +137,22 @@ class NodeSha1 implements RunningDigest {
   }
 }
 
-let makeDigest: (seed: Uint8Array) => RunningDigest = (seed) => new NodeSha1(seed);
+let makeDigest: (seed: Uint8Array, state: Uint8Array) => RunningDigest = (seed) =>
+  new NodeSha1(seed);
+/** Bytes of state the digest implementation keeps in the hop's buffer (0: none). */
+let digestStateLen = 0;
 
-/** Sets the running SHA-1 of the layers made from now on; no argument restores node:crypto. */
-export function setSha1Implementation(make?: (seed: Uint8Array) => RunningDigest): void {
+/**
+ * Sets the running SHA-1 of the layers made from now on; no argument restores node:crypto.
+ * An implementation whose state is plain bytes asks for `stateBytes`: each direction's state
+ * is then a view into the hop's one buffer (see {@link splitSeed}), not an allocation of its own.
+ */
+export function setSha1Implementation(
+  make?: (seed: Uint8Array, state: Uint8Array) => RunningDigest,
+  stateBytes = 0,
+): void {
   makeDigest = make ?? ((seed) => new NodeSha1(seed));
+  digestStateLen = make ? stateBytes : 0;
 }
 
 /** One direction of one hop: a CTR stream and a running digest. */
@@ -158,10 +169,13 @@ class Direction {
     return this.#last.slice();
   }
 
-  /** `last` is this direction's 20 bytes of the hop's memory (see {@link splitSeed}). */
-  constructor(key: Uint8Array, digestSeed: Uint8Array, last: Uint8Array) {
+  /**
+   * `last` is this direction's 20 bytes of the hop's memory, `state` its digest state there
+   * (see {@link splitSeed}).
+   */
+  constructor(key: Uint8Array, digestSeed: Uint8Array, last: Uint8Array, state: Uint8Array) {
     this.#ctr = makeCtr(key);
-    this.#digest = makeDigest(digestSeed);
+    this.#digest = makeDigest(digestSeed, state);
     this.#last = last;
   }
 
@@ -204,9 +218,9 @@ class Direction {
 
 /**
  * The key material of one hop, split as tor-spec §5.2.2 lays it out, copied into one buffer
- * of the hop's own with the two directions' last digests behind it: a hop costs one
- * allocation, not six (a relay holds thousands of idle circuits). The CTR streams keep views
- * of their keys in it; nothing writes to the key bytes.
+ * of the hop's own with the two directions' last digests and running-digest states behind it:
+ * a hop costs one allocation, not eight (a relay holds thousands of idle circuits). The CTR
+ * streams keep views of their keys in it; nothing writes to the key bytes.
  */
 function splitSeed(seed: Uint8Array): {
   df: Uint8Array;
@@ -215,13 +229,16 @@ function splitSeed(seed: Uint8Array): {
   kb: Uint8Array;
   lastF: Uint8Array;
   lastB: Uint8Array;
+  stateF: Uint8Array;
+  stateB: Uint8Array;
 } {
   if (seed.length < RELAY_CRYPTO_SEED_LEN) {
     throw new RangeError(
       `relay crypto seed must be ${RELAY_CRYPTO_SEED_LEN} bytes: ${seed.length}`,
     );
   }
-  const mem = new Uint8Array(RELAY_CRYPTO_SEED_LEN + 40);
+  const s = digestStateLen;
+  const mem = new Uint8Array(RELAY_CRYPTO_SEED_LEN + 40 + 2 * s);
   mem.set(seed.subarray(0, RELAY_CRYPTO_SEED_LEN));
   return {
     df: mem.subarray(0, 20),
@@ -230,6 +247,8 @@ function splitSeed(seed: Uint8Array): {
     kb: mem.subarray(56, 72),
     lastF: mem.subarray(72, 92),
     lastB: mem.subarray(92, 112),
+    stateF: mem.subarray(112, 112 + s),
+    stateB: mem.subarray(112 + s, 112 + 2 * s),
   };
 }
 
@@ -240,9 +259,9 @@ export class RelayCrypto {
 
   /** Builds the layer from 72 bytes of key material (Df Db Kf Kb). */
   constructor(seed: Uint8Array) {
-    const { df, db, kf, kb, lastF, lastB } = splitSeed(seed);
-    this.#forward = new Direction(kf, df, lastF);
-    this.#backward = new Direction(kb, db, lastB);
+    const { df, db, kf, kb, lastF, lastB, stateF, stateB } = splitSeed(seed);
+    this.#forward = new Direction(kf, df, lastF, stateF);
+    this.#backward = new Direction(kb, db, lastB, stateB);
   }
 
   /** Removes this hop's layer from an outbound cell; true when the cell is for this hop. */
@@ -280,9 +299,9 @@ export class ClientCrypto {
 
   /** Adds the next hop's layer from its 72 bytes of key material. */
   addHop(seed: Uint8Array): void {
-    const { df, db, kf, kb, lastF, lastB } = splitSeed(seed);
-    this.#forward.push(new Direction(kf, df, lastF));
-    this.#backward.push(new Direction(kb, db, lastB));
+    const { df, db, kf, kb, lastF, lastB, stateF, stateB } = splitSeed(seed);
+    this.#forward.push(new Direction(kf, df, lastF, stateF));
+    this.#backward.push(new Direction(kb, db, lastB, stateB));
   }
 
   /** Number of hops with keys. */

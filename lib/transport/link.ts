@@ -45,7 +45,7 @@ import { nativeAes } from "./openssl.ts";
 if (nativeAes) {
   const aes = nativeAes;
   setCtrImplementation((key) => new aes.ctr(key));
-  setSha1Implementation((seed) => new aes.sha1(seed));
+  setSha1Implementation((seed, state) => new aes.sha1(seed, state), aes.sha1.stateBytes);
 }
 
 const MAGIC = new TextEncoder().encode("PCTCP-LINK2");

@@ -185,10 +185,19 @@ const shaScratch = new Uint8Array(SHA_CTX_LEN);
  * so far copies 96 bytes instead of cloning a hash object.
  */
 export class NativeSha1 {
-  #state = new Uint8Array(SHA_CTX_LEN);
+  /** Bytes of OpenSSL's SHA_CTX (a caller may hold them in a buffer of its own). */
+  static readonly stateBytes = SHA_CTX_LEN;
+  #state: Uint8Array;
 
-  /** A running digest seeded with `seed` (Df or Db). */
-  constructor(seed: Uint8Array) {
+  /**
+   * A running digest seeded with `seed` (Df or Db); its SHA_CTX lives in `state` when given
+   * ({@link NativeSha1.stateBytes} bytes the caller keeps for it alone), else in its own.
+   */
+  constructor(seed: Uint8Array, state?: Uint8Array) {
+    if (state && state.length !== SHA_CTX_LEN) {
+      throw new RangeError(`SHA_CTX needs ${SHA_CTX_LEN} bytes: ${state.length}`);
+    }
+    this.#state = state ?? new Uint8Array(SHA_CTX_LEN);
     lib!.SHA1_Init(this.#state);
     lib!.SHA1_Update(this.#state, seed, BigInt(seed.length));
   }
