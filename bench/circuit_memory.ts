@@ -100,7 +100,7 @@ async function heapByKind(): Promise<Map<string, { size: number; count: number }
     `${types[snap.nodes[i + ti!]]}:${snap.strings[snap.nodes[i + ni!]].slice(0, 60)}`;
   // With --retainers, arrays and byte buffers are told apart by what holds them: the first
   // retainer's kind and the edge's name (e.g. "array: ← object:Channel.#outbuf").
-  const held = new Map<number, string>();
+  const held = new Map<number, { from: number; label: string }>();
   if (retainers) {
     const ef: string[] = snap.snapshot.meta.edge_fields;
     const etypes: string[] = snap.snapshot.meta.edge_types[0];
@@ -113,7 +113,7 @@ async function heapByKind(): Promise<Map<string, { size: number; count: number }
         const label = et === "element" || et === "hidden"
           ? `[${snap.edges[e + eni!]}]`
           : String(snap.strings[snap.edges[e + eni!]]);
-        held.set(to, `${name(i)}.${label}`);
+        held.set(to, { from: i, label });
       }
     }
   }
@@ -125,7 +125,21 @@ async function heapByKind(): Promise<Map<string, { size: number; count: number }
       /^(array:|object:(Uint8Array|ArrayBuffer|Array|Object|Map|Set|Generator|Promise)$|native:system \/ JSArrayBufferData|closure:$)/
         .test(k)
     ) {
-      k += ` ← ${held.get(i) ?? "?"}`;
+      // Up the first retainers while they are containers too (e.g. a Uint8Array's buffer, a
+      // Map's table), to the object that owns them.
+      let at = i;
+      for (let depth = 0; depth < 4; depth++) {
+        const h = held.get(at);
+        if (!h) {
+          k += " ← ?";
+          break;
+        }
+        k += ` ← ${name(h.from)}.${h.label}`;
+        if (
+          !/^(array:|object:(Uint8Array|ArrayBuffer|Array|Map|Set)$|native:)/.test(name(h.from))
+        ) break;
+        at = h.from;
+      }
     }
     const e = out.get(k) ?? { size: 0, count: 0 };
     e.size += snap.nodes[i + si!];

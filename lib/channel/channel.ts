@@ -180,27 +180,27 @@ export class Channel implements SchedulableChannel {
   }
 
   /** Starts the read loop; resolves when the link closes. */
-  async run(): Promise<void> {
-    const reader = new CellReader();
-    let error: Error | undefined;
-    try {
-      for (;;) {
-        // Buffered pieces are taken without a promise; an idle channel waits in one socket
-        // read (`fill`), not in a chain of suspended calls (PCTCP has a channel per circuit).
-        const chunk = this.link.tryRead();
-        if (chunk === undefined) {
-          await this.link.fill();
-          continue;
-        }
-        if (chunk === null) break;
-        if (this.#o.readBucket) await this.#o.readBucket.take(chunk.length);
+  run(): Promise<void> {
+    // A loop of callbacks, not an async function: an idle channel then holds one pending
+    // socket read and this closure, not a suspended generator with its registers (PCTCP has
+    // a channel per circuit, so this is paid per circuit). Buffered pieces are taken without a
+    // promise.
+    return new Promise<void>((done) => {
+      const reader = new CellReader();
+      const bucket = this.#o.readBucket;
+      const stop = (error?: unknown) => {
+        this.close(error as Error | undefined);
+        done();
+      };
+      // Handles one chunk; false once the channel closed under a cell's handler.
+      const handle = (chunk: Uint8Array): boolean => {
         reader.push(chunk);
         // One timestamp per chunk (a read hands out up to 8 cells), not per cell.
         this.lastActive = performance.now();
         for (let cell = reader.next(); cell; cell = reader.next()) {
           this.stats.cellsReceived++;
           this.#o.onCell(cell, this);
-          if (this.#closed) return;
+          if (this.#closed) return false;
         }
         // Once per chunk, not per cell.
         if (this.onFirstCell && this.stats.cellsReceived > 0) {
@@ -208,11 +208,36 @@ export class Channel implements SchedulableChannel {
           this.onFirstCell = undefined;
           f();
         }
-      }
-    } catch (e) {
-      error = e as Error;
-    }
-    this.close(error);
+        return true;
+      };
+      const pump = (): void => {
+        try {
+          for (;;) {
+            const chunk = this.link.tryRead();
+            if (chunk === undefined) {
+              this.link.fill().then(pump, stop);
+              return;
+            }
+            if (chunk === null) return stop();
+            if (bucket) {
+              bucket.take(chunk.length).then(() => {
+                try {
+                  if (handle(chunk)) pump();
+                  else done();
+                } catch (e) {
+                  stop(e);
+                }
+              }, stop);
+              return;
+            }
+            if (!handle(chunk)) return done();
+          }
+        } catch (e) {
+          stop(e);
+        }
+      };
+      pump();
+    });
   }
 
   /** A fresh circuit id for a circuit we open on this channel (tor-spec §5.1.1). */
@@ -358,12 +383,14 @@ export class Channel implements SchedulableChannel {
   #next(batch: Uint8Array[], now: number): boolean {
     if (this.#control.length) {
       batch.push(this.#control.shift()!, this.#control.shift()!);
+      if (this.#control.length === 0) this.#control = []; // no storage kept while idle
       return true;
     }
     if (this.#kist) {
       // Under KIST only cells the scheduler moved leave the channel.
       if (this.#outbufCells === 0) return false;
       const a = this.#outbuf.shift()!, b = this.#outbuf.shift()!;
+      if (this.#outbuf.length === 0) this.#outbuf = []; // no storage kept while idle
       this.#outbufBytes -= a.length + b.length;
       this.#outbufCells--;
       batch.push(a, b);
@@ -371,6 +398,7 @@ export class Channel implements SchedulableChannel {
     }
     if (this.#queued === 0) return false;
     const id = this.#ewma ? this.#ewma.top : this.#rr.shift();
+    if (!this.#ewma && this.#rr.length === 0) this.#rr = [];
     if (id === undefined) return false;
     const q = this.#queues!.get(id)!;
     batch.push(q.shift()!, q.shift()!);

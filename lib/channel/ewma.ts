@@ -25,6 +25,9 @@ interface Entry {
   idx: number;
 }
 
+/** The default clock, one function for every instance (a channel, so a circuit, each). */
+const monotonicNow = () => performance.now();
+
 /** Decaying per-circuit cell counts. */
 export class EwmaCounts {
   #halflifeMs: number;
@@ -37,7 +40,7 @@ export class EwmaCounts {
   #seq = 0;
 
   /** Default half-life 30 s (Tor's CircuitPriorityHalflifeMsec default). */
-  constructor(halflifeMs = 30_000, now: () => number = () => performance.now()) {
+  constructor(halflifeMs = 30_000, now: () => number = monotonicNow) {
     this.#halflifeMs = halflifeMs;
     this.#now = now;
     this.#epoch = now();
@@ -115,6 +118,8 @@ export class EwmaCounts {
     if (!e || e.idx < 0) return;
     const h = this.#heap, i = e.idx, last = h.pop()!;
     e.idx = -1;
+    // Emptied: made anew, as V8 keeps a popped array's storage (an idle channel holds none).
+    if (h.length === 0) this.#heap = [];
     if (last !== e) {
       h[i] = last;
       last.idx = i;

@@ -428,6 +428,8 @@ export class Link {
     try {
       while (this.#frames.length && !this.#error) {
         const f = this.#frames.shift()!;
+        // An emptied list is made anew: V8 keeps a shifted array's storage (per idle link).
+        if (this.#frames.length === 0) this.#frames = [];
         const wire = await this.#seal(f);
         let off = 0;
         while (off < wire.length) off += await this.#conn.write(wire.subarray(off));
