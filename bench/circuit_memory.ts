@@ -7,12 +7,15 @@
  * connections.
  *
  * - `--kinds`: the heap growth per circuit by object kind (from two heap snapshots).
+ * - `--retainers`: as `--kinds`, with arrays, maps, sets, byte buffers, promises and closures
+ *   told apart by the chain of first retainers up to the object that owns them (e.g.
+ *   `array: ← object:Map.table ← object:Channel.#headers`): where to look when trimming.
  * - `--bare`: the floor under PCTCP's figure: N pairs of bare loopback TCP connections made by
  *   Deno, each end with one pending read into a 256-byte buffer (what any idle link holds), and
  *   nothing else — PCTCP keeps three such pairs per circuit.
  *
  * `deno run -A --v8-flags=--expose-gc bench/circuit_memory.ts [--circuits 500]
- *   [--transport pctcp|tor] [--kinds] [--bare]`
+ *   [--transport pctcp|tor] [--kinds] [--retainers] [--bare]`
  * @module
  */
 
@@ -26,7 +29,7 @@ function usage(msg: string): never {
   console.error(`circuit_memory: ${msg}`);
   console.error(
     "usage: deno run -A --v8-flags=--expose-gc bench/circuit_memory.ts [--circuits N] " +
-      "[--transport pctcp|tor] [--kinds] [--bare]",
+      "[--transport pctcp|tor] [--kinds] [--retainers] [--bare]",
   );
   Deno.exit(2);
 }
