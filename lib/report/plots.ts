@@ -41,6 +41,17 @@ export function ecdf(values: number[], max = 400): { x: number; p: number }[] {
   return out;
 }
 
+/** What every plot here shares: the schema, its title, the width, a height and the rows. */
+function frame(title: string, height: number, values: unknown[]) {
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title,
+    width: 560,
+    height,
+    data: { values },
+  };
+}
+
 /** A CDF plot spec: one line per series, x clipped at the 99.5th percentile of all values. */
 export function cdfSpec(title: string, xTitle: string, series: Series[]): Spec {
   const values = series.flatMap((s) =>
@@ -51,11 +62,7 @@ export function cdfSpec(title: string, xTitle: string, series: Series[]): Spec {
     ? all[Math.min(all.length - 1, Math.floor(all.length * 0.995))]! * 1.05
     : 1;
   return {
-    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title,
-    width: 560,
-    height: 320,
-    data: { values },
+    ...frame(title, 320, values),
     mark: { type: "line", interpolate: "step-after", clip: true },
     encoding: {
       x: { field: "x", type: "quantitative", title: xTitle, scale: { domain: [0, xmax || 1] } },
@@ -77,11 +84,7 @@ export function boxSpec(
   rows: { category: string; group: string; value: number }[],
 ): Spec {
   return {
-    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title,
-    width: 560,
-    height: 320,
-    data: { values: rows },
+    ...frame(title, 320, rows),
     mark: { type: "boxplot", extent: 1.5 },
     encoding: {
       x: { field: "category", type: "nominal", title: null },
@@ -95,11 +98,7 @@ export function boxSpec(
 /** A time series of a run: each fetch's value at its start; failures marked. */
 export function timeSeriesSpec(title: string, yTitle: string, points: TimePoint[]): Spec {
   return {
-    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title,
-    width: 560,
-    height: 280,
-    data: { values: points },
+    ...frame(title, 280, points),
     mark: { type: "point", filled: true, size: 18 },
     encoding: {
       x: { field: "time", type: "temporal", title: "fetch start" },
@@ -164,11 +163,7 @@ export function binTimeSeries(points: TimePoint[], bins = 200): BinnedPoint[] {
 /** A binned time series: per group a line through the bins' medians. */
 export function binnedTimeSeriesSpec(title: string, yTitle: string, points: BinnedPoint[]): Spec {
   return {
-    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
-    title,
-    width: 560,
-    height: 280,
-    data: { values: points },
+    ...frame(title, 280, points),
     mark: { type: "line", point: { filled: true, size: 14 } },
     encoding: {
       x: { field: "time", type: "temporal", title: "fetch start (bin middle)" },

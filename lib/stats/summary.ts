@@ -141,16 +141,12 @@ export function exclusionWarning(
   return parts.join("; ");
 }
 
-interface Group {
-  key: string;
-  label: string;
-  transport: string | null;
-  size: number | null;
-  url: string;
-  arm: string | null;
-  count: number;
-  timeouts: number;
-  errors: Record<string, number>;
+/** A group while records stream in: the summary's identity and counts, and its samples. */
+interface Group extends
+  Pick<
+    GroupSummary,
+    "key" | "label" | "transport" | "size" | "url" | "arm" | "count" | "timeouts" | "errors"
+  > {
   response: Sample;
   download: Sample;
   page: Sample;
