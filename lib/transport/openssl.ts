@@ -194,10 +194,11 @@ export class NativeSha1 {
    * ({@link NativeSha1.stateBytes} bytes the caller keeps for it alone), else in its own.
    */
   constructor(seed: Uint8Array, state?: Uint8Array) {
-    if (state && state.length !== SHA_CTX_LEN) {
+    // An empty view is no state given (a layer made while no state bytes were asked for).
+    if (state?.length && state.length !== SHA_CTX_LEN) {
       throw new RangeError(`SHA_CTX needs ${SHA_CTX_LEN} bytes: ${state.length}`);
     }
-    this.#state = state ?? new Uint8Array(SHA_CTX_LEN);
+    this.#state = state?.length ? state : new Uint8Array(SHA_CTX_LEN);
     lib!.SHA1_Init(this.#state);
     lib!.SHA1_Update(this.#state, seed, BigInt(seed.length));
   }
