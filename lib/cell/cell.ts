@@ -167,7 +167,7 @@ export class CellReader {
     this.#buffered -= n;
     if (o + n <= c.length) {
       this.#off = o + n;
-      if (this.#off === c.length) this.#shift();
+      if (this.#off === c.length) this.#chunks.shift(), this.#off = 0;
       return c.subarray(o, o + n);
     }
     const out = new Uint8Array(n);
@@ -178,19 +178,17 @@ export class CellReader {
       out.set(h.subarray(this.#off, this.#off + m), filled);
       filled += m;
       this.#off += m;
-      if (this.#off === h.length) this.#shift();
+      if (this.#off === h.length) this.#chunks.shift(), this.#off = 0;
     }
     return out;
   }
 
   /**
-   * Drops the first chunk, read to its end. An emptied list is made anew: V8 keeps a shifted
-   * array's storage, and an idle reader (one per channel, so per circuit under PCTCP) should
-   * hold none.
+   * The owner is about to wait for bytes: when nothing is buffered, the chunk list is made
+   * anew, as V8 keeps a shifted array's storage and an idle reader (one per channel, so per
+   * circuit under PCTCP) should hold none. Called per socket read, not per chunk.
    */
-  #shift(): void {
-    this.#chunks.shift();
-    this.#off = 0;
+  release(): void {
     if (this.#chunks.length === 0) this.#chunks = [];
   }
 

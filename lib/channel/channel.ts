@@ -215,6 +215,7 @@ export class Channel implements SchedulableChannel {
           for (;;) {
             const chunk = this.link.tryRead();
             if (chunk === undefined) {
+              reader.release();
               this.link.fill().then(pump, stop);
               return;
             }
@@ -398,13 +399,13 @@ export class Channel implements SchedulableChannel {
     }
     if (this.#queued === 0) return false;
     const id = this.#ewma ? this.#ewma.top : this.#rr.shift();
-    if (!this.#ewma && this.#rr.length === 0) this.#rr = [];
     if (id === undefined) return false;
     const q = this.#queues!.get(id)!;
     batch.push(q.shift()!, q.shift()!);
     this.#queued--;
     if (this.#ewma) this.#ewma.add(id, 1, now);
     else if (q.length) this.#rr.push(id);
+    else if (this.#rr.length === 0) this.#rr = []; // left empty: no storage kept while idle
     if (q.length === 0) this.#drained(id);
     this.#lowWater(id, q.length >> 1);
     return true;
