@@ -24,6 +24,21 @@ export async function pctcp(...args: string[]): Promise<CliResult> {
   return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
 }
 
+/**
+ * Starts `pctcp` with `args` and returns the child without waiting (for tests that watch or
+ * kill a run); its output goes where `output` says (default: discarded).
+ */
+export function spawnPctcp(
+  args: string[],
+  output: { stdout?: "piped" | "null"; stderr?: "piped" | "null" } = {},
+): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", main, ...args],
+    stdout: output.stdout ?? "null",
+    stderr: output.stderr ?? "null",
+  }).spawn();
+}
+
 /** A plain SOCKS5 forwarder and `pctcp serve`, each its own process (the instrument alone). */
 export async function instrument(): Promise<
   { socksPort: number; server: string; stop(): Promise<void> }

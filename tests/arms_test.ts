@@ -4,7 +4,7 @@
 // End to end on our mixed network (a pctcp middle against a tor middle, same guard and exit)
 // and on a private network of Debian's tor (two middles pinned through the control port).
 import { assert, assertEquals, assertStringIncludes } from "./_assert.ts";
-import { pctcp } from "./_cli.ts";
+import { pctcp, spawnPctcp } from "./_cli.ts";
 import { armSlot, armSocksUser, runMeasurement } from "../lib/measure/run.ts";
 import { resolveOut } from "../cli/measure.ts";
 import { expandDatePattern } from "../lib/schedule/date_pattern.ts";
@@ -98,42 +98,35 @@ Deno.test({
       const transports = Object.fromEntries(net.relays.map((r) => [r.nickname, r.transports]));
       assert(transports.relay3!.includes("pctcp") && !transports.relay2!.includes("pctcp"));
       const out = `${dir}/arms.jsonl`;
-      child = new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          new URL("../cli/main.ts", import.meta.url).pathname,
-          "measure",
-          "--socks",
-          net.socks,
-          "--url",
-          `${net.server}/bytes/100KiB`,
-          "--arm",
-          "pctcp=relay3",
-          "--arm",
-          "tor=relay2",
-          "--arm",
-          "victim=relay4",
-          "--guard",
-          "relay1",
-          "--exit",
-          "relay5",
-          "--count",
-          "12",
-          "--interval",
-          "0.3",
-          "--timeout",
-          "15000",
-          "--seed",
-          "11",
-          "--streams",
-          net.streams,
-          "--out",
-          out,
-        ],
-        stdout: "piped",
-        stderr: "piped",
-      }).spawn();
+      child = spawnPctcp([
+        "measure",
+        "--socks",
+        net.socks,
+        "--url",
+        `${net.server}/bytes/100KiB`,
+        "--arm",
+        "pctcp=relay3",
+        "--arm",
+        "tor=relay2",
+        "--arm",
+        "victim=relay4",
+        "--guard",
+        "relay1",
+        "--exit",
+        "relay5",
+        "--count",
+        "12",
+        "--interval",
+        "0.3",
+        "--timeout",
+        "15000",
+        "--seed",
+        "11",
+        "--streams",
+        net.streams,
+        "--out",
+        out,
+      ], { stdout: "piped", stderr: "piped" });
       // Kill relay4 once the first block is measured.
       const victim = net.relays.find((r) => r.nickname === "relay4")!;
       for (let i = 0; i < 200; i++) {

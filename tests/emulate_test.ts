@@ -23,6 +23,7 @@ import {
 } from "../lib/network/launcher.ts";
 import { haveIpsecTools } from "../lib/network/ipsec_hosts.ts";
 import { createHash } from "node:crypto";
+import { pctcp } from "./_cli.ts";
 
 const root = Deno.uid() === 0 && (await probeNetns()).netns;
 const whyNotRoot = root ? "" : " (ignored: needs root and network namespaces)";
@@ -228,7 +229,6 @@ Deno.test("LinkModel loss: Bernoulli within 99 % binomial bounds; Gilbert-Elliot
 // ---- On real devices (root) ----
 
 const probe = new URL("./fixtures/netprobe.ts", import.meta.url).pathname;
-const main = new URL("../cli/main.ts", import.meta.url).pathname;
 
 /** What the probes print (each mode fills its own fields). */
 interface ProbeOutput {
@@ -498,13 +498,9 @@ for (const transport of ["tor", "pctcp"] as const) {
             ],
           }).output();
           assert(cut.code !== 0, "no traffic without the emulator");
-          const cli = await new Deno.Command(Deno.execPath(), {
-            args: ["run", "-A", main, "network", "status", "--dir", dir],
-            stdout: "piped",
-            stderr: "null",
-          }).output();
+          const cli = await pctcp("network", "status", "--dir", dir);
           assertEquals(cli.code, 1, "status exits 1 on a broken network");
-          assert(new TextDecoder().decode(cli.stdout).includes("BROKEN: emulator"));
+          assert(cli.stdout.includes("BROKEN: emulator"));
         }
         await networkDown(dir);
         assertEquals(await leftovers(tag), []);

@@ -1,11 +1,9 @@
-import { pctcp } from "./_cli.ts";
+import { pctcp, spawnPctcp } from "./_cli.ts";
 import { assert, assertEquals, assertThrows } from "./_assert.ts";
 import { isAlive } from "../lib/network/launcher.ts";
 import { acrossRuns, armSpec, calibrationVerdict } from "../lib/experiment/interference.ts";
 import { applySweepValue } from "../lib/experiment/sweep.ts";
 import { loadScenario } from "../lib/experiment/scenario.ts";
-
-const main = new URL("../cli/main.ts", import.meta.url).pathname;
 
 Deno.test("experiment interference writes summary.json with every metric and percentile, and a report", async () => {
   const out = await Deno.makeTempDir();
@@ -65,21 +63,14 @@ for (const signal of ["SIGINT", "SIGKILL"] as const) {
           seed: 1,
         }),
       );
-      const child = new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          main,
-          "experiment",
-          "interference",
-          "--scenario",
-          scenario,
-          "--out",
-          out,
-        ],
-        stdout: "null",
-        stderr: "null",
-      }).spawn();
+      const child = spawnPctcp([
+        "experiment",
+        "interference",
+        "--scenario",
+        scenario,
+        "--out",
+        out,
+      ]);
       let pids: number[] = [];
       for (let i = 0; i < 200 && pids.length < 5; i++) {
         await new Promise((r) => setTimeout(r, 100));

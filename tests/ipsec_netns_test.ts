@@ -7,7 +7,7 @@ import { networkDown, networkUp } from "../lib/network/launcher.ts";
 import { probeNetns } from "../lib/network/netns.ts";
 import { haveIpsecTools, nftCounters } from "../lib/network/ipsec_hosts.ts";
 import { timedFetch } from "../lib/measure/fetch.ts";
-import { pctcp } from "./_cli.ts";
+import { pctcp, spawnPctcp } from "./_cli.ts";
 
 const ready = Deno.uid() === 0 && (await probeNetns()).netns && await haveIpsecTools();
 
@@ -119,22 +119,15 @@ Deno.test({
           durationS: 8,
         }),
       );
-      const child = new Deno.Command(Deno.execPath(), {
-        args: [
-          "run",
-          "-A",
-          new URL("../cli/main.ts", import.meta.url).pathname,
-          "experiment",
-          "interference",
-          "--scenario",
-          scenario,
-          "--out",
-          out,
-          "--netns",
-        ],
-        stdout: "piped",
-        stderr: "null",
-      }).spawn();
+      const child = spawnPctcp([
+        "experiment",
+        "interference",
+        "--scenario",
+        scenario,
+        "--out",
+        out,
+        "--netns",
+      ], { stdout: "piped" });
       const errText = new Response(child.stdout).text();
       // Wait until the pctcp arm (with charons) is up, then kill the experiment outright.
       let state: { processes: { pid: number; name: string }[]; netns: { tag: string } } | undefined;

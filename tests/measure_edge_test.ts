@@ -5,9 +5,7 @@ import { startNet } from "./_net.ts";
 import { timedFetch } from "../lib/measure/fetch.ts";
 import { bodySha256, bodyStream } from "../lib/serve/body.ts";
 import { networkDown, networkUp } from "../lib/network/launcher.ts";
-import { pctcp } from "./_cli.ts";
-
-const main = new URL("../cli/main.ts", import.meta.url).pathname;
+import { pctcp, spawnPctcp } from "./_cli.ts";
 
 Deno.test("timedFetch fetches HTTPS through the onion network and checks the body", async () => {
   const dir = await Deno.makeTempDir();
@@ -207,24 +205,17 @@ Deno.test("a measurement killed mid-run leaves valid JSONL up to the last fetch,
   const net = await startNet(3, ["tor", "tor", "tor"]);
   try {
     const out = `${dir}/k.jsonl`;
-    const child = new Deno.Command(Deno.execPath(), {
-      args: [
-        "run",
-        "-A",
-        main,
-        "measure",
-        "--socks",
-        `127.0.0.1:${net.client.socksPort}`,
-        "--url",
-        `http://127.0.0.1:${net.serverPort}/big`,
-        "--count",
-        "1000",
-        "--out",
-        out,
-      ],
-      stdout: "null",
-      stderr: "null",
-    }).spawn();
+    const child = spawnPctcp([
+      "measure",
+      "--socks",
+      `127.0.0.1:${net.client.socksPort}`,
+      "--url",
+      `http://127.0.0.1:${net.serverPort}/big`,
+      "--count",
+      "1000",
+      "--out",
+      out,
+    ]);
     // Wait for 3 records (bounded by the test's own clock, generous for a loaded machine).
     for (const t0 = Date.now(); Date.now() - t0 < 60_000;) {
       const n = await Deno.readTextFile(out).then((t) => t.split("\n").length - 1, () => 0);
