@@ -383,6 +383,16 @@ async function startOnce(o: TorTestnetOptions): Promise<TorTestnet> {
       }
       await new Promise((r) => setTimeout(r, 250));
     }
+    // Every relay in the client's consensus: "Bootstrapped 100%" needs only enough of them,
+    // and a pinned path through one the client has not yet listed fails with 552 "No such
+    // router" (seen under load).
+    await waitForRelays(
+      clientAddress,
+      controlPort,
+      `${cdir}/control_auth_cookie`,
+      relays,
+      deadline,
+    );
     if (o.readyUrl) {
       for (let i = 0;; i++) {
         const r = await timedFetch(o.readyUrl, {
@@ -411,5 +421,35 @@ async function startOnce(o: TorTestnetOptions): Promise<TorTestnet> {
   } catch (e) {
     await stop();
     throw e;
+  }
+}
+
+/** Waits until the client's consensus lists every relay (GETINFO ns/id/FP answers 250). */
+async function waitForRelays(
+  address: string,
+  controlPort: number,
+  cookieFile: string,
+  relays: TorRelayInfo[],
+  deadline: number,
+): Promise<void> {
+  const control = await TorControl.connect(address, controlPort);
+  try {
+    await control.authenticate({ cookieFile });
+    let missing = relays.map((r) => r.fingerprint);
+    for (;;) {
+      const still: string[] = [];
+      for (const fp of missing) {
+        const r = await control.command(`GETINFO ns/id/${fp}`).catch(() => undefined);
+        if (!r || r.code !== 250) still.push(fp);
+      }
+      missing = still;
+      if (!missing.length) return;
+      if (Date.now() > deadline) {
+        throw new Error(`the tor client's consensus still lacks relays: ${missing.join(", ")}`);
+      }
+      await new Promise((res) => setTimeout(res, 500));
+    }
+  } finally {
+    await control.close();
   }
 }
