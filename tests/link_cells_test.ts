@@ -13,18 +13,17 @@ import {
   decodeAuthenticate,
   decodeCerts,
   decodeNetinfo,
-  decodeVersions,
   encodeAuth0003Signed,
   encodeAuthChallenge,
   encodeAuthenticate,
   encodeCerts,
   encodeNetinfo,
   encodePaddingCell,
-  encodeVersions,
   encodeVersionsCell,
   encodeVpadding,
 } from "../lib/cell/link_cells.ts";
 import { CELL_LEN, PAYLOAD_LEN } from "../lib/cell/cell.ts";
+import { decodeVersions, encodeVersions, MessageError } from "../lib/cell/messages.ts";
 import { assert, assertEquals, assertThrows, hex } from "./_assert.ts";
 
 const V = JSON.parse(
@@ -44,7 +43,7 @@ Deno.test("decodeVersions and encodeVersions match arti's VERSIONS vector", () =
   assertEquals(encodeVersions(V.versions.versions), body);
   // The first VERSIONS cell whole: 2-byte CircID, as a C tor client sent it (TOR-INTEROP.md).
   assertEquals(encodeVersionsCell([3, 4, 5]), hex("0000 07 0006 0003 0004 0005"));
-  assertThrows(() => decodeVersions(hex("000300")), SyntaxError, "odd length");
+  assertThrows(() => decodeVersions(hex("000300")), MessageError, "odd length");
   assertEquals(chooseLinkVersion([4, 5], [3, 4, 5]), 5);
   assertEquals(chooseLinkVersion([4, 5], [3, 4]), 4);
   assertEquals(chooseLinkVersion([4, 5], [1, 2, 3]), undefined);

@@ -1,13 +1,14 @@
 /**
  * Codecs of the link-handshake cells (tor-spec §4 "Negotiating and initializing
  * connections"): VERSIONS, CERTS, AUTH_CHALLENGE, AUTHENTICATE (and its method-3 body),
- * NETINFO, PADDING / VPADDING. Pure functions on payload bytes, no I/O; a decoder throws
+ * NETINFO, PADDING / VPADDING (the VERSIONS payload itself: messages.ts). Pure functions on payload bytes, no I/O; a decoder throws
  * SyntaxError on a payload it cannot read. Checked both ways against arti's
  * `tor-cell/tests/testvec_chanmsg.rs` (tests/link_cells_test.ts).
  * @module
  */
 
 import { CELL_LEN, CellCommand, PAYLOAD_LEN } from "./cell.ts";
+import { encodeVersions } from "./messages.ts";
 
 /** Link protocol versions we speak (tor-spec §4.1; v4 = 4-byte CircIDs, v5 adds padding). */
 export const LINK_VERSIONS: readonly number[] = [4, 5];
@@ -17,31 +18,11 @@ export const LINK_VERSIONS: readonly number[] = [4, 5];
  * 2-byte CircID (0), command 7, length u16, then the versions u16 each (tor-spec §3, §4.1).
  */
 export function encodeVersionsCell(versions: readonly number[]): Uint8Array {
-  const payload = encodeVersions(versions);
+  const payload = encodeVersions([...versions]);
   const out = new Uint8Array(5 + payload.length);
   out[2] = CellCommand.VERSIONS;
   out[3] = payload.length >> 8, out[4] = payload.length & 0xff;
   out.set(payload, 5);
-  return out;
-}
-
-/** VERSIONS payload: each version a u16 (tor-spec §4.1). */
-export function encodeVersions(versions: readonly number[]): Uint8Array {
-  const out = new Uint8Array(versions.length * 2);
-  versions.forEach((v, i) => {
-    if (!Number.isInteger(v) || v < 0 || v > 0xffff) throw new RangeError(`bad link version: ${v}`);
-    out[2 * i] = v >> 8, out[2 * i + 1] = v & 0xff;
-  });
-  return out;
-}
-
-/** Reads a VERSIONS payload (an odd length is malformed). */
-export function decodeVersions(payload: Uint8Array): number[] {
-  if (payload.length % 2) {
-    throw new SyntaxError(`VERSIONS payload of odd length: ${payload.length}`);
-  }
-  const out: number[] = [];
-  for (let i = 0; i < payload.length; i += 2) out.push((payload[i]! << 8) | payload[i + 1]!);
   return out;
 }
 
