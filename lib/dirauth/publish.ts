@@ -1,0 +1,341 @@
+/**
+ * Uploading a server descriptor to the directory authorities (dir-spec §2.1: "Uploading server
+ * descriptors and extra-info documents": HTTP POST to `/tor/` on each authority's DirPort).
+ *
+ * What a C tor authority answers (tor's src/feature/dircache/dircache.c,
+ * `directory_handle_command_post`, and src/feature/dirauth/process_descs.c):
+ * * `HTTP/1.0 200 Descriptor accepted` — taken (it may still be listed only after its
+ *   reachability test);
+ * * `HTTP/1.0 400 <reason>` — refused, e.g. `Missing TAP key in descriptor.`;
+ * * `HTTP/1.0 200 OK` with `X-Descriptor-Not-New: Yes` — not taken: either it is a copy of what
+ *   the authority already has, or **nothing in the POST parsed** (a bad signature, a missing
+ *   keyword): tor then answers "no descriptors found" in this form, not with a 400. So a 200 is
+ *   counted accepted only without that header.
+ *
+ * Tor republishes at least every 18 hours (router.c `FORCE_REGENERATE_DESCRIPTOR_INTERVAL`) and
+ * on change; authorities drop a descriptor published more than 24 h ago.
+ * @module
+ */
+
+import { type DirAuthority } from "./authorities.ts";
+import { type Logger, nullLogger } from "../util/log.ts";
+import { descriptorContentKey } from "./descriptor.ts";
+
+/** One authority's answer to one upload. */
+export interface PublishResult {
+  /** The authority: its nickname, else ADDR:DIRPORT. */
+  authority: string;
+  /** Its DirPort, ADDR:PORT. */
+  address: string;
+  /** HTTP status (200, 400, …), or 0 when no answer came (the error is the reason). */
+  status: number;
+  /** The status line's reason phrase, or the error. */
+  reason: string;
+  /** True only for a 200 without `X-Descriptor-Not-New` (see the module doc). */
+  accepted: boolean;
+  /** When the answer came (ISO 8601). */
+  at: string;
+}
+
+/** Options of {@linkcode publishDescriptor}. */
+export interface PublishOptions {
+  /** Give up on one authority after this many ms (default 20 000). */
+  timeoutMs?: number;
+  /** Sent as `X-Desc-Gen-Reason` (tor logs it at info level). */
+  reason?: string;
+  /** Clock for the results' `at` (default: the system clock). */
+  now?: () => Date;
+}
+
+const enc = new TextEncoder();
+const dec = new TextDecoder();
+
+/** Reads the whole answer (tor closes after it), at most 64 KiB. */
+async function readAnswer(conn: Deno.Conn): Promise<string> {
+  const chunks: Uint8Array[] = [];
+  let total = 0;
+  const buf = new Uint8Array(16384);
+  for (;;) {
+    const n = await conn.read(buf);
+    if (n === null) break;
+    chunks.push(buf.slice(0, n));
+    total += n;
+    const text = dec.decode(concat(chunks, total));
+    // The status and headers are all we need; stop once they are complete.
+    if (text.includes("\r\n\r\n") || total > 65536) break;
+  }
+  return dec.decode(concat(chunks, total));
+}
+
+function concat(chunks: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let at = 0;
+  for (const c of chunks) {
+    out.set(c, at);
+    at += c.length;
+  }
+  return out;
+}
+
+/** Parses an HTTP/1.x answer's status line and the Not-New header. */
+function parseAnswer(text: string): { status: number; reason: string; notNew: boolean } {
+  const head = text.split("\r\n\r\n")[0] ?? "";
+  const [statusLine = "", ...headers] = head.split("\r\n");
+  const m = /^HTTP\/1\.[01] (\d{3})(?: (.*))?$/.exec(statusLine);
+  if (!m) throw new SyntaxError(`Not an HTTP status line: ${JSON.stringify(statusLine)}`);
+  const notNew = headers.some((h) => /^X-Descriptor-Not-New:\s*yes/i.test(h));
+  return { status: Number(m[1]), reason: m[2] ?? "", notNew };
+}
+
+async function publishOne(
+  body: Uint8Array,
+  a: DirAuthority,
+  timeoutMs: number,
+  genReason: string | undefined,
+): Promise<{ status: number; reason: string; accepted: boolean }> {
+  let conn: Deno.Conn | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  let timedOut = false;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      timedOut = true;
+      try {
+        conn?.close();
+      } catch { /* closed */ }
+      reject(new Error(`no answer within ${timeoutMs} ms`));
+    }, timeoutMs);
+  });
+  const work = (async () => {
+    const c = await Deno.connect({ hostname: a.address, port: a.dirPort });
+    if (timedOut) {
+      c.close();
+      throw new Error(`no answer within ${timeoutMs} ms`);
+    }
+    conn = c;
+    const head = `POST /tor/ HTTP/1.0\r\nHost: ${a.address}:${a.dirPort}\r\n` +
+      `Content-Length: ${body.length}\r\n` +
+      (genReason ? `X-Desc-Gen-Reason: ${genReason.replace(/[\r\n]/g, " ")}\r\n` : "") +
+      "\r\n";
+    const req = new Uint8Array(enc.encode(head).length + body.length);
+    req.set(enc.encode(head), 0);
+    req.set(body, req.length - body.length);
+    for (let off = 0; off < req.length;) off += await c.write(req.subarray(off));
+    const answer = await readAnswer(c);
+    if (answer === "") throw new Error("the authority closed without an answer");
+    const { status, reason, notNew } = parseAnswer(answer);
+    if (status === 200 && notNew) {
+      return {
+        status,
+        reason: `${reason} (X-Descriptor-Not-New: the authority already has this descriptor ` +
+          `or could not parse it)`,
+        accepted: false,
+      };
+    }
+    return { status, reason, accepted: status === 200 };
+  })();
+  try {
+    return await Promise.race([work, timeout]);
+  } catch (e) {
+    work.catch(() => {});
+    return { status: 0, reason: (e as Error).message, accepted: false };
+  } finally {
+    clearTimeout(timer);
+    try {
+      conn?.close();
+    } catch { /* closed */ }
+  }
+}
+
+/**
+ * Uploads a descriptor (`text`, as made by makeServerDescriptor) to every authority's DirPort
+ * at once (HTTP/1.0 `POST /tor/`), and resolves one result per authority in their order. Never
+ * rejects for one authority's failure: no answer is status 0 with the error as reason.
+ */
+export async function publishDescriptor(
+  text: string,
+  authorities: DirAuthority[],
+  o: PublishOptions = {},
+): Promise<PublishResult[]> {
+  const body = enc.encode(text);
+  const now = o.now ?? (() => new Date());
+  return await Promise.all(authorities.map(async (a) => {
+    const r = await publishOne(body, a, o.timeoutMs ?? 20_000, o.reason);
+    return {
+      authority: a.nickname ?? `${a.address}:${a.dirPort}`,
+      address: `${a.address}:${a.dirPort}`,
+      ...r,
+      at: now().toISOString(),
+    };
+  }));
+}
+
+/** Timers a {@linkcode DescriptorPublisher} uses (injected in tests). */
+export interface PublisherTimers {
+  /** Like globalThis.setTimeout. */
+  setTimeout(fn: () => void, ms: number): number;
+  /** Like globalThis.clearTimeout. */
+  clearTimeout(id: number): void;
+}
+
+/** Options of a {@linkcode DescriptorPublisher}. */
+export interface DescriptorPublisherOptions {
+  /** The authorities to publish to. */
+  authorities: DirAuthority[];
+  /** Makes a fresh signed descriptor for the time given (its `published` line). */
+  build: (now: Date) => string;
+  /** Republish an unchanged descriptor after this long (default 17 h: before tor's 18 h). */
+  republishMs?: number;
+  /** Rebuild and compare this often; a changed descriptor is published at once (default 60 s). */
+  checkMs?: number;
+  /** Retry the authorities that did not accept after this long (default 5 min). */
+  retryMs?: number;
+  /** The clock (default: the system clock). */
+  now?: () => Date;
+  /** Timers (default: the global ones). */
+  timers?: PublisherTimers;
+  /** The upload itself (default: {@linkcode publishDescriptor}; injected in tests). */
+  publish?: (text: string, authorities: DirAuthority[]) => Promise<PublishResult[]>;
+  /** Per-authority timeout of the default upload (ms). */
+  timeoutMs?: number;
+  /** Where each answer is logged (accepted at info, anything else at warn). */
+  log?: Logger;
+}
+
+/**
+ * Keeps a relay's descriptor published: uploads it at {@linkcode DescriptorPublisher.start},
+ * again whenever its content changes (checked every `checkMs`, or at once through
+ * {@linkcode DescriptorPublisher.check}; `published`, `uptime` and the signatures do not count
+ * as a change), again to every authority before it is 18 h old, and retries the authorities
+ * that did not accept it. The last answer of each authority is in
+ * {@linkcode DescriptorPublisher.published} (for the relay's stats file).
+ */
+export class DescriptorPublisher {
+  #o: DescriptorPublisherOptions;
+  #now: () => Date;
+  #timers: PublisherTimers;
+  #log: Logger;
+  #timer: number | undefined;
+  #running = false;
+  #busy: Promise<void> = Promise.resolve();
+  #key: string | undefined;
+  #lastFullAt = 0;
+  #lastTryAt = 0;
+  #results = new Map<string, PublishResult>();
+  #rounds = 0;
+
+  /** A publisher; nothing is sent before start(). */
+  constructor(o: DescriptorPublisherOptions) {
+    this.#o = o;
+    this.#now = o.now ?? (() => new Date());
+    this.#timers = o.timers ?? {
+      setTimeout: (fn, ms) => setTimeout(fn, ms) as unknown as number,
+      clearTimeout: (id) => clearTimeout(id),
+    };
+    this.#log = o.log ?? nullLogger;
+  }
+
+  /** Each authority's last answer, in the authorities' order (empty before the first round). */
+  get published(): PublishResult[] {
+    return this.#o.authorities
+      .map((a) => this.#results.get(`${a.address}:${a.dirPort}`))
+      .filter((r): r is PublishResult => r !== undefined);
+  }
+
+  /** Upload rounds so far. */
+  get rounds(): number {
+    return this.#rounds;
+  }
+
+  /** True once every authority's last answer accepted the current descriptor. */
+  get allAccepted(): boolean {
+    return this.#o.authorities.length > 0 &&
+      this.published.length === this.#o.authorities.length &&
+      this.published.every((r) => r.accepted);
+  }
+
+  /** Publishes now and keeps it published until stop(); resolves after the first round. */
+  async start(): Promise<void> {
+    if (this.#running) return;
+    this.#running = true;
+    await this.check();
+  }
+
+  /**
+   * Rebuilds the descriptor and publishes it if it changed, is due (≥ republishMs since the last
+   * round to every authority) or some authority has not accepted it for retryMs; resolves once
+   * that round is answered. The relay calls this when something in its descriptor changed.
+   */
+  check(): Promise<void> {
+    this.#busy = this.#busy.then(() => this.#round()).catch((e) => {
+      this.#log.error(`descriptor publishing failed: ${(e as Error).message}`);
+    });
+    return this.#busy;
+  }
+
+  /** Resolves once no round is under way (one started by a timer included). */
+  settled(): Promise<void> {
+    return this.#busy;
+  }
+
+  /** Stops republishing; resolves once a round under way is answered. */
+  async stop(): Promise<void> {
+    this.#running = false;
+    if (this.#timer !== undefined) this.#timers.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    await this.#busy;
+  }
+
+  async #round(): Promise<void> {
+    if (!this.#running) return;
+    if (this.#timer !== undefined) this.#timers.clearTimeout(this.#timer);
+    this.#timer = undefined;
+    try {
+      const now = this.#now();
+      const t = now.getTime();
+      const text = this.#o.build(now);
+      const key = descriptorContentKey(text);
+      const changed = key !== this.#key;
+      const due = t - this.#lastFullAt >= (this.#o.republishMs ?? 17 * 3600_000);
+      let targets: DirAuthority[] = [];
+      let why = "";
+      if (changed || due) {
+        targets = this.#o.authorities;
+        why = this.#key === undefined ? "first" : changed ? "changed" : "republish";
+      } else if (t - this.#lastTryAt >= (this.#o.retryMs ?? 300_000)) {
+        targets = this.#o.authorities.filter((a) =>
+          !this.#results.get(`${a.address}:${a.dirPort}`)?.accepted
+        );
+        why = "retry";
+      }
+      if (targets.length > 0) {
+        this.#log.info(`publishing descriptor (${why}) to ${targets.length} authorities`);
+        const results = await (this.#o.publish ??
+          ((x, a) =>
+            publishDescriptor(x, a, {
+              now: this.#now,
+              reason: why,
+              ...(this.#o.timeoutMs ? { timeoutMs: this.#o.timeoutMs } : {}),
+            })))(text, targets);
+        this.#rounds++;
+        if (changed || due) {
+          this.#key = key;
+          this.#lastFullAt = t;
+        }
+        this.#lastTryAt = t;
+        for (const r of results) {
+          this.#results.set(r.address, r);
+          const line = `descriptor to ${r.authority}: ${r.status} ${r.reason}`;
+          if (r.accepted) this.#log.info(line);
+          else this.#log.warn(line);
+        }
+      }
+    } finally {
+      if (this.#running) {
+        this.#timer = this.#timers.setTimeout(() => {
+          this.#timer = undefined;
+          void this.check();
+        }, this.#o.checkMs ?? 60_000);
+      }
+    }
+  }
+}
