@@ -10,3 +10,4 @@ export * from "./cert_error.ts";
 export * from "./rsa.ts";
 export * from "./x509.ts";
 export * from "./ed_cert.ts";
+export * from "./ntor_crosscert.ts";
