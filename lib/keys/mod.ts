@@ -11,3 +11,4 @@ export * from "./rsa.ts";
 export * from "./x509.ts";
 export * from "./ed_cert.ts";
 export * from "./ntor_crosscert.ts";
+export * from "./relay_keys.ts";
