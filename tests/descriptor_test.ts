@@ -12,18 +12,36 @@ import {
 } from "./_assert.ts";
 import {
   authoritiesFromTorrc,
+  DEFAULT_PROTO,
   descriptorContentKey,
+  descriptorDigestHex,
   DescriptorError,
+  type DescriptorKeys,
   DescriptorPublisher,
   type DirAuthority,
   ed25519FromCurve25519,
+  makeServerDescriptor,
   parseDirAuthorityLine,
   publishDescriptor,
   type PublishResult,
+  signServerDescriptor,
   verifyServerDescriptor,
 } from "../lib/dirauth/mod.ts";
+import { generateRsa1024, makeEdCert, rsaFingerprintHex } from "../lib/keys/mod.ts";
+import { x25519KeyPair } from "../lib/crypto/x25519.ts";
+import { VERSION } from "../lib/version.ts";
+import { freePort, haveTor, startTorTestnet } from "../lib/tor/testnet.ts";
+import { ed25519 } from "@noble/curves/ed25519.js";
+import { Buffer } from "node:buffer";
+import {
+  constants,
+  createHash,
+  createPublicKey,
+  publicDecrypt,
+  verify as cryptoVerify,
+} from "node:crypto";
 import type { Logger } from "../lib/util/log.ts";
-import { ed25519KeyPair } from "../lib/crypto/ed25519.ts";
+import { ed25519KeyPair, ed25519Sign } from "../lib/crypto/ed25519.ts";
 
 const FP = "0123456789ABCDEF0123456789ABCDEF01234567";
 const V3 = "ABCDEFABCDEFABCDEFABCDEFABCDEFABCDEFABCD";
@@ -107,8 +125,10 @@ Deno.test("authoritiesFromTorrc takes only DirAuthority lines, with comments and
 // ---------------------------------------------------------------------------------------------
 // publishDescriptor against fake DirPorts on 127.0.0.1
 
-/** A one-shot fake DirPort: reads the request, answers with `answer` (or closes / stalls). */
-function fakeDirPort(answer: string | "close" | "stall"): {
+type Answer = string | "close" | "stall";
+
+/** A fake DirPort: reads each request, answers with `answer(request)` (or closes / stalls). */
+function fakeDirPort(answer: Answer | ((request: string) => Answer)): {
   authority: DirAuthority;
   requests: Promise<string[]>;
   close(): void;
@@ -127,12 +147,13 @@ function fakeDirPort(answer: string | "close" | "stall"): {
         if (n === null) break;
         text += new TextDecoder().decode(buf.subarray(0, n));
         const head = text.indexOf("\r\n\r\n");
-        const len = Number(/Content-Length: (\d+)/i.exec(text)?.[1] ?? -1);
+        const len = Number(/Content-Length: (\d+)/i.exec(text)?.[1] ?? 0);
         if (head >= 0 && text.length - head - 4 >= len) break;
       }
       got.push(text);
-      if (answer === "stall") continue;
-      if (answer !== "close") await c.write(new TextEncoder().encode(answer)).catch(() => {});
+      const a = typeof answer === "function" ? answer(text) : answer;
+      if (a === "stall") continue;
+      if (a !== "close") await c.write(new TextEncoder().encode(a)).catch(() => {});
       c.close();
       conns.splice(conns.indexOf(c), 1);
     }
@@ -152,52 +173,75 @@ function fakeDirPort(answer: string | "close" | "stall"): {
   };
 }
 
+const DESC = "router x 127.0.0.1 1 0 0\nreject *:*\nrouter-signature\n";
+
+/** Like C tor: POST → `200 [None]`; GET /tor/server/d/D → the descriptor if `holds` it. */
+function torLike(holds: boolean, notNew = false) {
+  return (req: string) => {
+    if (req.startsWith("POST /tor/ ")) {
+      return notNew
+        ? "HTTP/1.0 200 OK\r\nX-Descriptor-Not-New: Yes\r\n\r\n"
+        : "HTTP/1.0 200 [None]\r\nDate: x\r\n\r\n";
+    }
+    if (holds && req.startsWith(`GET /tor/server/d/${descriptorDigestHex(DESC)} `)) {
+      return `HTTP/1.0 200 OK\r\nContent-Type: text/plain\r\n\r\n${DESC}`;
+    }
+    return "HTTP/1.0 404 Not found\r\n\r\n";
+  };
+}
+
 Deno.test("publishDescriptor POSTs to every DirPort and reports each answer without throwing", async () => {
-  const ok = fakeDirPort("HTTP/1.0 200 Descriptor accepted\r\nDate: x\r\n\r\n");
+  const ok = fakeDirPort(torLike(true));
+  const unparsed = fakeDirPort(torLike(false));
+  const notNew = fakeDirPort(torLike(true, true));
   const no = fakeDirPort("HTTP/1.0 400 Missing TAP key in descriptor.\r\n\r\n");
-  const notNew = fakeDirPort("HTTP/1.0 200 OK\r\nX-Descriptor-Not-New: Yes\r\n\r\n");
   const closes = fakeDirPort("close");
   const stalls = fakeDirPort("stall");
   // A port with nothing listening: bound, then released.
   const gone = fakeDirPort("close");
   gone.close();
   await gone.requests;
+  const all = [ok, unparsed, notNew, no, closes, stalls, gone];
   try {
     const at = new Date("2026-12-04T01:00:00Z");
     const results = await within(
       30_000,
-      publishDescriptor(
-        "router x\n",
-        [ok, no, notNew, closes, stalls, gone].map((x) => x.authority),
-        { timeoutMs: 1500, now: () => at },
-      ),
+      publishDescriptor(DESC, all.map((x) => x.authority), { timeoutMs: 1500, now: () => at }),
       "publishDescriptor did not finish",
     );
     const row = (r: PublishResult) => [r.status, r.accepted];
     assertEquals(results.map(row), [
       [200, true],
-      [400, false],
       [200, false],
+      [200, true],
+      [400, false],
       [0, false],
       [0, false],
       [0, false],
     ]);
-    assertEquals(results[0]!.reason, "Descriptor accepted");
-    assertEquals(results[1]!.reason, "Missing TAP key in descriptor.");
-    assertStringIncludes(results[2]!.reason, "X-Descriptor-Not-New");
-    assertStringIncludes(results[3]!.reason, "closed without an answer");
-    assertStringIncludes(results[4]!.reason, "no answer within 1500 ms");
-    assertEquals(results[5]!.reason.length > 0, true);
+    assertStringIncludes(results[0]!.reason, "[None] (confirmed: the authority serves it)");
+    assertStringIncludes(results[1]!.reason, "the authority does not serve it (GET answered 404");
+    assertStringIncludes(results[2]!.reason, "X-Descriptor-Not-New, confirmed");
+    assertEquals(results[3]!.reason, "Missing TAP key in descriptor.");
+    assertStringIncludes(results[4]!.reason, "closed without an answer");
+    assertStringIncludes(results[5]!.reason, "no answer within 1500 ms");
+    assertEquals(results[6]!.reason.length > 0, true);
     assertEquals(results[0]!.authority, ok.authority.nickname);
     assertEquals(results[0]!.at, at.toISOString());
+    // Without confirmation a 200 counts, a Not-New does not.
+    const quick = await publishDescriptor(DESC, [unparsed.authority, notNew.authority], {
+      confirm: false,
+    });
+    assertEquals(quick.map(row), [[200, true], [200, false]]);
   } finally {
-    for (const f of [ok, no, notNew, closes, stalls]) f.close();
+    for (const f of all.slice(0, -1)) f.close();
   }
-  const [req] = await ok.requests;
-  assert(req!.startsWith("POST /tor/ HTTP/1.0\r\n"), req);
-  assertStringIncludes(req!, "Content-Length: 9\r\n");
-  assert(req!.endsWith("\r\n\r\nrouter x\n"), req);
-  await Promise.all([no, notNew, closes, stalls].map((x) => x.requests));
+  const [post, get] = await ok.requests;
+  assert(post!.startsWith("POST /tor/ HTTP/1.0\r\n"), post);
+  assertStringIncludes(post!, `Content-Length: ${DESC.length}\r\n`);
+  assert(post!.endsWith(`\r\n\r\n${DESC}`), post);
+  assert(get!.startsWith(`GET /tor/server/d/${descriptorDigestHex(DESC)} HTTP/1.0\r\n`), get);
+  await Promise.all(all.slice(1, -1).map((x) => x.requests));
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -420,4 +464,357 @@ Deno.test("verifyServerDescriptor refuses C tor's descriptor once tampered with"
     assert(text !== CTOR_DESCRIPTOR, `the tampering for "${why}" changed nothing`);
     assertThrows(() => verifyServerDescriptor(text), DescriptorError, why);
   }
+});
+
+// ---------------------------------------------------------------------------------------------
+// Our descriptor
+
+/**
+ * A relay's key set for a descriptor. INTERIM: built here from lib/keys pieces until
+ * lib/keys/relay_keys.ts (generateTorRelayKeys) lands; the ntor cross-certificate is signed
+ * with the Ed25519 key derived from the curve25519 secret (dir-spec appendix C).
+ */
+function testKeys(
+  now = new Date(),
+): DescriptorKeys & { signing: { secret: Uint8Array; public: Uint8Array } } {
+  const identity = generateRsa1024(), tapOnion = generateRsa1024();
+  const edId = ed25519KeyPair(), signing = ed25519KeyPair();
+  const ntor = x25519KeyPair();
+  const signingCert = makeEdCert({
+    type: 4,
+    certifiedKey: signing.public,
+    keyType: 1,
+    expires: new Date(now.getTime() + 30 * 86400_000),
+    signer: edId,
+    includeSigner: true,
+  });
+  return {
+    identity,
+    tapOnion,
+    edIdentity: edId.public,
+    signingCert,
+    signing,
+    signWithSigningKey: (m) => ed25519Sign(signing.secret, m),
+    ntorPublic: ntor.public,
+    ntorCrossCert: (expires) => ntorCrossCertInterim(ntor.secret, edId.public, expires),
+  };
+}
+
+function ntorCrossCertInterim(
+  secret: Uint8Array,
+  edIdentity: Uint8Array,
+  expires: Date,
+): { cert: Uint8Array; signBit: 0 | 1 } {
+  const L = ed25519.Point.Fn.ORDER;
+  const le = (b: Uint8Array) => b.reduceRight((n, x) => (n << 8n) | BigInt(x), 0n);
+  const le32 = (n: bigint) =>
+    Uint8Array.from({ length: 32 }, (_, i) => Number((n >> BigInt(8 * i)) & 0xffn));
+  const sha512 = (...p: Uint8Array[]) => {
+    const h = createHash("sha512");
+    for (const x of p) h.update(x);
+    return new Uint8Array(h.digest());
+  };
+  const c = secret.slice();
+  c[0]! &= 248;
+  c[31]! &= 127;
+  c[31]! |= 64;
+  const a = le(c);
+  const A = ed25519.Point.BASE.multiply(a % L).toBytes();
+  const prefix = sha512(
+    c,
+    new TextEncoder().encode("Derive high part of ed25519 key from curve25519 key\0"),
+  )
+    .slice(0, 32);
+  const body = new Uint8Array(40);
+  body[0] = 1;
+  body[1] = 0x0a;
+  new DataView(body.buffer).setUint32(2, Math.ceil(expires.getTime() / 3600_000));
+  body[6] = 1;
+  body.set(edIdentity, 7);
+  const r = le(sha512(prefix, body)) % L;
+  const R = ed25519.Point.BASE.multiply(r).toBytes();
+  const k = le(sha512(R, A, body)) % L;
+  const S = (r + k * a) % L;
+  const cert = new Uint8Array(104);
+  cert.set(body);
+  cert.set(R, 40);
+  cert.set(le32(S), 72);
+  return { cert, signBit: (A[31]! >> 7) as 0 | 1 };
+}
+
+const OPTS = {
+  nickname: "pctcpTest1",
+  address: "127.0.0.1",
+  orPort: 9001,
+  bandwidth: { rate: 1 << 20, burst: 2 << 20, observed: 12345 },
+  published: new Date("2026-12-04T01:02:03.456Z"),
+  uptime: 77,
+  contact: "pctcp test",
+};
+
+Deno.test("makeServerDescriptor writes tor 0.4.9's order and both signatures verify", () => {
+  const keys = testKeys(OPTS.published);
+  const text = makeServerDescriptor(keys, OPTS);
+  const p = verifyServerDescriptor(text, { now: OPTS.published });
+  assertEquals(p.keywords, [
+    "router",
+    "identity-ed25519",
+    "master-key-ed25519",
+    "platform",
+    "proto",
+    "published",
+    "fingerprint",
+    "uptime",
+    "bandwidth",
+    "onion-key",
+    "signing-key",
+    "onion-key-crosscert",
+    "ntor-onion-key-crosscert",
+    "contact",
+    "ntor-onion-key",
+    "reject",
+    "router-sig-ed25519",
+    "router-signature",
+  ]);
+  const line = (k: string) => p.items.find((x) => x.keyword === k)!.line;
+  assertEquals(line("router"), "router pctcpTest1 127.0.0.1 9001 0 0");
+  assertEquals(line("published"), "published 2026-12-04 01:02:03");
+  assertEquals(line("bandwidth"), "bandwidth 1048576 2097152 12345");
+  assertEquals(line("uptime"), "uptime 77");
+  assertEquals(p.proto, DEFAULT_PROTO);
+  assertEquals(p.proto, "Cons=1-2 Desc=1-2 FlowCtrl=1 Link=4-5 LinkAuth=3 Microdesc=1-2 Relay=2");
+  assertEquals(p.platform, `pctcp ${VERSION} on Deno ${Deno.version.deno}`);
+  assertEquals(p.exitPolicy, ["reject *:*"]);
+  assertEquals(p.fingerprint, rsaFingerprintHex(keys.identity.publicDer));
+  assertEquals(p.edIdentity, keys.edIdentity);
+  assertEquals(p.ntorOnionKey, keys.ntorPublic);
+  const ntorLine = line("ntor-onion-key");
+  assert(/^ntor-onion-key [A-Za-z0-9+/]{43}$/.test(ntorLine), ntorLine);
+  assert(/^master-key-ed25519 [A-Za-z0-9+/]{43}$/.test(line("master-key-ed25519")));
+  assert(/^router-sig-ed25519 [A-Za-z0-9+/]{86}$/.test(line("router-sig-ed25519")));
+  assert(text.endsWith("-----END SIGNATURE-----\n"));
+  assert(text.split("\n").every((l) => l.length <= 110), "no overlong line");
+});
+
+Deno.test("makeServerDescriptor's signatures verify with node:crypto directly", () => {
+  const keys = testKeys(OPTS.published);
+  const text = makeServerDescriptor(keys, {
+    ...OPTS,
+    exitPolicy: ["accept 127.0.0.1:80", "reject *:*"],
+  });
+  // Ed25519: SHA-256(prefix | text through "router-sig-ed25519 "), by the signing key.
+  const edEnd = text.indexOf("\nrouter-sig-ed25519 ") + "\nrouter-sig-ed25519 ".length;
+  const digest = createHash("sha256").update("Tor router descriptor signature v1")
+    .update(text.slice(0, edEnd)).digest();
+  const sigB64 = text.slice(edEnd, text.indexOf("\n", edEnd));
+  const spki = Buffer.concat([Buffer.from("302a300506032b6570032100", "hex"), keys.signing.public]);
+  assert(
+    cryptoVerify(
+      null,
+      digest,
+      createPublicKey({ key: spki, format: "der", type: "spki" }),
+      Buffer.from(sigB64, "base64"),
+    ),
+    "router-sig-ed25519 verifies",
+  );
+  // RSA: PKCS#1 v1.5 type 1 over the raw SHA-1 of text through "router-signature\n".
+  const rsaEnd = text.indexOf("\nrouter-signature\n") + "\nrouter-signature\n".length;
+  const sig = Buffer.from(
+    text.slice(rsaEnd).replace(/-----[A-Z ]+-----/g, "").replace(/\s/g, ""),
+    "base64",
+  );
+  const recovered = publicDecrypt(
+    {
+      key: createPublicKey({
+        key: Buffer.from(keys.identity.publicDer),
+        format: "der",
+        type: "pkcs1",
+      }),
+      padding: constants.RSA_PKCS1_PADDING,
+    },
+    sig,
+  );
+  assertEquals(
+    new Uint8Array(recovered),
+    new Uint8Array(createHash("sha1").update(text.slice(0, rsaEnd)).digest()),
+  );
+  assertEquals(verifyServerDescriptor(text).exitPolicy, ["accept 127.0.0.1:80", "reject *:*"]);
+});
+
+Deno.test("verifyServerDescriptor refuses our descriptor once tampered with", () => {
+  const keys = testKeys(OPTS.published);
+  const text = makeServerDescriptor(keys, OPTS);
+  const other = testKeys(OPTS.published);
+  const cases: [string, string][] = [
+    [
+      text.replace("bandwidth 1048576 ", "bandwidth 1048577 "),
+      "router-sig-ed25519 does not verify",
+    ],
+    [text.replace("reject *:*", "accept *:*"), "router-sig-ed25519 does not verify"],
+    // Re-signed with the Ed25519 key but a different RSA identity than signing-key names.
+    [
+      signServerDescriptor(text.slice(0, text.indexOf("router-sig-ed25519 ")), {
+        identity: other.identity,
+        signWithSigningKey: keys.signWithSigningKey,
+      }),
+      "router-signature does not verify",
+    ],
+    // Re-signed by another Ed25519 signing key than the certificate names.
+    [
+      signServerDescriptor(text.slice(0, text.indexOf("router-sig-ed25519 ")), {
+        identity: keys.identity,
+        signWithSigningKey: other.signWithSigningKey,
+      }),
+      "router-sig-ed25519 does not verify",
+    ],
+  ];
+  for (const [t, why] of cases) {
+    assert(t !== text);
+    assertThrows(() => verifyServerDescriptor(t), DescriptorError, why);
+  }
+  assertThrows(
+    () => verifyServerDescriptor(text.replace("-----END SIGNATURE-----", "")),
+    SyntaxError,
+  );
+  // The certificates expire: 30 days for the signing key cert here.
+  assertThrows(
+    () =>
+      verifyServerDescriptor(text, { now: new Date(OPTS.published.getTime() + 31 * 86400_000) }),
+    DescriptorError,
+    "identity-ed25519 has expired",
+  );
+});
+
+Deno.test("makeServerDescriptor refuses what tor would refuse", () => {
+  const keys = testKeys(OPTS.published);
+  assertThrows(() => makeServerDescriptor(keys, { ...OPTS, nickname: "bad-name" }), TypeError);
+  assertThrows(() => makeServerDescriptor(keys, { ...OPTS, nickname: "a".repeat(20) }), TypeError);
+  assertThrows(() => makeServerDescriptor(keys, { ...OPTS, address: "::1" }), TypeError);
+  assertThrows(() => makeServerDescriptor(keys, { ...OPTS, orPort: 0 }), RangeError);
+  assertThrows(
+    () => makeServerDescriptor(keys, { ...OPTS, platform: "Tor 0.4.9.11 on Linux" }),
+    RangeError,
+    "must not claim to be Tor",
+  );
+  assertThrows(() => makeServerDescriptor(keys, { ...OPTS, contact: "a\nreject *:*" }), TypeError);
+  assertThrows(() => makeServerDescriptor(keys, { ...OPTS, exitPolicy: [] }), RangeError);
+  assertThrows(
+    () => makeServerDescriptor(keys, { ...OPTS, exitPolicy: ["accept everything"] }),
+    SyntaxError,
+  );
+  assertThrows(() => makeServerDescriptor(keys, { ...OPTS, proto: "Link=x" }), SyntaxError);
+  assertThrows(
+    () => makeServerDescriptor(keys, { ...OPTS, bandwidth: { rate: 0, burst: 0, observed: 0 } }),
+    RangeError,
+  );
+});
+
+Deno.test("descriptorContentKey of our descriptor changes with content, not with time", () => {
+  const keys = testKeys(OPTS.published);
+  const a = makeServerDescriptor(keys, OPTS);
+  const later = makeServerDescriptor(keys, {
+    ...OPTS,
+    published: new Date(OPTS.published.getTime() + 3600_000),
+    uptime: 3677,
+  });
+  assert(a !== later);
+  assertEquals(descriptorContentKey(a), descriptorContentKey(later));
+  const moved = makeServerDescriptor(keys, { ...OPTS, orPort: 9002 });
+  assert(descriptorContentKey(a) !== descriptorContentKey(moved));
+});
+
+// ---------------------------------------------------------------------------------------------
+// The oracle: Debian's tor 0.4.9 authorities (a private network from lib/tor/testnet.ts).
+
+const TOR_OK = await haveTor();
+
+Deno.test({
+  name:
+    "publishDescriptor gets 200 from every tor authority, and tor's refusals for bad descriptors",
+  ignore: skipUnless(TOR_OK, "Debian's tor is not installed"),
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "pctcp-desc-" });
+    const net = await startTorTestnet({ dir, attempts: 2 });
+    try {
+      const authorities = authoritiesFromTorrc(
+        await Deno.readTextFile(`${net.dir}/${net.relays[0]!.nickname}/torrc`),
+      );
+      assertEquals(authorities.map((a) => a.dirPort), net.relays.map((r) => r.dirPort));
+
+      // Our checker agrees with C tor on C tor's own descriptor.
+      const own = await fetch(`http://127.0.0.1:${net.relays[0]!.dirPort}/tor/server/authority`);
+      assertEquals(verifyServerDescriptor(await own.text(), { now: new Date() }).nickname, "tor1");
+
+      const now = new Date();
+      const keys = testKeys(now);
+      const opts = {
+        nickname: "pctcpOracle",
+        address: "127.0.0.1",
+        orPort: freePort(), // nothing listens: accepted, never listed
+        bandwidth: { rate: 1 << 20, burst: 1 << 20, observed: 0 },
+        published: now,
+        contact: "pctcp descriptor test",
+      };
+      const text = makeServerDescriptor(keys, opts);
+      const results = await publishDescriptor(text, authorities, { timeoutMs: 30_000 });
+      // tor answers "200 [None]" (dircache.c: the message stays unset on success), and each
+      // answer was confirmed by fetching the descriptor back by digest.
+      assertEquals(
+        results.map((r) => [r.authority, r.status, r.accepted]),
+        authorities.map((a) => [a.nickname, 200, true]),
+      );
+      // Each authority now serves it, byte for byte.
+      const fp = rsaFingerprintHex(keys.identity.publicDer);
+      for (const a of authorities) {
+        const served = await fetch(`http://${a.address}:${a.dirPort}/tor/server/fp/${fp}`);
+        assertEquals(served.status, 200);
+        assertEquals((await served.text()).trimEnd(), text.trimEnd());
+      }
+
+      assert(results.every((r) => r.reason === "[None] (confirmed: the authority serves it)"));
+
+      // The same descriptor again: 200 with X-Descriptor-Not-New; the authority still holds it.
+      const again = await publishDescriptor(text, authorities.slice(0, 1));
+      assertEquals(again.map((r) => [r.status, r.accepted]), [[200, true]]);
+      assertStringIncludes(again[0]!.reason, "X-Descriptor-Not-New, confirmed");
+
+      // Without the TAP key (and its cross-certificate), properly re-signed: tor's 400.
+      const body = text.slice(0, text.indexOf("router-sig-ed25519 "))
+        .replace(
+          /onion-key\n-----BEGIN RSA PUBLIC KEY-----\n[^]*?-----END RSA PUBLIC KEY-----\n/,
+          "",
+        )
+        .replace(
+          /onion-key-crosscert\n-----BEGIN CROSSCERT-----\n[^]*?-----END CROSSCERT-----\n/,
+          "",
+        );
+      const noTap = signServerDescriptor(body, keys);
+      const refused = await publishDescriptor(noTap, authorities, { timeoutMs: 30_000 });
+      assertEquals(
+        refused.map((r) => [r.status, r.reason, r.accepted]),
+        authorities.map(() => [400, "Missing TAP key in descriptor.", false]),
+      );
+
+      // A broken router-signature: tor parses nothing and still answers "200 [None]"
+      // (process_descs.c keeps the caller's message); only the fetch-back shows it was not taken.
+      const fresh = makeServerDescriptor(testKeys(now), { ...opts, nickname: "pctcpBroken" });
+      const broken = fresh.replace(
+        /(-----BEGIN SIGNATURE-----\n)(.)/,
+        (_, a, c) => a + (c === "A" ? "B" : "A"),
+      );
+      assertThrows(() => verifyServerDescriptor(broken), DescriptorError, "router-signature");
+      const bad = await publishDescriptor(broken, authorities.slice(0, 1), { timeoutMs: 30_000 });
+      assertEquals(bad.map((r) => [r.status, r.accepted]), [[200, false]]);
+      assertStringIncludes(bad[0]!.reason, "[None] (not taken: the authority does not serve it");
+      const unconfirmed = await publishDescriptor(broken, authorities.slice(0, 1), {
+        confirm: false,
+      });
+      assertEquals(unconfirmed.map((r) => [r.status, r.reason]), [[200, "[None]"]]);
+    } finally {
+      await net.stop();
+      for (const d of [dir, `${dir}-retry2`]) {
+        await Deno.remove(d, { recursive: true }).catch(() => {});
+      }
+    }
+  },
 });

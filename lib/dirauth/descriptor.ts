@@ -186,7 +186,7 @@ export function makeServerDescriptor(keys: DescriptorKeys, o: ServerDescriptorOp
   );
   const ntorCross = keys.ntorCrossCert(new Date(published.getTime() + NTOR_CROSSCERT_LIFETIME_MS));
 
-  let text = `router ${o.nickname} ${o.address} ${o.orPort} 0 0\n` +
+  const text = `router ${o.nickname} ${o.address} ${o.orPort} 0 0\n` +
     "identity-ed25519\n" + pemObject("ED25519 CERT", keys.signingCert) +
     `master-key-ed25519 ${b64NoPad(keys.edIdentity)}\n` +
     `platform ${platform}\n` +
@@ -201,12 +201,30 @@ export function makeServerDescriptor(keys: DescriptorKeys, o: ServerDescriptorOp
     `ntor-onion-key-crosscert ${ntorCross.signBit}\n` + pemObject("ED25519 CERT", ntorCross.cert) +
     (o.contact !== undefined ? `contact ${oneLine("contact", o.contact)}\n` : "") +
     `ntor-onion-key ${b64NoPad(keys.ntorPublic)}\n` +
-    policy.map((p) => p + "\n").join("") +
-    "router-sig-ed25519 ";
+    policy.map((p) => p + "\n").join("");
+  return signServerDescriptor(text, keys);
+}
+
+/**
+ * Appends the two signatures to an unsigned descriptor body (everything from `router ` through
+ * the exit policy, ending in a newline): `router-sig-ed25519` by the signing key over
+ * SHA-256("Tor router descriptor signature v1" ‖ body ‖ "router-sig-ed25519 "), then
+ * `router-signature` by the RSA identity over SHA-1 of everything through "router-signature\n"
+ * (dir-spec §2.1.1; router.c `router_dump_router_to_string`). RangeError over 20 000 bytes.
+ */
+export function signServerDescriptor(
+  body: string,
+  keys: Pick<DescriptorKeys, "identity" | "signWithSigningKey">,
+): string {
+  if (!body.startsWith("router ") || !body.endsWith("\n")) {
+    throw new SyntaxError("A descriptor body starts with 'router ' and ends with a newline");
+  }
+  let text = body + "router-sig-ed25519 ";
   const edSig = keys.signWithSigningKey(sha256(ED_DESC_SIGNATURE_PREFIX, text));
   text += `${b64NoPad(edSig)}\nrouter-signature\n`;
   const rsaSig = torRsaSign(keys.identity, sha1(text));
   text += pemObject("SIGNATURE", rsaSig);
+  // dirserv_add_descriptor: "Router descriptor was too large." (MAX_DESCRIPTOR_UPLOAD_SIZE)
   if (text.length > 20_000) {
     throw new RangeError(`Descriptor is ${text.length} bytes, over tor's 20000`);
   }
@@ -583,4 +601,19 @@ export function descriptorContentKey(text: string): string {
       ? x.line
       : `${x.line}\n${x.object.type} ${b64(x.object.bytes)}`
   ).join("\n");
+}
+
+/**
+ * A descriptor's digest, 40 upper-case hex: SHA-1 of the text from `router ` through
+ * "\nrouter-signature\n" (routerparse.c `router_get_router_hash`); what the consensus and
+ * `/tor/server/d/` name it by (dir-spec §4.2). SyntaxError without a router-signature line.
+ */
+export function descriptorDigestHex(text: string): string {
+  const at = text.indexOf("\nrouter-signature\n");
+  const start = text.startsWith("router ") ? 0 : text.indexOf("\nrouter ") + 1;
+  if (at < 0 || start < 0 || start > at) {
+    throw new SyntaxError("Not a server descriptor: no router line before router-signature");
+  }
+  return Buffer.from(sha1(text.slice(start, at + "\nrouter-signature\n".length))).toString("hex")
+    .toUpperCase();
 }

@@ -2,24 +2,27 @@
  * Uploading a server descriptor to the directory authorities (dir-spec §2.1: "Uploading server
  * descriptors and extra-info documents": HTTP POST to `/tor/` on each authority's DirPort).
  *
- * What a C tor authority answers (tor's src/feature/dircache/dircache.c,
- * `directory_handle_command_post`, and src/feature/dirauth/process_descs.c):
- * * `HTTP/1.0 200 Descriptor accepted` — taken (it may still be listed only after its
- *   reachability test);
+ * What a C tor 0.4.9 authority answers (src/feature/dircache/dircache.c
+ * `directory_handle_command_post`, src/feature/dirauth/process_descs.c
+ * `dirserv_add_multiple_descriptors`), as seen from Debian's tor 0.4.9.11:
  * * `HTTP/1.0 400 <reason>` — refused, e.g. `Missing TAP key in descriptor.`;
- * * `HTTP/1.0 200 OK` with `X-Descriptor-Not-New: Yes` — not taken: either it is a copy of what
- *   the authority already has, or **nothing in the POST parsed** (a bad signature, a missing
- *   keyword): tor then answers "no descriptors found" in this form, not with a 400. So a 200 is
- *   counted accepted only without that header.
+ * * `HTTP/1.0 200 OK` with `X-Descriptor-Not-New: Yes` — it already has this descriptor;
+ * * `HTTP/1.0 200 [None]` — taken, **or nothing in the POST parsed** (a bad signature, a
+ *   malformed line): the caller's message starts as "[None]" and is never replaced in either
+ *   case, so the status line cannot tell them apart.
+ *
+ * So after a 200 the upload is confirmed by fetching the descriptor back by its digest
+ * (`GET /tor/server/d/<SHA-1 of the signed part>`, dir-spec §4.2): `accepted` means the authority
+ * holds this very descriptor. (It is listed only after its reachability test.)
  *
  * Tor republishes at least every 18 hours (router.c `FORCE_REGENERATE_DESCRIPTOR_INTERVAL`) and
  * on change; authorities drop a descriptor published more than 24 h ago.
  * @module
  */
 
-import { type DirAuthority } from "./authorities.ts";
+import type { DirAuthority } from "./authorities.ts";
 import { type Logger, nullLogger } from "../util/log.ts";
-import { descriptorContentKey } from "./descriptor.ts";
+import { descriptorContentKey, descriptorDigestHex } from "./descriptor.ts";
 
 /** One authority's answer to one upload. */
 export interface PublishResult {
@@ -29,9 +32,9 @@ export interface PublishResult {
   address: string;
   /** HTTP status (200, 400, …), or 0 when no answer came (the error is the reason). */
   status: number;
-  /** The status line's reason phrase, or the error. */
+  /** The status line's reason phrase (and what the confirmation found), or the error. */
   reason: string;
-  /** True only for a 200 without `X-Descriptor-Not-New` (see the module doc). */
+  /** True when the authority holds this descriptor (fetched back after a 200; see the module doc). */
   accepted: boolean;
   /** When the answer came (ISO 8601). */
   at: string;
@@ -39,10 +42,12 @@ export interface PublishResult {
 
 /** Options of {@linkcode publishDescriptor}. */
 export interface PublishOptions {
-  /** Give up on one authority after this many ms (default 20 000). */
+  /** Give up on one authority after this many ms, upload and confirmation (default 20 000). */
   timeoutMs?: number;
   /** Sent as `X-Desc-Gen-Reason` (tor logs it at info level). */
   reason?: string;
+  /** Fetch the descriptor back after a 200 (default true); without, a 200 counts accepted. */
+  confirm?: boolean;
   /** Clock for the results' `at` (default: the system clock). */
   now?: () => Date;
 }
@@ -50,8 +55,15 @@ export interface PublishOptions {
 const enc = new TextEncoder();
 const dec = new TextDecoder();
 
-/** Reads the whole answer (tor closes after it), at most 64 KiB. */
-async function readAnswer(conn: Deno.Conn): Promise<string> {
+interface HttpAnswer {
+  status: number;
+  reason: string;
+  headers: string[];
+  body: Uint8Array;
+}
+
+/** Reads the whole answer until the authority closes (HTTP/1.0), at most 1 MiB. */
+async function readAll(conn: Deno.Conn): Promise<Uint8Array> {
   const chunks: Uint8Array[] = [];
   let total = 0;
   const buf = new Uint8Array(16384);
@@ -60,14 +72,8 @@ async function readAnswer(conn: Deno.Conn): Promise<string> {
     if (n === null) break;
     chunks.push(buf.slice(0, n));
     total += n;
-    const text = dec.decode(concat(chunks, total));
-    // The status and headers are all we need; stop once they are complete.
-    if (text.includes("\r\n\r\n") || total > 65536) break;
+    if (total > 1 << 20) throw new RangeError("Answer over 1 MiB");
   }
-  return dec.decode(concat(chunks, total));
-}
-
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
   const out = new Uint8Array(total);
   let at = 0;
   for (const c of chunks) {
@@ -77,68 +83,62 @@ function concat(chunks: Uint8Array[], total: number): Uint8Array {
   return out;
 }
 
-/** Parses an HTTP/1.x answer's status line and the Not-New header. */
-function parseAnswer(text: string): { status: number; reason: string; notNew: boolean } {
-  const head = text.split("\r\n\r\n")[0] ?? "";
+/** Parses an HTTP/1.x answer: status line, headers, body. SyntaxError if it is not one. */
+function parseAnswer(bytes: Uint8Array): HttpAnswer {
+  let end = -1;
+  for (let i = 0; i + 3 < bytes.length; i++) {
+    if (bytes[i] === 13 && bytes[i + 1] === 10 && bytes[i + 2] === 13 && bytes[i + 3] === 10) {
+      end = i;
+      break;
+    }
+  }
+  const head = dec.decode(end >= 0 ? bytes.subarray(0, end) : bytes);
   const [statusLine = "", ...headers] = head.split("\r\n");
   const m = /^HTTP\/1\.[01] (\d{3})(?: (.*))?$/.exec(statusLine);
   if (!m) throw new SyntaxError(`Not an HTTP status line: ${JSON.stringify(statusLine)}`);
-  const notNew = headers.some((h) => /^X-Descriptor-Not-New:\s*yes/i.test(h));
-  return { status: Number(m[1]), reason: m[2] ?? "", notNew };
+  return {
+    status: Number(m[1]),
+    reason: m[2] ?? "",
+    headers,
+    body: end >= 0 ? bytes.subarray(end + 4) : new Uint8Array(0),
+  };
 }
 
-async function publishOne(
-  body: Uint8Array,
+/** One HTTP/1.0 request to an authority's DirPort; rejects on any failure or past `deadline`. */
+async function exchange(
   a: DirAuthority,
-  timeoutMs: number,
-  genReason: string | undefined,
-): Promise<{ status: number; reason: string; accepted: boolean }> {
+  request: Uint8Array,
+  deadline: number,
+): Promise<HttpAnswer> {
   let conn: Deno.Conn | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
   let timedOut = false;
+  const ms = Math.max(0, deadline - Date.now());
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => {
       timedOut = true;
       try {
         conn?.close();
       } catch { /* closed */ }
-      reject(new Error(`no answer within ${timeoutMs} ms`));
-    }, timeoutMs);
+      reject(new Error("no answer in time"));
+    }, ms);
   });
   const work = (async () => {
     const c = await Deno.connect({ hostname: a.address, port: a.dirPort });
     if (timedOut) {
       c.close();
-      throw new Error(`no answer within ${timeoutMs} ms`);
+      throw new Error("no answer in time");
     }
     conn = c;
-    const head = `POST /tor/ HTTP/1.0\r\nHost: ${a.address}:${a.dirPort}\r\n` +
-      `Content-Length: ${body.length}\r\n` +
-      (genReason ? `X-Desc-Gen-Reason: ${genReason.replace(/[\r\n]/g, " ")}\r\n` : "") +
-      "\r\n";
-    const req = new Uint8Array(enc.encode(head).length + body.length);
-    req.set(enc.encode(head), 0);
-    req.set(body, req.length - body.length);
-    for (let off = 0; off < req.length;) off += await c.write(req.subarray(off));
-    const answer = await readAnswer(c);
-    if (answer === "") throw new Error("the authority closed without an answer");
-    const { status, reason, notNew } = parseAnswer(answer);
-    if (status === 200 && notNew) {
-      return {
-        status,
-        reason: `${reason} (X-Descriptor-Not-New: the authority already has this descriptor ` +
-          `or could not parse it)`,
-        accepted: false,
-      };
-    }
-    return { status, reason, accepted: status === 200 };
+    for (let off = 0; off < request.length;) off += await c.write(request.subarray(off));
+    const answer = await readAll(c);
+    if (answer.length === 0) throw new Error("the authority closed without an answer");
+    return parseAnswer(answer);
   })();
   try {
     return await Promise.race([work, timeout]);
-  } catch (e) {
-    work.catch(() => {});
-    return { status: 0, reason: (e as Error).message, accepted: false };
   } finally {
+    work.catch(() => {});
     clearTimeout(timer);
     try {
       conn?.close();
@@ -146,20 +146,87 @@ async function publishOne(
   }
 }
 
+function request(head: string, body = new Uint8Array(0)): Uint8Array {
+  const h = enc.encode(head);
+  const out = new Uint8Array(h.length + body.length);
+  out.set(h, 0);
+  out.set(body, h.length);
+  return out;
+}
+
+function sameText(a: Uint8Array, text: string): boolean {
+  return dec.decode(a).trimEnd() === text.trimEnd();
+}
+
+async function publishOne(
+  text: string,
+  a: DirAuthority,
+  o: PublishOptions,
+): Promise<{ status: number; reason: string; accepted: boolean }> {
+  const timeoutMs = o.timeoutMs ?? 20_000;
+  const deadline = Date.now() + timeoutMs;
+  const host = `${a.address}:${a.dirPort}`;
+  const body = enc.encode(text);
+  let status = 0, reason = "";
+  try {
+    const gen = o.reason ? `X-Desc-Gen-Reason: ${o.reason.replace(/[\r\n]/g, " ")}\r\n` : "";
+    const answer = await exchange(
+      a,
+      request(
+        `POST /tor/ HTTP/1.0\r\nHost: ${host}\r\nContent-Length: ${body.length}\r\n${gen}\r\n`,
+        body,
+      ),
+      deadline,
+    );
+    status = answer.status;
+    reason = answer.reason;
+    const notNew = answer.headers.some((h) => /^X-Descriptor-Not-New:\s*yes/i.test(h));
+    if (status !== 200) return { status, reason, accepted: false };
+    if (o.confirm === false) {
+      return notNew
+        ? { status, reason: `${reason} (X-Descriptor-Not-New)`, accepted: false }
+        : { status, reason, accepted: true };
+    }
+    // dir-spec §4.2: /tor/server/d/<D> is the descriptor whose digest is D.
+    const back = await exchange(
+      a,
+      request(`GET /tor/server/d/${descriptorDigestHex(text)} HTTP/1.0\r\nHost: ${host}\r\n\r\n`),
+      deadline,
+    );
+    const held = back.status === 200 && sameText(back.body, text);
+    const what = notNew ? "X-Descriptor-Not-New, " : "";
+    return {
+      status,
+      reason: held
+        ? `${reason} (${what}confirmed: the authority serves it)`
+        : `${reason} (${what}not taken: the authority does not serve it (GET answered ` +
+          `${back.status} ${back.reason}); tor answers 200 also to a descriptor it cannot parse)`,
+      accepted: held,
+    };
+  } catch (e) {
+    const why = (e as Error).message === "no answer in time"
+      ? `no answer within ${timeoutMs} ms`
+      : (e as Error).message;
+    return status === 0
+      ? { status: 0, reason: why, accepted: false }
+      : { status, reason: `${reason} (unconfirmed: ${why})`, accepted: false };
+  }
+}
+
 /**
  * Uploads a descriptor (`text`, as made by makeServerDescriptor) to every authority's DirPort
- * at once (HTTP/1.0 `POST /tor/`), and resolves one result per authority in their order. Never
- * rejects for one authority's failure: no answer is status 0 with the error as reason.
+ * at once (HTTP/1.0 `POST /tor/`), confirms each 200 by fetching it back, and resolves one
+ * result per authority in their order. Never rejects for one authority's failure: no answer is
+ * status 0 with the error as reason.
  */
 export async function publishDescriptor(
   text: string,
   authorities: DirAuthority[],
   o: PublishOptions = {},
 ): Promise<PublishResult[]> {
-  const body = enc.encode(text);
   const now = o.now ?? (() => new Date());
   return await Promise.all(authorities.map(async (a) => {
-    const r = await publishOne(body, a, o.timeoutMs ?? 20_000, o.reason);
+    const r = await publishOne(text, a, o);
     return {
       authority: a.nickname ?? `${a.address}:${a.dirPort}`,
       address: `${a.address}:${a.dirPort}`,
