@@ -27,8 +27,12 @@ import {
   signServerDescriptor,
   verifyServerDescriptor,
 } from "../lib/dirauth/mod.ts";
-import { generateRsa1024, makeEdCert, rsaFingerprintHex } from "../lib/keys/mod.ts";
-import { x25519KeyPair } from "../lib/crypto/x25519.ts";
+import {
+  descriptorKeys,
+  generateTorRelayKeys,
+  ntorCrossCert,
+  rsaFingerprintHex,
+} from "../lib/keys/mod.ts";
 import { VERSION } from "../lib/version.ts";
 import { freePort, haveTor, startTorTestnet } from "../lib/tor/testnet.ts";
 import { ed25519 } from "@noble/curves/ed25519.js";
@@ -41,7 +45,7 @@ import {
   verify as cryptoVerify,
 } from "node:crypto";
 import type { Logger } from "../lib/util/log.ts";
-import { ed25519KeyPair, ed25519Sign } from "../lib/crypto/ed25519.ts";
+import { ed25519KeyPair } from "../lib/crypto/ed25519.ts";
 
 const FP = "0123456789ABCDEF0123456789ABCDEF01234567";
 const V3 = "ABCDEFABCDEFABCDEFABCDEFABCDEFABCDEFABCD";
@@ -194,6 +198,12 @@ Deno.test("publishDescriptor POSTs to every DirPort and reports each answer with
   const ok = fakeDirPort(torLike(true));
   const unparsed = fakeDirPort(torLike(false));
   const notNew = fakeDirPort(torLike(true, true));
+  // Serves some other descriptor under that digest: not ours, so not confirmed.
+  const other = fakeDirPort((req) =>
+    req.startsWith("POST")
+      ? "HTTP/1.0 200 [None]\r\n\r\n"
+      : `HTTP/1.0 200 OK\r\n\r\n${DESC.replace("x", "y")}`
+  );
   const no = fakeDirPort("HTTP/1.0 400 Missing TAP key in descriptor.\r\n\r\n");
   const closes = fakeDirPort("close");
   const stalls = fakeDirPort("stall");
@@ -201,7 +211,7 @@ Deno.test("publishDescriptor POSTs to every DirPort and reports each answer with
   const gone = fakeDirPort("close");
   gone.close();
   await gone.requests;
-  const all = [ok, unparsed, notNew, no, closes, stalls, gone];
+  const all = [ok, unparsed, notNew, other, no, closes, stalls, gone];
   try {
     const at = new Date("2026-12-04T01:00:00Z");
     const results = await within(
@@ -214,6 +224,7 @@ Deno.test("publishDescriptor POSTs to every DirPort and reports each answer with
       [200, true],
       [200, false],
       [200, true],
+      [200, false],
       [400, false],
       [0, false],
       [0, false],
@@ -222,10 +233,11 @@ Deno.test("publishDescriptor POSTs to every DirPort and reports each answer with
     assertStringIncludes(results[0]!.reason, "[None] (confirmed: the authority serves it)");
     assertStringIncludes(results[1]!.reason, "the authority does not serve it (GET answered 404");
     assertStringIncludes(results[2]!.reason, "X-Descriptor-Not-New, confirmed");
-    assertEquals(results[3]!.reason, "Missing TAP key in descriptor.");
-    assertStringIncludes(results[4]!.reason, "closed without an answer");
-    assertStringIncludes(results[5]!.reason, "no answer within 1500 ms");
-    assertEquals(results[6]!.reason.length > 0, true);
+    assertStringIncludes(results[3]!.reason, "(GET answered 200 OK)");
+    assertEquals(results[4]!.reason, "Missing TAP key in descriptor.");
+    assertStringIncludes(results[5]!.reason, "closed without an answer");
+    assertStringIncludes(results[6]!.reason, "no answer within 1500 ms");
+    assertEquals(results[7]!.reason.length > 0, true);
     assertEquals(results[0]!.authority, ok.authority.nickname);
     assertEquals(results[0]!.at, at.toISOString());
     // Without confirmation a 200 counts, a Not-New does not.
@@ -469,37 +481,18 @@ Deno.test("verifyServerDescriptor refuses C tor's descriptor once tampered with"
 // ---------------------------------------------------------------------------------------------
 // Our descriptor
 
-/**
- * A relay's key set for a descriptor. INTERIM: built here from lib/keys pieces until
- * lib/keys/relay_keys.ts (generateTorRelayKeys) lands; the ntor cross-certificate is signed
- * with the Ed25519 key derived from the curve25519 secret (dir-spec appendix C).
- */
-function testKeys(
-  now = new Date(),
-): DescriptorKeys & { signing: { secret: Uint8Array; public: Uint8Array } } {
-  const identity = generateRsa1024(), tapOnion = generateRsa1024();
-  const edId = ed25519KeyPair(), signing = ed25519KeyPair();
-  const ntor = x25519KeyPair();
-  const signingCert = makeEdCert({
-    type: 4,
-    certifiedKey: signing.public,
-    keyType: 1,
-    expires: new Date(now.getTime() + 30 * 86400_000),
-    signer: edId,
-    includeSigner: true,
-  });
-  return {
-    identity,
-    tapOnion,
-    edIdentity: edId.public,
-    signingCert,
-    signing,
-    signWithSigningKey: (m) => ed25519Sign(signing.secret, m),
-    ntorPublic: ntor.public,
-    ntorCrossCert: (expires) => ntorCrossCertInterim(ntor.secret, edId.public, expires),
-  };
+/** A fresh relay key set (lib/keys) as the descriptor takes it, with the signing key pair. */
+function testKeys(now = new Date()): DescriptorKeys & { signing: { public: Uint8Array } } {
+  const keys = generateTorRelayKeys(now);
+  return { ...descriptorKeys(keys), signing: keys.signing.key };
 }
 
+/**
+ * The ntor cross-certificate derived here independently of lib/keys (dir-spec appendix C:
+ * scalar = clamped curve25519 secret, nonce prefix = SHA-512(secret | "Derive high part of
+ * ed25519 key from curve25519 key\0")[0..32]; tor's crypto_ed25519.c and routerkeys.c
+ * `make_ntor_onion_key_crosscert`: type 0x0A, no extensions).
+ */
 function ntorCrossCertInterim(
   secret: Uint8Array,
   edIdentity: Uint8Array,
@@ -817,4 +810,24 @@ Deno.test({
       }
     }
   },
+});
+
+Deno.test("makeServerDescriptor takes TorRelayKeys, and lib/keys's ntor cross-cert matches ours", () => {
+  const keys = generateTorRelayKeys(OPTS.published);
+  const text = makeServerDescriptor(keys, OPTS);
+  assertEquals(
+    verifyServerDescriptor(text, { now: OPTS.published }).edIdentity,
+    keys.ed25519Identity.public,
+  );
+  // Ed25519 is deterministic: two derivations of the same key sign the same bytes.
+  const expires = new Date(OPTS.published.getTime() + 28 * 86400_000);
+  const theirs = ntorCrossCert(
+    keys.ntor.key.secret,
+    keys.ntor.key.public,
+    keys.ed25519Identity.public,
+    expires,
+  );
+  const ours = ntorCrossCertInterim(keys.ntor.key.secret, keys.ed25519Identity.public, expires);
+  assertEquals(theirs.signBit, ours.signBit);
+  assertEquals(theirs.cert, ours.cert);
 });

@@ -28,6 +28,7 @@ import { Buffer } from "node:buffer";
 import { constants, createHash, createPublicKey, publicDecrypt, verify } from "node:crypto";
 import { VERSION } from "../version.ts";
 import { type RsaKeyPair, torRsaSign } from "../keys/rsa.ts";
+import { descriptorKeys, type TorRelayKeys } from "../keys/relay_keys.ts";
 
 /** The `proto` line our relays claim by default: only what is implemented (TOR-INTEROP.md). */
 export const DEFAULT_PROTO =
@@ -49,7 +50,7 @@ export const NTOR_CROSSCERT_LIFETIME_MS = 28 * 24 * 3600_000;
 
 /**
  * The keys and certificates a descriptor is made with: what {@linkcode makeServerDescriptor}
- * needs of a relay's key set (see {@linkcode descriptorKeysOf} for lib/keys's TorRelayKeys).
+ * needs of a relay's key set (lib/keys `descriptorKeys(TorRelayKeys)` gives it).
  */
 export interface DescriptorKeys {
   /** RSA-1024 identity: the private key and the PKCS#1 public DER. */
@@ -146,9 +147,14 @@ function uint(what: string, v: number, min = 0): number {
 
 /**
  * Writes and signs a server descriptor (dir-spec §2.1.1) in the order described in the module
- * doc. Throws TypeError/RangeError/SyntaxError on options tor would refuse.
+ * doc, from a relay's TorRelayKeys (lib/keys) or the parts of them in {@linkcode DescriptorKeys}.
+ * Throws TypeError/RangeError/SyntaxError on options tor would refuse.
  */
-export function makeServerDescriptor(keys: DescriptorKeys, o: ServerDescriptorOptions): string {
+export function makeServerDescriptor(
+  relayKeys: TorRelayKeys | DescriptorKeys,
+  o: ServerDescriptorOptions,
+): string {
+  const keys = "rsaIdentity" in relayKeys ? descriptorKeys(relayKeys) : relayKeys;
   if (!NICKNAME.test(o.nickname)) {
     throw new TypeError(`Nickname must be 1-19 letters or digits: ${JSON.stringify(o.nickname)}`);
   }
