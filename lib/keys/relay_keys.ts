@@ -11,7 +11,7 @@
  * | `signing` | Ed25519 signing key + type-4 cert (signer-key extension) | 30 d | < 2 d left | SigningKeyLifetime 30 d, slop 1 d |
  * | `linkAuth` | Ed25519 AUTHENTICATE key + type-6 cert | 2 d | < 6 h left, or new signing key | TestingAuthKeyLifetime 2 d, slop 3 h |
  * | `ntor` | X25519 ntor onion key (clamped) | 28 d | < 1 d left; old kept 7 d | as TAP |
- * | `tls` | RSA-2048 TLS key + X.509 signed by the identity (CERTS type 1) + type-5 cert | 2 d (type 5) | < 6 h left, or new signing key | TestingLinkCertLifetime 2 d, slop 3 h |
+ * | `tls` | RSA-2048 TLS key + X.509 signed by the identity (CERTS type 1) + type-5 cert | 2 d (type 5); key as signing | < 6 h left (new X.509, same key), or new signing key (new key) | TestingLinkCertLifetime 2 d, slop 3 h |
  * | `rsaEdCrossCert` | RSA → Ed25519 cross-cert (CERTS type 7) | 180 d | < 30 d left | 6·30 d, renewed 30 d before |
  *
  * Our margins are wider than C tor's slops so a caller that checks hourly never lets one
@@ -246,8 +246,12 @@ function newTls(
   identityCn: string,
   signing: Ed25519Pair,
   now: Date,
+  reuse?: RsaKeyPair,
 ): TorRelayKeys["tls"] {
-  const key = generateRsa(2048); // OpenSSL's default security level 2 refuses smaller RSA
+  // RSA-2048: OpenSSL's default security level 2 refuses smaller RSA. Keygen costs 0.05–0.5 s,
+  // so a TLS renewal re-issues the X.509 and type 5 for the same key, and the key itself is
+  // replaced with the signing key (C tor replaces it every 2 h: linkability, not validity).
+  const key = reuse ?? generateRsa(2048);
   const notBefore = x509Start(now);
   const certDer = makeTorX509({
     subjectCn: randomHostname(".net"),
@@ -366,7 +370,8 @@ export function renewTorRelayKeys(
     renewed.push("ntor");
   }
   if (signingChanged || due(k.tls, TOR_KEY_RENEW_BEFORE.tlsLinkCert)) {
-    k.tls = newTls(k.rsaIdentity, k.rsaIdentityCert.commonName, k.signing.key, now);
+    const reuse = signingChanged ? undefined : k.tls.key;
+    k.tls = newTls(k.rsaIdentity, k.rsaIdentityCert.commonName, k.signing.key, now, reuse);
     renewed.push("tls");
   }
   if (due(k.rsaEdCrossCert, TOR_KEY_RENEW_BEFORE.rsaEdCrossCert)) {
