@@ -383,6 +383,11 @@ Deno.test("DescriptorPublisher publishes at once, on change, before 18 h, and re
 
   await publisher.stop();
   assertEquals(clock.pending, 0);
+  assertThrows(
+    () => new DescriptorPublisher({ authorities: [], build: () => "" }),
+    RangeError,
+    "No directory authorities",
+  );
   await clock.advance(48 * 3600_000, settle);
   assertEquals(calls.length, 5);
 });
@@ -803,6 +808,26 @@ Deno.test({
         confirm: false,
       });
       assertEquals(unconfirmed.map((r) => [r.status, r.reason]), [[200, "[None]"]]);
+
+      // The publisher, wired as a relay wires it, with the real clock and timers.
+      const relayKeys = generateTorRelayKeys(now);
+      const publisher = new DescriptorPublisher({
+        authorities,
+        build: (t) =>
+          makeServerDescriptor(relayKeys, { ...opts, nickname: "pctcpPublisher", published: t }),
+        checkMs: 3600_000,
+      });
+      try {
+        await publisher.start();
+        assertEquals(publisher.rounds, 1);
+        assert(publisher.allAccepted, JSON.stringify(publisher.published));
+        assertEquals(
+          publisher.published.map((r) => r.authority),
+          authorities.map((a) => a.nickname),
+        );
+      } finally {
+        await publisher.stop();
+      }
     } finally {
       await net.stop();
       for (const d of [dir, `${dir}-retry2`]) {

@@ -275,6 +275,29 @@ export interface DescriptorPublisherOptions {
  * as a change), again to every authority before it is 18 h old, and retries the authorities
  * that did not accept it. The last answer of each authority is in
  * {@linkcode DescriptorPublisher.published} (for the relay's stats file).
+ *
+ * @example How a relay keeps its descriptor published
+ * ```ts ignore
+ * const publisher = new DescriptorPublisher({
+ *   authorities: authoritiesFromTorrc(await Deno.readTextFile("torrc")),
+ *   // Called at every check: read the current (possibly renewed) keys and settings.
+ *   build: (now) =>
+ *     makeServerDescriptor(state.keys, {
+ *       nickname: "pctcp1",
+ *       address: "127.0.0.1",
+ *       orPort: 9001,
+ *       bandwidth: { rate: 1 << 20, burst: 1 << 20, observed: state.observedBytesPerSecond },
+ *       exitPolicy: ["reject *:*"],
+ *       published: now,
+ *       uptime: (now.getTime() - state.startedAt.getTime()) / 1000,
+ *     }),
+ *   log: makeLogger("relay"),
+ * });
+ * await publisher.start(); // first round answered
+ * stats.published = publisher.published; // [{ authority, status, reason, accepted, … }]
+ * await publisher.check(); // after renewTorRelayKeys changed a key: republish now
+ * await publisher.stop();
+ * ```
  */
 export class DescriptorPublisher {
   #o: DescriptorPublisherOptions;
@@ -292,6 +315,7 @@ export class DescriptorPublisher {
 
   /** A publisher; nothing is sent before start(). */
   constructor(o: DescriptorPublisherOptions) {
+    if (o.authorities.length === 0) throw new RangeError("No directory authorities to publish to");
     this.#o = o;
     this.#now = o.now ?? (() => new Date());
     this.#timers = o.timers ?? {
