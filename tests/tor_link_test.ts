@@ -234,6 +234,17 @@ Deno.test({
       );
       assertEquals(sha(a), sha(up));
       assertEquals(sha(b), sha(down));
+      // A variable cell larger than the idle read buffer, between cells: it arrives whole.
+      const big = new Uint8Array(randomBytes(30_000));
+      const seen: Uint8Array[] = [];
+      ini.onVariableCell = (_cmd, payload) => void seen.push(payload);
+      const more = someCells(3, false);
+      await res.writev([more[0]!]);
+      await res.sendVariableCell(CellCommand.VPADDING, big);
+      await res.writev([more[1]!, more[2]!]);
+      assertEquals(sha(await within(30_000, readCells(ini, 3), "cells around it")), sha(more));
+      assertEquals(seen.length, 1);
+      assertEquals(sha(seen), sha([big]));
     } finally {
       ini.close();
       res.close();
