@@ -368,3 +368,30 @@ Deno.test({
     assert(!text.includes("X509v3 extensions"), "no extensions");
   },
 });
+
+Deno.test("parseX509, parseEdCert and parseRsaEdCrossCert throw only SyntaxError on corrupted bytes", () => {
+  let seed = 0x1234567;
+  const rand = (n: number) => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+  const samples: [(b: Uint8Array) => unknown, Uint8Array][] = [
+    [parseX509, chutneyCerts.get(1)!],
+    [parseX509, chutneyCerts.get(2)!],
+    [parseEdCert, hex(T.type4)],
+    [parseEdCert, hex(T.type5)],
+    [parseRsaEdCrossCert, hex(T.type7)],
+  ];
+  for (let i = 0; i < 3000; i++) {
+    const [parse, good] = samples[rand(samples.length)]!;
+    const b = good.slice(0, rand(3) === 0 ? rand(good.length) : good.length);
+    for (let k = 1 + rand(4); k > 0 && b.length > 0; k--) b[rand(b.length)] = rand(256);
+    try {
+      parse(b);
+    } catch (e) {
+      if (!(e instanceof SyntaxError)) throw new Error(`case ${i} threw ${e}`);
+    }
+  }
+});

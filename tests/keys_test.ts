@@ -599,3 +599,36 @@ Deno.test("torRelayKeysFromJson says what is wrong with a bad key file", () => {
     "tls",
   );
 });
+
+Deno.test("verifyPeerCerts throws only CertError on randomly corrupted CERTS cells", () => {
+  // deterministic xorshift so a failure can be replayed
+  let seed = 0x2545f491;
+  const rand = (n: number) => {
+    seed ^= seed << 13;
+    seed ^= seed >>> 17;
+    seed ^= seed << 5;
+    return (seed >>> 0) % n;
+  };
+  let refused = 0;
+  for (let i = 0; i < 1500; i++) {
+    const responder = rand(2) === 0;
+    const certs = (responder ? responderCerts(KEYS) : initiatorCerts(KEYS)).map((c) => ({
+      ...c,
+      body: c.body.slice(),
+    }));
+    const victim = certs[rand(certs.length)]!;
+    const how = rand(4);
+    if (how === 0) victim.body = victim.body.slice(0, rand(victim.body.length)); // truncate
+    else if (how === 1) victim.body[rand(victim.body.length)] = rand(256); // overwrite a byte
+    else if (how === 2) victim.body = victim.body.map((b) => rand(8) === 0 ? rand(256) : b); // spray
+    else victim.type = rand(12); // relabel
+    try {
+      if (responder) asResponder(certs);
+      else asInitiator(certs);
+    } catch (e) {
+      if (!(e instanceof CertError)) throw new Error(`case ${i} (${how}) threw ${e}`);
+      refused++;
+    }
+  }
+  assert(refused > 1000, `most corruptions are refused: ${refused}`);
+});

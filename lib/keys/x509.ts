@@ -136,7 +136,11 @@ function commonName(node: ReturnType<typeof readOne>): string | undefined {
     for (const atv of children(expectTag(rdn, TAG.SET, "relative distinguished name"))) {
       const [type, value] = children(expectTag(atv, TAG.SEQUENCE, "attribute"));
       if (type && value && readOid(type) === OID.COMMON_NAME) {
-        return new TextDecoder("utf-8", { fatal: true }).decode(value.content);
+        try {
+          return new TextDecoder("utf-8", { fatal: true }).decode(value.content);
+        } catch {
+          throw new SyntaxError("X.509 commonName is not UTF-8");
+        }
       }
     }
   }
