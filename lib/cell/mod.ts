@@ -6,3 +6,4 @@
 export * from "./cell.ts";
 export * from "./relay_cell.ts";
 export * from "./messages.ts";
+export * from "./link_cells.ts";
