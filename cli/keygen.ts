@@ -5,12 +5,14 @@
 
 import { Command } from "commander";
 import { run, UsageError } from "./_common.ts";
-import { fingerprint, generateRelayKeys, relayKeysToJson } from "../lib/directory/keys.ts";
+import { generateRelayKeys, relayFingerprint, relayKeysToJson } from "../lib/directory/keys.ts";
 
 /** Builds the `keygen` command. */
 export function keygenCommand(): Command {
   return new Command("keygen")
-    .description("make a relay's keys (Ed25519 identity, ntor onion key, link key) as JSON")
+    .description(
+      "make a relay's keys as JSON: Tor's set (RSA-1024 identity and TAP key, Ed25519 identity, signing and link-auth keys with their certificates, ntor key, TLS certificate) and PCTCP's link key",
+    )
     .requiredOption("--out <file>", "keys file to write (mode 0600; refuses to overwrite)")
     .action((o: { out: string }) =>
       run(async () => {
@@ -26,9 +28,8 @@ export function keygenCommand(): Command {
           }
           throw e;
         }
-        console.log(
-          JSON.stringify({ keys: o.out, fingerprint: fingerprint(keys.identity.public) }),
-        );
+        // tor's `--list-fingerprint` form; the file says the rest.
+        console.log(`fingerprint ${relayFingerprint(keys)}`);
       })
     );
 }

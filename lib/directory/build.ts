@@ -12,7 +12,7 @@ import {
   type SignedDocument,
   type Transport,
 } from "./document.ts";
-import { fingerprint, type RelayKeys } from "./keys.ts";
+import { type RelayKeys, relayFingerprint } from "./keys.ts";
 
 /** What the document says of one relay. */
 export interface RelaySpec {
@@ -39,7 +39,8 @@ export function relayEntry(spec: RelaySpec): RelayEntry {
     address: spec.address,
     orPort: spec.orPort,
     identity: toBase64(spec.keys.identity.public),
-    fingerprint: fingerprint(spec.keys.identity.public),
+    fingerprint: relayFingerprint(spec.keys),
+    rsaIdentity: toBase64(spec.keys.tor.rsaIdentity.publicDer),
     onionKey: toBase64(spec.keys.onion.public),
     linkKey: toBase64(spec.keys.link.public),
     flags: spec.flags,

@@ -7,7 +7,7 @@
 
 import { ed25519Sign, ed25519Verify } from "../crypto/ed25519.ts";
 import { fromBase64, toBase64 } from "../util/bytes.ts";
-import { fingerprint } from "./keys.ts";
+import { rsaKeyFingerprint } from "./keys.ts";
 
 /** A link transport a relay speaks. */
 export type Transport = "tor" | "pctcp";
@@ -20,10 +20,12 @@ export interface RelayEntry {
   address: string;
   /** OR port. */
   orPort: number;
-  /** Ed25519 identity key, base64. */
+  /** Ed25519 master identity key, base64. */
   identity: string;
-  /** 40-hex fingerprint (SHA-1 of the identity key). */
+  /** 40-hex fingerprint (SHA-1 of the RSA identity key, tor-spec §0.3): the relay's id. */
   fingerprint: string;
+  /** RSA-1024 identity key (PKCS#1 DER), base64. */
+  rsaIdentity: string;
   /** ntor onion key, base64. */
   onionKey: string;
   /** Link key, base64. */
@@ -131,7 +133,11 @@ export function verifyDocument(
     throw new DirectoryError(`directory is not valid now: ${doc.validAfter} .. ${doc.validUntil}`);
   }
   for (const r of doc.relays) {
-    if (fingerprint(fromBase64(r.identity)) !== r.fingerprint) {
+    let fp = "";
+    try {
+      fp = rsaKeyFingerprint(fromBase64(String(r.rsaIdentity)));
+    } catch { /* not a key: refused below */ }
+    if (fp !== r.fingerprint) {
       throw new DirectoryError(`relay ${r.nickname}: fingerprint does not match its identity`);
     }
   }

@@ -6,7 +6,7 @@
  */
 
 import {
-  fingerprint,
+  relayFingerprint,
   generateRelayKeys,
   relayKeysFromJson,
   relayKeysToJson,
@@ -168,7 +168,7 @@ function shellQuote(s: string): string {
 }
 
 /** Starts `args` of this program in the background with output to `log`; returns its pid. */
-async function spawn(
+export async function spawn(
   args: string[],
   log: string,
   prefix: string[] = [],
@@ -198,7 +198,7 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-async function waitForFile(
+export async function waitForFile(
   path: string,
   pid: number,
   log: string,
@@ -459,7 +459,7 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
       orPort: s.orPort,
       transports: s.transports,
       pid: processes.find((x) => x.name === s.nickname)!.pid,
-      fingerprint: fingerprint(s.keys.identity.public),
+      fingerprint: relayFingerprint(s.keys),
       scheduler: schedulerOf(specs.indexOf(s), options.scheduler),
     }));
     // The server.

@@ -37,6 +37,12 @@ export interface TorTestnetOptions {
   /** Also write each node's info-level log (`info.log` beside `notice.log`; large). */
   infoLogs?: boolean;
   /**
+   * Every tor exits when this process is gone (torrc `__OwningControllerProcess`; default this
+   * process). `false`: none, for a network that outlives the command that started it (`pctcp
+   * network up --ctor`; `network down` stops it by pid).
+   */
+  ownerPid?: number | false;
+  /**
    * Run every node on a host of its own (network namespaces): relay i on `hosts.relays[i]`,
    * the client on `hosts.client`. Each binds to its host's address (fixed ports: a namespace
    * is a machine of its own); the client's SOCKS and control ports listen on its address, so
@@ -75,6 +81,7 @@ export const PRIVATE_HOSTS_TORRC: string[] = [
 export interface TorRelayInfo {
   nickname: string;
   fingerprint: string;
+  address: string;
   orPort: number;
   dirPort: number;
   pid: number;
@@ -92,6 +99,8 @@ export interface TorTestnet {
   relays: TorRelayInfo[];
   /** Tor's version string. */
   version: string;
+  /** The torrc `DirAuthority` lines of the network (every relay is also an authority). */
+  dirAuthorities: string[];
   /** The client's process id. */
   clientPid: number;
   /** The data directories' folder (each node's notice.log is in `DIR/NICKNAME/`). */
@@ -115,9 +124,12 @@ export const TESTING_TORRC: string[] = [
   "RunAsDaemon 0",
   "SafeLogging 0",
   "ShutdownWaitLength 0",
-  // Every tor exits when the process that started it is gone, even if that one was killed.
-  `__OwningControllerProcess ${Deno.pid}`,
 ];
+
+/** Every tor exits when the process that started it is gone, even if that one was killed. */
+function ownerTorrc(owner: number | false | undefined): string[] {
+  return owner === false ? [] : [`__OwningControllerProcess ${owner ?? Deno.pid}`];
+}
 
 const AUTHORITY_TORRC = [
   "AuthoritativeDirectory 1",
@@ -306,6 +318,7 @@ async function startOnce(o: TorTestnetOptions): Promise<TorTestnet> {
       const bw = o.bandwidths?.[i];
       const torrc = [
         ...TESTING_TORRC,
+        ...ownerTorrc(o.ownerPid),
         ...AUTHORITY_TORRC,
         ...(hosts ? PRIVATE_HOSTS_TORRC : []),
         ...dirAuthorities,
@@ -330,6 +343,7 @@ async function startOnce(o: TorTestnetOptions): Promise<TorTestnet> {
       relays.push({
         nickname: x.nickname,
         fingerprint: x.fingerprint,
+        address: x.address,
         orPort: x.orPort,
         dirPort: x.dirPort,
         pid: child.pid,
@@ -342,6 +356,7 @@ async function startOnce(o: TorTestnetOptions): Promise<TorTestnet> {
       `${cdir}/torrc`,
       [
         ...TESTING_TORRC,
+        ...ownerTorrc(o.ownerPid),
         ...(hosts ? PRIVATE_HOSTS_TORRC : []),
         ...dirAuthorities,
         ...(o.extraTorrc ?? []),
@@ -416,6 +431,7 @@ async function startOnce(o: TorTestnetOptions): Promise<TorTestnet> {
       cookieFile: `${cdir}/control_auth_cookie`,
       relays,
       version,
+      dirAuthorities,
       stop,
     };
   } catch (e) {

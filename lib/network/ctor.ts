@@ -1,0 +1,297 @@
+/**
+ * `pctcp network up --ctor`: a private network of Debian's tor (every C tor relay also a
+ * directory authority, one C tor client with a SOCKS and a control port) and the web/file
+ * server, with N of our relays joined to it the way any relay joins a Tor network: each
+ * publishes its descriptor to the authorities (lib/dirauth), answers their reachability tests
+ * over Tor's link protocol, and is listed. It returns once every relay of ours is listed
+ * Running in the C client's consensus and a fetch pinned through each of ours (C guard → ours →
+ * C exit) works, and writes `state.json` like `network up`, so `status` and `down` work on it.
+ *
+ * Between two of ours with `--transport pctcp`, circuits get a TCP connection each (found in
+ * band on the authenticated link); every C tor hop keeps the ordinary shared TLS link.
+ * @module
+ */
+
+import { startTorTestnet, type TorTestnet } from "../tor/testnet.ts";
+import { TorControl } from "../tor/control.ts";
+import { PinnedCircuits } from "../tor/pinned.ts";
+import { timedFetch } from "../measure/fetch.ts";
+import { generateRelayKeys, relayFingerprint, relayKeysToJson } from "../directory/keys.ts";
+import { type Logger, nullLogger } from "../util/log.ts";
+import {
+  isAlive,
+  type NetworkState,
+  type ProcessInfo,
+  readState,
+  spawn as spawnSelf,
+  stopProcesses,
+  waitForFile,
+} from "./launcher.ts";
+
+/** Options of a C tor network with relays of ours. */
+export interface CtorNetworkOptions {
+  /** State folder (default ./pctcp-net). */
+  dir?: string;
+  /** C tor relays, each also a directory authority (default 4, at least 3). */
+  ctorRelays?: number;
+  /** Relays of ours joined to it (default 2). */
+  ours?: number;
+  /** Link transport of our relays (default "tor"; "pctcp": per-circuit links between ours). */
+  transport?: "tor" | "pctcp";
+  /** Cell scheduler of our relays (default "kist", as C tor). */
+  scheduler?: "vanilla" | "kist";
+  /** Log level of our processes. */
+  logLevel?: string;
+  /** Every process exits when this one is gone (an experiment passes its own pid). */
+  ownerPid?: number;
+  /** Give up waiting for our relays to be listed after this many ms (default 120 000). */
+  listTimeoutMs?: number;
+  /** Progress log. */
+  log?: Logger;
+}
+
+/** One relay of a mixed network, as `status --json` lists it. */
+export interface CtorRelayInfo {
+  nickname: string;
+  fingerprint: string;
+  impl: "ctor" | "pctcp";
+  address: string;
+  orPort: number;
+  pid: number;
+  transports: ("tor" | "pctcp")[];
+}
+
+/** The state of a C tor network with ours (`state.json`). */
+export interface CtorNetworkState extends Omit<NetworkState, "relays"> {
+  /** Marks a mixed network. */
+  kind: "ctor";
+  /** Every relay, C tor's and ours. */
+  relays: CtorRelayInfo[];
+  /** The C tor client's control port (cookie authentication). */
+  control: string;
+  /** Its cookie file. */
+  cookieFile: string;
+  /** Tor's version. */
+  torVersion: string;
+  /** The network's DirAuthority lines (what a relay joining it needs). */
+  dirAuthorities: string[];
+}
+
+/** Is `fp` listed with the Running flag in the consensus the client has? */
+async function listedRunning(control: TorControl, fp: string): Promise<boolean> {
+  const r = await control.command(`GETINFO ns/id/${fp}`).catch(() => undefined);
+  if (!r) return false;
+  return r.lines.some((l) => /^s .*\bRunning\b/.test(l));
+}
+
+/**
+ * Brings the mixed network up (see the module doc). On any failure it stops what it started
+ * and throws.
+ */
+export async function ctorNetworkUp(o: CtorNetworkOptions = {}): Promise<CtorNetworkState> {
+  const dir = o.dir ?? "./pctcp-net";
+  const ours = o.ours ?? 2;
+  const log = o.log ?? nullLogger;
+  if (ours < 0) throw new RangeError(`--ours must be at least 0: ${ours}`);
+  try {
+    const s = await readState(dir);
+    if (s.processes.some((p) => isAlive(p.pid))) {
+      throw new Error(`a network is already running in ${dir} (pctcp network down --dir ${dir})`);
+    }
+  } catch (e) {
+    if ((e as Error).message.startsWith("a network is already")) throw e;
+  }
+  await Deno.mkdir(dir, { recursive: true });
+  const processes: ProcessInfo[] = [];
+  let net: TorTestnet | undefined;
+  const state: CtorNetworkState = {
+    kind: "ctor",
+    socks: "",
+    server: "",
+    control: "",
+    cookieFile: "",
+    relays: [],
+    processes,
+    dir,
+    directory: "",
+    streams: "",
+    started: new Date().toISOString(),
+    torVersion: "",
+    dirAuthorities: [],
+  };
+  const save = () =>
+    Deno.writeTextFile(`${dir}/state.json.tmp`, JSON.stringify(state, null, 2) + "\n")
+      .then(() => Deno.rename(`${dir}/state.json.tmp`, `${dir}/state.json`));
+  const level = o.logLevel ?? "info";
+  try {
+    // The web/file server first: the C tor network's readiness fetch goes to it.
+    const slog = `${dir}/server.log`;
+    await Deno.remove(slog).catch(() => {});
+    const spid = await spawnSelf([
+      "serve",
+      "--address",
+      "127.0.0.1",
+      ...(o.ownerPid ? ["--exit-with", String(o.ownerPid)] : []),
+    ], slog);
+    processes.push({ name: "server", pid: spid, log: slog });
+    await save();
+    const first = await waitForFile(slog, spid, slog);
+    state.server = JSON.parse(first.split("\n").find((l) => l.startsWith("{"))!).server;
+    log.info(`network up --ctor: C tor network (${o.ctorRelays ?? 4} relays + client) starting`);
+    net = await startTorTestnet({
+      dir: `${dir}/ctor`,
+      relays: o.ctorRelays ?? 4,
+      readyUrl: `${state.server}/bytes/1KiB`,
+      ownerPid: o.ownerPid ?? false,
+      log,
+    });
+    for (const r of net.relays) {
+      processes.push({ name: r.nickname, pid: r.pid, log: `${net.dir}/${r.nickname}/notice.log` });
+      state.relays.push({
+        nickname: r.nickname,
+        fingerprint: r.fingerprint,
+        impl: "ctor",
+        address: r.address,
+        orPort: r.orPort,
+        pid: r.pid,
+        transports: ["tor"],
+      });
+    }
+    processes.push({
+      name: "client",
+      pid: net.clientPid,
+      log: `${net.dir}/client/notice.log`,
+    });
+    state.socks = net.socks;
+    state.control = net.control;
+    state.cookieFile = net.cookieFile;
+    state.torVersion = net.version;
+    state.dirAuthorities = net.dirAuthorities;
+    await save();
+    // Our relays, joined through the authorities' DirAuthority lines.
+    const transport = o.transport ?? "tor";
+    for (let i = 0; i < ours; i++) {
+      const nick = `ours${i + 1}`;
+      const rdir = `${dir}/${nick}`;
+      await Deno.mkdir(rdir, { recursive: true });
+      const keys = generateRelayKeys();
+      await Deno.writeTextFile(`${rdir}/keys.json`, relayKeysToJson(keys), { mode: 0o600 });
+      await Deno.remove(`${rdir}/port`).catch(() => {});
+      const rlog = `${rdir}/relay.log`;
+      const pid = await spawnSelf([
+        "relay",
+        "--keys",
+        `${rdir}/keys.json`,
+        "--nickname",
+        nick,
+        "--address",
+        "127.0.0.1",
+        "--transport",
+        transport,
+        "--scheduler",
+        o.scheduler ?? "kist",
+        "--port-file",
+        `${rdir}/port`,
+        "--stats-file",
+        `${rdir}/stats.json`,
+        "--exit-allow",
+        "127.0.0.1:*",
+        ...net.dirAuthorities.flatMap((l) => ["--dir-authority", l]),
+        "--log-level",
+        level,
+        ...(o.ownerPid ? ["--exit-with", String(o.ownerPid)] : []),
+      ], rlog);
+      processes.push({ name: nick, pid, log: rlog });
+      await save();
+      const orPort = Number(await waitForFile(`${rdir}/port`, pid, rlog));
+      state.relays.push({
+        nickname: nick,
+        fingerprint: relayFingerprint(keys),
+        impl: "pctcp",
+        address: "127.0.0.1",
+        orPort,
+        pid,
+        transports: transport === "pctcp" ? ["tor", "pctcp"] : ["tor"],
+      });
+      await save();
+    }
+    // Listed: every relay of ours Running in the client's consensus.
+    const mine = state.relays.filter((r) => r.impl === "pctcp");
+    const control = await TorControl.connect(...hostPort(net.control));
+    try {
+      await control.authenticate({ cookieFile: net.cookieFile });
+      const deadline = Date.now() + (o.listTimeoutMs ?? 120_000);
+      for (const r of mine) {
+        while (!(await listedRunning(control, r.fingerprint))) {
+          if (!isAlive(r.pid)) {
+            const tail = (await Deno.readTextFile(`${dir}/${r.nickname}/relay.log`).catch(() => ""))
+              .split("\n").slice(-8).join("\n");
+            throw new Error(`${r.nickname} exited before it was listed; its log ends:\n${tail}`);
+          }
+          if (Date.now() > deadline) {
+            throw new Error(
+              `${r.nickname} (${r.fingerprint}) is not listed Running after ${
+                (o.listTimeoutMs ?? 120_000) / 1000
+              } s; see ${dir}/${r.nickname}/relay.log and its stats.json "published"`,
+            );
+          }
+          await new Promise((res) => setTimeout(res, 1000));
+        }
+        log.info(`network up --ctor: ${r.nickname} listed Running`);
+      }
+    } finally {
+      await control.close();
+    }
+    // A fetch pinned through each of ours as middle: C guard → ours → C exit.
+    const ctor = state.relays.filter((r) => r.impl === "ctor");
+    for (const r of mine) {
+      await pinnedFetch(state, [ctor[0]!.fingerprint, r.fingerprint, ctor[1]!.fingerprint]);
+    }
+    await save();
+    return state;
+  } catch (e) {
+    await stopProcesses(processes);
+    await net?.stop().catch(() => {});
+    await Deno.remove(`${dir}/state.json`).catch(() => {});
+    throw e;
+  }
+}
+
+/** `HOST:PORT` split (IPv4 or a name). */
+function hostPort(s: string): [string, number] {
+  const i = s.lastIndexOf(":");
+  return [s.slice(0, i), Number(s.slice(i + 1))];
+}
+
+/**
+ * One fetch of 50 KiB through the C client on a circuit pinned to `path` (fingerprints);
+ * throws with the record's error when it fails. Retried a few times: a relay listed a moment
+ * ago may not be in every relay's consensus yet.
+ */
+export async function pinnedFetch(
+  state: Pick<CtorNetworkState, "socks" | "control" | "cookieFile" | "server">,
+  path: string[],
+  size = "50KiB",
+): Promise<{ ms: number; bytes: number }> {
+  const pinned = await PinnedCircuits.open(state.control, path, { cookieFile: state.cookieFile });
+  try {
+    const [host, port] = hostPort(state.socks);
+    let last = "";
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const r = await timedFetch(`${state.server}/bytes/${size}`, {
+        socksHost: host,
+        socksPort: port,
+        timeoutMs: 30_000,
+        socksUser: `ready-${attempt}-${Date.now()}`,
+      });
+      if (r.outcome === "ok" && r.sha256Ok !== false) {
+        return { ms: r.phases.last_byte ?? 0, bytes: r.bytes };
+      }
+      last = `${r.outcome}: ${r.error}`;
+      await new Promise((res) => setTimeout(res, 1000));
+    }
+    throw new Error(`no fetch through ${path.join(" → ")}: ${last}`);
+  } finally {
+    await pinned.close();
+  }
+}
