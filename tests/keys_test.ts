@@ -5,7 +5,14 @@
 import { Buffer } from "node:buffer";
 import { ed25519Sign } from "../lib/crypto/ed25519.ts";
 import { x25519Public } from "../lib/crypto/x25519.ts";
-import { assert, assertEquals, assertStringIncludes, assertThrows, hex } from "./_assert.ts";
+import {
+  assert,
+  assertEquals,
+  assertStringIncludes,
+  assertThrows,
+  hex,
+  skipUnless,
+} from "./_assert.ts";
 import { createHash, createPublicKey, generateKeyPairSync } from "node:crypto";
 import { ed25519Verify } from "../lib/crypto/ed25519.ts";
 import {
@@ -16,7 +23,9 @@ import {
   clampCurve25519,
   ed25519FromCurve25519Public,
   ed25519FromCurve25519Secret,
+  expandEd25519Seed,
   expandedPublic,
+  expandedPublic as expandedPublicOf,
   generateRsa,
   generateRsa1024,
   generateTorRelayKeys,
@@ -26,17 +35,23 @@ import {
   makeTorX509,
   nextTorKeyRenewal,
   ntorCrossCert,
+  parseEdCert,
   parseX509,
+  readTorTaggedFile,
   renewTorRelayKeys,
   responderCerts,
+  rsaFingerprintHex,
+  rsaKeyFromPem,
   type RsaKeyPair,
   signExpanded,
   signWithAuthKey,
   tlsCredentials,
+  torKeyFiles,
   torRelayFingerprint,
   type TorRelayKeys,
   torRelayKeysFromJson,
   torRelayKeysToJson,
+  verifyEdCert,
   verifyNtorCrossCert,
   verifyPeerCerts,
 } from "../lib/keys/mod.ts";
@@ -631,4 +646,123 @@ Deno.test("verifyPeerCerts throws only CertError on randomly corrupted CERTS cel
     }
   }
   assert(refused > 1000, `most corruptions are refused: ${refused}`);
+});
+
+// ---- with C tor itself (Debian's tor binary; it only reads and writes its key directory) ----
+
+function hasTor(): boolean {
+  try {
+    return new Deno.Command("tor", { args: ["--version"], stdout: "null", stderr: "null" })
+      .outputSync().success;
+  } catch {
+    return false;
+  }
+}
+const TOR = hasTor();
+
+/** `tor --list-fingerprint` on `dir` (its keys/ loaded, or made when absent); stdout + log. */
+async function torListFingerprint(dir: string): Promise<string> {
+  const out = await new Deno.Command("tor", {
+    args: [
+      "--list-fingerprint",
+      "--ignore-missing-torrc",
+      "-f",
+      "/dev/null",
+      "--DataDirectory",
+      dir,
+      "--ORPort",
+      "127.0.0.1:1", // server mode, so the relay keys are loaded; nothing is opened
+      "--Nickname",
+      "pctcpKeysTest",
+      "--SocksPort",
+      "0",
+      "--Log",
+      "notice stdout",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+    signal: AbortSignal.timeout(60_000),
+  }).output();
+  const text = new TextDecoder().decode(out.stdout) + new TextDecoder().decode(out.stderr);
+  assertEquals(out.code, 0, text);
+  return text;
+}
+
+function spaced(fp: string): string {
+  return fp.match(/.{4}/g)!.join(" ");
+}
+
+Deno.test({
+  name: "torKeyFiles writes a key set C tor loads: same fingerprints, our type-4 certificate kept",
+  ignore: skipUnless(TOR, "no tor binary"),
+  async fn() {
+    const keys = generateTorRelayKeys(new Date());
+    const dir = await Deno.makeTempDir({ prefix: "pctcp-keys-" });
+    try {
+      await Deno.mkdir(`${dir}/keys`, { mode: 0o700 });
+      await Deno.chmod(dir, 0o700);
+      const files = torKeyFiles(keys);
+      for (const [name, bytes] of Object.entries(files)) {
+        await Deno.writeFile(`${dir}/keys/${name}`, bytes, { mode: 0o600 });
+      }
+      const log = await torListFingerprint(dir);
+      assertStringIncludes(log, `pctcpKeysTest ${spaced(torRelayFingerprint(keys))}`);
+      const edFp = Buffer.from(keys.ed25519Identity.public).toString("base64").replace(/=+$/, "");
+      assertStringIncludes(log, `ed25519 fingerprint is 'pctcpKeysTest ${edFp}'`);
+      // C tor found our signing certificate valid: it did not make a new one
+      assertEquals(
+        await Deno.readFile(`${dir}/keys/ed25519_signing_cert`),
+        files.ed25519_signing_cert!,
+      );
+      assert(!log.includes("need to generate and sign a new medium-term signing key"), log);
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test({
+  name:
+    "keys C tor generates read and verify with lib/keys: fingerprint, type-4 cert, derived keys",
+  ignore: skipUnless(TOR, "no tor binary"),
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "pctcp-keys-" });
+    try {
+      await Deno.chmod(dir, 0o700);
+      const log = await torListFingerprint(dir);
+      const k = (name: string) => Deno.readFileSync(`${dir}/keys/${name}`);
+      const rsa = rsaKeyFromPem(new TextDecoder().decode(k("secret_id_key")));
+      assertStringIncludes(log, `pctcpKeysTest ${spaced(rsaFingerprintHex(rsa.publicDer))}`);
+      const master = readTorTaggedFile(k("ed25519_master_id_public_key"));
+      assertEquals([master.type, master.tag], ["ed25519v1-public", "type0"]);
+      const masterSecret = readTorTaggedFile(k("ed25519_master_id_secret_key")).body;
+      assertEquals(expandedPublicOf(masterSecret), master.body);
+      const cert = readTorTaggedFile(k("ed25519_signing_cert"));
+      assertEquals(cert.tag, "type4");
+      const c = parseEdCert(cert.body);
+      assertEquals(c.signerKey, master.body);
+      verifyEdCert(c, master.body, new Date());
+      const signing = readTorTaggedFile(k("ed25519_signing_secret_key")).body;
+      assertEquals(expandedPublicOf(signing), c.certifiedKey);
+      // C tor's signature of a message by its expanded key verifies
+      const msg = new TextEncoder().encode("router-sig-ed25519 check");
+      assert(ed25519Verify(c.certifiedKey, msg, signExpanded(signing, msg)));
+      // the ntor key: public matches the secret, and the derived Ed25519 key is consistent
+      const ntor = readTorTaggedFile(k("secret_onion_key_ntor"));
+      assertEquals([ntor.type, ntor.tag], ["c25519v1", "onion"]);
+      const secret = ntor.body.subarray(0, 32), pub = ntor.body.subarray(32, 64);
+      assertEquals(x25519Public(secret), pub);
+      assertEquals(clampCurve25519(secret), secret); // C tor stores it clamped
+      const d = ed25519FromCurve25519Secret(secret);
+      assertEquals(ed25519FromCurve25519Public(pub, d.signBit), d.public);
+      // expandEd25519Seed is how a seed becomes such a file's contents
+      const seed = new Uint8Array(32).fill(9);
+      assertEquals(
+        expandedPublicOf(expandEd25519Seed(seed)),
+        (await import("../lib/crypto/ed25519.ts")).ed25519KeyPair(seed).public,
+      );
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });

@@ -16,6 +16,9 @@ import {
   encodeVersionsCell,
 } from "../lib/cell/link_cells.ts";
 import { kdfTor } from "../lib/crypto/kdf.ts";
+import { ClientCrypto } from "../lib/crypto/relay_crypto.ts";
+import { encodeRelayCell, RelayCommand } from "../lib/cell/relay_cell.ts";
+import { encodeExtend2, HandshakeType } from "../lib/cell/messages.ts";
 import {
   generateTorRelayKeys,
   initiatorCerts,
@@ -36,7 +39,7 @@ import {
   type TorLinkFailure,
 } from "../lib/transport/tor_link.ts";
 import type { Logger } from "../lib/util/log.ts";
-import { assert, assertEquals, assertStringIncludes, skipUnless, within } from "./_assert.ts";
+import { assert, assertEquals, assertStringIncludes, hex, skipUnless, within } from "./_assert.ts";
 
 const ok = tlsAvailable();
 const why = "libssl.so.3 through FFI is not available";
@@ -554,14 +557,14 @@ const torOk = ok && await haveTor();
 
 Deno.test({
   name:
-    "torLinkConnect as a relay is accepted by a C tor relay, which answers CREATE_FAST with CREATED_FAST",
+    "torLinkConnect as a relay is accepted by a C tor relay (CREATE_FAST answered), and torLinkAccept accepts that relay's own link to us (EXTEND2)",
   ignore: skipUnless(torOk, "Debian's tor or libssl through FFI is not available"),
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
     const dir = await Deno.makeTempDir({ prefix: "pctcp-torlink-" });
     const net = await startTorTestnet({ dir: `${dir}/net`, relays: 4 });
-    let link: TorLink | undefined;
+    let link: TorLink | undefined, back: TorLink | undefined;
     try {
       const relay = net.relays[0]!;
       const conn = await Deno.connect({ hostname: "127.0.0.1", port: relay.orPort });
@@ -584,6 +587,42 @@ Deno.test({
       assertEquals(reply![4], CellCommand.CREATED_FAST, `command ${reply![4]}`);
       const y = reply!.subarray(5, 25), kh = reply!.subarray(25, 45);
       assertEquals(kh, kdfTor(new Uint8Array([...x, ...y]), 20));
+
+      // C tor as initiator relay towards our responder: an EXTEND2 on that circuit to our
+      // listener makes the C relay open an authenticated link to us (its CERTS 2 4 6 7 and
+      // AUTHENTICATE checked by torLinkAccept), checking our CERTS against the RSA and
+      // Ed25519 ids we name, and then send the CREATE2 it was given.
+      const crypt = new ClientCrypto();
+      crypt.addHop(kdfTor(new Uint8Array([...x, ...y]), 92).subarray(20, 92));
+      const ours = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+      try {
+        const accepted = ours.accept().then((c) => torLinkAccept(c, { keys: keysA, log }));
+        const hdata = new Uint8Array(randomBytes(84));
+        const payload = encodeRelayCell({
+          command: RelayCommand.EXTEND2,
+          streamId: 0,
+          data: encodeExtend2({
+            address: "127.0.0.1",
+            port: (ours.addr as Deno.NetAddr).port,
+            id: hex(idOf(keysA).rsaFingerprint),
+            ed25519: idOf(keysA).ed25519Identity,
+            create: { htype: HandshakeType.NTOR, hdata },
+          }),
+        });
+        crypt.encrypt(payload, 0);
+        await link.writev([encodeCell({ circId, command: CellCommand.RELAY_EARLY, payload })]);
+        back = await within(60_000, accepted, "C tor's link to our responder");
+        assertEquals(back.peer.role, "relay");
+        assertEquals(back.peer.rsaFingerprint, relay.fingerprint);
+        const [create] = await within(30_000, readCells(back, 1), "the forwarded CREATE2");
+        assertEquals(create![4], CellCommand.CREATE2, `command ${create![4]}`);
+        assert((create![0]! & 0x80) !== 0, "the C relay, as initiator, sets the CircID's high bit");
+        assertEquals(create!.subarray(5, 9), Uint8Array.of(0, 2, 0, 84));
+        assertEquals(create!.subarray(9, 93), hdata);
+      } finally {
+        ours.close();
+      }
+      assertEquals(log.lines, [], "no handshake failure logged");
       // The relay's log has no complaint about our handshake.
       const notice = await Deno.readTextFile(`${dir}/net/${relay.nickname}/notice.log`).catch(() =>
         ""
@@ -591,6 +630,7 @@ Deno.test({
       assert(!/AUTHENTICATE|CERTS cell|Bad authenticate/i.test(notice), notice.slice(-2000));
     } finally {
       link?.close();
+      back?.close();
       await net.stop();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     }

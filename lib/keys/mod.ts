@@ -37,3 +37,4 @@ export * from "./x509.ts";
 export * from "./ed_cert.ts";
 export * from "./ntor_crosscert.ts";
 export * from "./relay_keys.ts";
+export * from "./tor_key_files.ts";

@@ -58,11 +58,28 @@ export function generateRsa1024(): RsaKeyPair {
   return generateRsa(1024);
 }
 
-/** Reads a PEM private key (PKCS#1 "RSA PRIVATE KEY" or PKCS#8); TypeError if it is not RSA. */
+/**
+ * Reads a PEM private key: PKCS#1 "RSA PRIVATE KEY" (C tor's `secret_id_key`) or PKCS#8
+ * "PRIVATE KEY". The PEM block is cut out here: C tor's `secret_id_key` ends with a NUL
+ * byte after the END line, which node:crypto's PEM reader refuses (Deno 2.9.6, tor 0.4.9.11). SyntaxError if unreadable, TypeError if it is not RSA.
+ */
 export function rsaKeyFromPem(pem: string): RsaKeyPair {
+  const m = pem.match(
+    /-----BEGIN (RSA PRIVATE KEY|PRIVATE KEY)-----([A-Za-z0-9+/=\s]*)-----END \1-----/,
+  );
+  if (!m) {
+    throw new SyntaxError(
+      "Unreadable RSA private key PEM: no RSA PRIVATE KEY or PRIVATE KEY block",
+    );
+  }
+  const der = Buffer.from(m[2]!.replace(/\s+/g, ""), "base64");
   let key: KeyObject;
   try {
-    key = createPrivateKey({ key: pem, format: "pem" });
+    key = createPrivateKey({
+      key: der,
+      format: "der",
+      type: m[1] === "RSA PRIVATE KEY" ? "pkcs1" : "pkcs8",
+    });
   } catch (e) {
     throw new SyntaxError(`Unreadable RSA private key PEM: ${(e as Error).message}`);
   }
