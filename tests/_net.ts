@@ -79,8 +79,17 @@ export async function startNet(
     directory: doc,
     transport: clientTransport,
     preemptive: false,
-    ...(relayOptions.pctcpPreopen !== undefined ? { pctcpPreopen: relayOptions.pctcpPreopen } : {}),
-    ...(relayOptions.pctcpCaps ? { pctcpCaps: relayOptions.pctcpCaps } : {}),
+    // The client shares the relays' caps and spare-link choice, not their link protection.
+    ...(relayOptions.pctcp
+      ? {
+        pctcp: {
+          ...(relayOptions.pctcp.preopen !== undefined
+            ? { preopen: relayOptions.pctcp.preopen }
+            : {}),
+          ...(relayOptions.pctcp.caps ? { caps: relayOptions.pctcp.caps } : {}),
+        },
+      }
+      : {}),
     onStream: (e) => events.push(e),
     ...(path ? { path } : {}),
   });

@@ -221,7 +221,7 @@ Deno.test("a pctcp relay carries one circuit per per-circuit link: the bound one
 Deno.test("destroying one pctcp circuit closes its own connection and no other", async () => {
   // Connections are counted exactly: no link opened ahead of the next circuit.
   const net = await startNet(3, ["pctcp", "pctcp", "pctcp"], "tor", ["r1", "r2", "r3"], {
-    pctcpPreopen: false,
+    pctcp: { preopen: false },
   });
   const s = await serve();
   try {

@@ -24,8 +24,8 @@ import { TokenBucket } from "../channel/token_bucket.ts";
 import { ChannelScheduler, type SchedulerKind, type SchedulerStats } from "../channel/scheduler.ts";
 import { type Link, linkAccept, perCircuitRefusal } from "../transport/link.ts";
 import { ChannelPool } from "../transport/pool.ts";
-import { type CircuitTransport, SharedTransport } from "../transport/transport.ts";
-import { type PctcpSecurity, PctcpTransport } from "../transport/pctcp.ts";
+import type { CircuitTransport } from "../transport/transport.ts";
+import { createTransport, type TransportOptions } from "../transport/registry.ts";
 import { fingerprint, identityDigest, type RelayKeys } from "../directory/keys.ts";
 import type { RelayEntry, SignedDocument, Transport } from "../directory/document.ts";
 import { toHex } from "../util/bytes.ts";
@@ -33,10 +33,12 @@ import { EdgeStream, type StreamCircuit } from "../edge/stream.ts";
 import { ExitPolicy } from "./exit_policy.ts";
 import { type Logger, nullLogger } from "../util/log.ts";
 
-export type { PctcpSecurity };
-
-/** Options of a relay. */
-export interface RelayOptions {
+/**
+ * Options of a relay. The transport and its own options come nested by name
+ * (`{ transport: "pctcp", pctcp: { security, ipsecCheck, caps, preopen } }`, see
+ * lib/transport/registry.ts).
+ */
+export interface RelayOptions extends TransportOptions {
   /** Long-term keys. */
   keys: RelayKeys;
   /** Nickname (for logs and stats). */
@@ -47,20 +49,10 @@ export interface RelayOptions {
   orPort?: number;
   /** The signed network document, or a function giving the current one. */
   directory: SignedDocument | (() => SignedDocument);
-  /** Link transport this relay speaks (default "tor"). */
-  transport?: Transport;
-  /** Protection of per-circuit connections (default "tls"). */
-  pctcpSecurity?: PctcpSecurity;
-  /** Checks that IPsec covers a peer address before a circuit is carried to it. */
-  ipsecCheck?: (address: string) => boolean | Promise<boolean>;
   /** Write rate limit (bytes/s) and burst. */
   bandwidth?: { rate: number; burst?: number };
   /** Exit allow list (added to the default policy). */
   exitAllow?: string[];
-  /** Caps on pctcp connections per peer and in all; past them circuits use the shared link. */
-  pctcpCaps?: { perPeer: number; total: number };
-  /** Keep one per-circuit link per peer open ahead of the next circuit (default true). */
-  pctcpPreopen?: boolean;
   /**
    * Sockets this relay may hold (links, per-circuit connections, exit streams, handshakes in
    * progress). New links past it are refused; per-circuit connections stop at 90 % of it
@@ -107,8 +99,6 @@ interface RelayCircuit {
   next?: Hop | undefined;
   core: RelayCircuitCore;
   streams: Map<number, EdgeStream>;
-  /** The per-circuit connection made for `next`, closed with the circuit. */
-  ownNext?: boolean;
   closed: boolean;
 }
 
@@ -132,9 +122,8 @@ export class Relay {
   #policy: ExitPolicy;
   /** Every channel, opened or accepted (the one place channels are made). */
   #pool: ChannelPool;
-  /** How circuits reach their next hop: shared links, or PCTCP with the shared fallback. */
+  /** How circuits reach their next hop (from the transport registry). */
   #transport: CircuitTransport;
-  #pctcp?: PctcpTransport;
   /** Channels with their circuits. */
   #circuits = new Map<Channel, Map<number, RelayCircuit>>();
   #peerStats = new Map<string, PeerStats>();
@@ -171,19 +160,11 @@ export class Relay {
         ...(options.ewmaHalflifeMs !== undefined ? { ewmaHalflifeMs: options.ewmaHalflifeMs } : {}),
       },
     });
-    const shared = new SharedTransport(this.#pool);
-    this.#transport = shared;
-    if ((options.transport ?? "tor") === "pctcp") {
-      this.#pctcp = new PctcpTransport(this.#pool, {
-        fallback: shared,
-        security: options.pctcpSecurity ?? "tls",
-        ...(options.pctcpCaps ? { caps: options.pctcpCaps } : {}),
-        ...(options.pctcpPreopen !== undefined ? { preopen: options.pctcpPreopen } : {}),
-        ...(options.ipsecCheck ? { ipsecCheck: options.ipsecCheck } : {}),
-        socketsAvailable: () => this.#socketsInUse() < this.#fdBudget * 0.9,
-      });
-      this.#transport = this.#pctcp;
-    }
+    this.#transport = createTransport(this.#transportName, this.#pool, {
+      ...options,
+      role: "relay",
+      socketsAvailable: () => this.#socketsInUse() < this.#fdBudget * 0.9,
+    });
   }
 
   get #dir(): SignedDocument {
@@ -266,18 +247,15 @@ export class Relay {
     }
     (conn as Deno.TcpConn).setNoDelay?.(true);
     const address = (conn.remoteAddr as Deno.NetAddr).hostname;
-    const security = this.#o.pctcpSecurity ?? "tls";
     let link: Link;
     this.#handshaking++;
     try {
       link = await linkAccept(conn, {
         keys: { identity: this.#o.keys.identity.public, link: this.#o.keys.link },
         allowRelay: (id) => this.#relayByIdentity(id) !== undefined,
-        // Our own policy, whatever the peer asked: plaintext only where IPsec covers the peer
-        // (checked now, IPsec fails open) or in insecure lab mode.
-        allowPlaintext: async (addr) =>
-          this.#transportName === "pctcp" &&
-          (security === "none" || (security === "ipsec" && !!(await this.#o.ipsecCheck?.(addr)))),
+        // Our transport's own policy, whatever the peer asked (pctcp: plaintext only where
+        // IPsec covers the peer now, or in insecure lab mode; tor: never).
+        allowPlaintext: async (addr) => (await this.#transport.allowPlaintext?.(addr)) ?? false,
         remoteAddress: address,
         ...(this.#o.handshakeTimeoutMs ? { timeoutMs: this.#o.handshakeTimeoutMs } : {}),
       });
@@ -330,10 +308,10 @@ export class Relay {
     hop.chan.circuits.add(hop.circId);
   }
 
+  /** The circuit leaves `hop`'s channel; a per-circuit connection closes with its own circuit. */
   #unregister(hop: Hop): void {
     this.#circuits.get(hop.chan)?.delete(hop.circId);
-    hop.chan.freeCircId(hop.circId);
-    hop.chan.dropCircuit(hop.circId);
+    hop.chan.circuitEnded(hop.circId);
   }
 
   #onCell(cell: Cell, chan: Channel): void {
@@ -372,13 +350,13 @@ export class Relay {
     try {
       if (existing) throw new ProtocolError("CREATE2 for a circuit id in use");
       const refusal = perCircuitRefusal(
-        chan.link,
+        chan.meta,
         cell.circId,
         this.#circuits.get(chan)?.size ?? 0,
       );
       if (refusal) throw new ProtocolError(refusal);
       // The peer opened the link iff we did not (tor-spec §5.1.1).
-      checkCreateCircId(cell.circId, !chan.link.initiator);
+      checkCreateCircId(cell.circId, !chan.meta.initiator);
       const create = decodeCreate2(cell.payload);
       if (create.htype !== HandshakeType.NTOR) {
         throw new ProtocolError(`unsupported handshake type ${create.htype}`);
@@ -448,7 +426,6 @@ export class Relay {
       return;
     }
     circ.next = { chan, circId };
-    circ.ownNext = own;
     this.#register(circ.next, circ);
     chan.sendControl({ circId, command: CellCommand.CREATE2, payload: encodeCreate2(ext.create) });
   }
@@ -522,7 +499,6 @@ export class Relay {
       payload: Uint8Array.of(reason),
     });
     this.#unregister(next);
-    if (circ.ownNext) next.chan.closeAfterFlush();
   }
 
   /**
@@ -546,10 +522,6 @@ export class Relay {
         });
       }
       this.#unregister(hop);
-      // A per-circuit connection closes with its own circuit, and only with it.
-      if (hop.chan.link.purpose === "circuit" && hop.chan.link.boundCircId === hop.circId) {
-        hop.chan.closeAfterFlush();
-      }
     }
   }
 
@@ -577,9 +549,8 @@ export class Relay {
     const queued = new Map<string, { q: number; max: number; bytes: number }>();
     for (const [chan, circs] of this.#circuits) {
       for (const c of circs.values()) unique.add(c);
-      const peer = chan.link.peer.identity
-        ? this.#relayByIdentity(chan.link.peer.identity)
-        : undefined;
+      const fp = chan.meta.peer.fingerprint;
+      const peer = fp ? this.#dir.relays.find((r) => r.fingerprint === fp) : undefined;
       if (!peer) continue;
       const e = queued.get(peer.nickname) ?? { q: 0, max: 0, bytes: 0 };
       e.q += chan.queued;
@@ -587,7 +558,7 @@ export class Relay {
       e.bytes += chan.stats.bytesSent;
       queued.set(peer.nickname, e);
     }
-    // Connection counts come from the pool, fallbacks from the pctcp transport; neither needs
+    // Connection counts come from the pool, fallbacks from the transport; neither needs
     // the directory (stats are written before the directory file exists).
     for (const p of this.#pool.peers()) {
       this.#peer(p.nickname, (s) => {
@@ -595,7 +566,7 @@ export class Relay {
         s.circuitConnections = p.circuit;
       });
     }
-    for (const [nick, n] of this.#pctcp?.fallbacksByPeer() ?? []) {
+    for (const [nick, n] of this.#transport.fallbacksByPeer?.() ?? []) {
       this.#peer(nick, (s) => s.fallbacks = n);
     }
     for (const [nick, e] of queued) {

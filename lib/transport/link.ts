@@ -39,6 +39,7 @@ import { type HandshakeError, ntorClient1, ntorClient2, ntorServer } from "../cr
 import { identityDigest } from "../directory/keys.ts";
 import { setCtrImplementation, setSha1Implementation } from "../crypto/relay_crypto.ts";
 import { nativeAes } from "./openssl.ts";
+import type { ChannelLink } from "../channel/link.ts";
 
 // Every process that runs links (relays, clients) does its relay-cell AES and SHA-1 through
 // OpenSSL when it can be loaded: ~10× node:crypto here (see openssl.ts).
@@ -259,7 +260,7 @@ interface OutFrame {
  * boundaries of the writes; the handshake's messages go out when nothing else is queued, so
  * each is a frame of its own.
  */
-export class Link {
+export class Link implements ChannelLink {
   /** Who is at the other end (final once the handshake has returned the link). */
   peer: LinkPeer;
   /** Shared link, or one circuit's own connection (authenticated in the handshake). */
@@ -584,7 +585,11 @@ export class Link {
  * circuit its authenticated handshake bound it to, once. Returns why a CREATE2 for `circId`
  * must be refused on `link`, which already carries `carried` circuits, or undefined.
  */
-export function perCircuitRefusal(link: Link, circId: number, carried: number): string | undefined {
+export function perCircuitRefusal(
+  link: { purpose: LinkPurpose; boundCircId: number },
+  circId: number,
+  carried: number,
+): string | undefined {
   if (link.purpose !== "circuit") return undefined;
   if (circId !== link.boundCircId) {
     return `per-circuit link bound to ${link.boundCircId} asked for circuit ${circId}`;

@@ -10,3 +10,4 @@ export * from "./ipsec.ts";
 export * from "./pool.ts";
 export * from "./transport.ts";
 export * from "./pctcp.ts";
+export * from "./registry.ts";
