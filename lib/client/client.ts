@@ -13,6 +13,7 @@ import type { Channel } from "../channel/channel.ts";
 import { ChannelPool } from "../transport/pool.ts";
 import type { CircuitTransport } from "../transport/transport.ts";
 import { createTransport, type TransportOptions } from "../transport/registry.ts";
+import { installNativeCrypto } from "../transport/openssl.ts";
 import { identityDigest } from "../directory/keys.ts";
 import type { RelayEntry, SignedDocument } from "../directory/document.ts";
 import { concatBytes } from "../crypto/kdf.ts";
@@ -309,6 +310,8 @@ export class OnionClient {
 
   /** Opens the SOCKS port (and starts a preemptive circuit). */
   start(): Promise<void> {
+    // Relay-cell AES and SHA-1 through OpenSSL when it loads (explicit, not an import effect).
+    installNativeCrypto();
     this.#listener = Deno.listen({
       hostname: this.#o.socksAddress ?? "127.0.0.1",
       port: this.#o.socksPort ?? 0,

@@ -10,19 +10,17 @@ import { type Cell, CellCommand, DestroyReason, type DestroyReasonCode } from ".
 import { EndReason } from "../cell/relay_cell.ts";
 import {
   type Begin,
-  decodeCreate2,
   encodeConnected,
   encodeCreate2,
   encodeCreated2,
   type Extend2,
-  HandshakeType,
 } from "../cell/messages.ts";
-import { ntorServer } from "../crypto/ntor.ts";
-import { checkCreateCircId, ProtocolError, RelayCircuitCore } from "../circuit/mod.ts";
+import { admitCreate2, answerCreate2, destroyStep, RelayCircuitCore } from "../circuit/mod.ts";
 import type { Channel } from "../channel/channel.ts";
 import { TokenBucket } from "../channel/token_bucket.ts";
 import { ChannelScheduler, type SchedulerKind, type SchedulerStats } from "../channel/scheduler.ts";
-import { type Link, linkAccept, perCircuitRefusal } from "../transport/link.ts";
+import { type Link, linkAccept } from "../transport/link.ts";
+import { installNativeCrypto } from "../transport/openssl.ts";
 import { ChannelPool } from "../transport/pool.ts";
 import type { CircuitTransport } from "../transport/transport.ts";
 import { createTransport, type TransportOptions } from "../transport/registry.ts";
@@ -183,6 +181,8 @@ export class Relay {
 
   /** Starts listening; resolves once the OR port is open. */
   start(): Promise<void> {
+    // Relay-cell AES and SHA-1 through OpenSSL when it loads (explicit, not an import effect).
+    installNativeCrypto();
     this.#listener = Deno.listen({
       hostname: this.#o.address ?? "127.0.0.1",
       port: this.#o.orPort ?? 0,
@@ -340,39 +340,28 @@ export class Relay {
   }
 
   #onCreate2(cell: Cell, chan: Channel, existing?: RelayCircuit): void {
-    const destroy = (reason: number) =>
-      chan.sendControl({
+    // Admission and the handshake are lib/circuit's rules (create.ts); this only acts.
+    const admitted = admitCreate2(cell.circId, cell.payload, {
+      ...chan.meta,
+      carried: this.#circuits.get(chan)?.size ?? 0,
+      inUse: existing !== undefined,
+    });
+    const answer = admitted.ok
+      ? answerCreate2(admitted.create, {
+        id: identityDigest(this.#o.keys.identity.public),
+        onionKey: this.#o.keys.onion.public,
+        onionSecret: this.#o.keys.onion.secret,
+      })
+      : admitted;
+    if (!answer.ok) {
+      this.#log.warn(`CREATE2 ${cell.circId} on ${chan.label} refused: ${answer.why}`);
+      return chan.sendControl({
         circId: cell.circId,
         command: CellCommand.DESTROY,
-        payload: Uint8Array.of(reason),
+        payload: Uint8Array.of(answer.refuse),
       });
-    let keys: Uint8Array, reply: Uint8Array;
-    try {
-      if (existing) throw new ProtocolError("CREATE2 for a circuit id in use");
-      const refusal = perCircuitRefusal(
-        chan.meta,
-        cell.circId,
-        this.#circuits.get(chan)?.size ?? 0,
-      );
-      if (refusal) throw new ProtocolError(refusal);
-      // The peer opened the link iff we did not (tor-spec §5.1.1).
-      checkCreateCircId(cell.circId, !chan.meta.initiator);
-      const create = decodeCreate2(cell.payload);
-      if (create.htype !== HandshakeType.NTOR) {
-        throw new ProtocolError(`unsupported handshake type ${create.htype}`);
-      }
-      [keys, reply] = ntorServer(
-        {
-          id: identityDigest(this.#o.keys.identity.public),
-          onionKey: this.#o.keys.onion.public,
-          onionSecret: this.#o.keys.onion.secret,
-        },
-        create.hdata,
-      );
-    } catch (e) {
-      this.#log.warn(`CREATE2 ${cell.circId} on ${chan.label} refused: ${(e as Error).message}`);
-      return destroy((e as ProtocolError).reason ?? DestroyReason.PROTOCOL);
     }
+    const { keys, reply } = answer;
     const circ = { prev: { chan, circId: cell.circId }, streams: new Map(), closed: false } as
       & Omit<RelayCircuit, "core">
       & { core?: RelayCircuitCore };
@@ -511,18 +500,21 @@ export class Relay {
     circ.core.close();
     for (const s of circ.streams.values()) s.abort();
     circ.streams.clear();
-    const forward = fromDestroy ? DestroyReason.DESTROYED : reason;
-    for (const hop of [circ.prev, circ.next]) {
-      if (!hop) continue;
-      if (hop.chan !== from && !hop.chan.closed) {
-        hop.chan.sendControl({
-          circId: hop.circId,
-          command: CellCommand.DESTROY,
-          payload: Uint8Array.of(forward),
-        });
-      }
-      this.#unregister(hop);
+    // Who hears of it, with which reason: lib/circuit's rule (create.ts destroyStep).
+    const step = destroyStep([circ.prev, circ.next], {
+      reason,
+      ...(from ? { from } : {}),
+      received: fromDestroy,
+    });
+    for (const hop of step.notify) {
+      if (hop.chan.closed) continue;
+      hop.chan.sendControl({
+        circId: hop.circId,
+        command: CellCommand.DESTROY,
+        payload: Uint8Array.of(step.reason),
+      });
     }
+    for (const hop of [circ.prev, circ.next]) if (hop) this.#unregister(hop);
   }
 
   #closeIdle(): void {
