@@ -162,6 +162,16 @@ export class ChannelPool {
     return p;
   }
 
+  /**
+   * One more multiplexed (shared-purpose) connection to `peer`, besides the one
+   * {@link shared} keeps: for transports that spread circuits over several links per peer
+   * (IMUX). It is counted with the peer's shared links; the peer admits circuits on it like
+   * on any shared link.
+   */
+  openShared(peer: RelayEntry): Promise<Channel> {
+    return this.#open(peer, { purpose: "shared", encrypt: true });
+  }
+
   /** A new connection to `peer` that carries the circuit `circId` alone. */
   perCircuit(peer: RelayEntry, circId: number, encrypt: boolean): Promise<Channel> {
     return this.#open(peer, { purpose: "circuit", circuit: circId, encrypt });
