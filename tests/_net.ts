@@ -18,6 +18,7 @@ import { ntorClient1 } from "../lib/crypto/ntor.ts";
 import { identityDigest } from "../lib/directory/keys.ts";
 import { fromBase64 } from "../lib/util/bytes.ts";
 import { OnionClient, type StreamEvent } from "../lib/client/client.ts";
+import { advertisedTransports } from "../lib/transport/registry.ts";
 import { parseSs } from "../lib/experiment/sockets.ts";
 
 interface Net {
@@ -61,9 +62,7 @@ export async function startNet(
       orPort: r.port,
       flags: i === 0 ? ["guard"] : i >= n - 2 ? ["exit"] : [],
       bandwidth: 1000,
-      transports: transports[i] === "pctcp"
-        ? ["tor", "pctcp"] as Transport[]
-        : ["tor"] as Transport[],
+      transports: advertisedTransports(transports[i] ?? "tor"),
     });
   }
   const doc = makeDocument(specs).document;
