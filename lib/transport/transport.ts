@@ -53,7 +53,7 @@ export interface TransportContext {
 
 /** A command-line flag a transport takes (commander syntax), for `relay` and/or `client`. */
 export interface TransportFlag {
-  /** Commander syntax, e.g. `"--pctcp-max-per-peer <n>"`; the flag name starts with the transport's. */
+  /** Commander syntax, e.g. `"--pctcp-max-per-peer <n>"` (new flags: named after the transport). */
   flags: string;
   /** Help text. */
   description: string;
