@@ -78,17 +78,9 @@ export async function startNet(
     directory: doc,
     transport: clientTransport,
     preemptive: false,
-    // The client shares the relays' caps and spare-link choice, not their link protection.
-    ...(relayOptions.pctcp
-      ? {
-        pctcp: {
-          ...(relayOptions.pctcp.preopen !== undefined
-            ? { preopen: relayOptions.pctcp.preopen }
-            : {}),
-          ...(relayOptions.pctcp.caps ? { caps: relayOptions.pctcp.caps } : {}),
-        },
-      }
-      : {}),
+    // The client shares its transport's options with the relays (caps, spare links), not
+    // their link protection (security, IPsec check), which is a relay's.
+    ...clientSection(clientTransport, relayOptions),
     onStream: (e) => events.push(e),
     ...(path ? { path } : {}),
   });
@@ -128,4 +120,12 @@ export async function connectionsTo(port: number): Promise<number> {
     stdout: "piped",
   }).output();
   return parseSs(new TextDecoder().decode(out.stdout), new Set([port])).connections;
+}
+
+/** The relays' options section of the client's transport, without the relay-only protection. */
+function clientSection(transport: Transport, o: Partial<RelayOptions>): Record<string, unknown> {
+  const section = (o as Record<string, unknown>)[transport];
+  if (!section || typeof section !== "object") return {};
+  const { security: _security, ipsecCheck: _check, ...rest } = section as Record<string, unknown>;
+  return { [transport]: rest };
 }
