@@ -56,7 +56,9 @@ if (!processes) {
     ["pctcp, pre-open", "pctcp", true],
   ];
   for (const [name, t, preopen] of rows) {
-    const net = await startNet(3, [t, t, t], t, ["r1", "r2", "r3"], { pctcpPreopen: preopen });
+    const net = await startNet(3, [t, t, t], t, ["r1", "r2", "r3"], {
+      pctcp: { preopen },
+    });
     try {
       for (let i = 0; i < WARMUP; i++) await net.client.buildCircuit(`warm${i}`);
       const ms: number[] = [];

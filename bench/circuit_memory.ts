@@ -180,7 +180,7 @@ async function circuits(): Promise<void> {
   // cap of 512 per peer the later ones would share the link).
   const caps = { perPeer: 2 * n + 64, total: 4 * n + 64 };
   const net = await startNet(3, [transport, transport, transport], transport, ["r1", "r2", "r3"], {
-    pctcpCaps: caps,
+    pctcp: { caps },
     fdBudget: 8 * n + 1024,
   });
   const settle = () => new Promise((r) => setTimeout(r, 1500));

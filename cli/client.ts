@@ -4,6 +4,7 @@
  */
 
 import { Command, Option } from "commander";
+import { addTransportFlags, transportOptions } from "./_transport.ts";
 import { positiveInt, run, untilStopped } from "./_common.ts";
 import { watchDirectory } from "../lib/directory/watch.ts";
 import { OnionClient } from "../lib/client/client.ts";
@@ -17,18 +18,18 @@ interface ClientFlags {
   socksPort: number;
   path?: string;
   transport: Transport;
-  pctcpMaxPerPeer: number;
-  pctcpMaxTotal: number;
   portFile?: string;
   streamsFile?: string;
   securityNote?: string;
   logLevel: "debug" | "info" | "warn" | "error";
   exitWith?: number;
+  /** The transports' own flags (see lib/transport/registry.ts). */
+  [transportFlag: string]: unknown;
 }
 
 /** Builds the `client` command. */
 export function clientCommand(): Command {
-  return new Command("client")
+  const cmd = new Command("client")
     .description("run an onion proxy with a SOCKS5 port")
     .requiredOption("--directory <file>", "the signed network document")
     .option("--authority <base64>", "pin the directory's authority key")
@@ -39,22 +40,8 @@ export function clientCommand(): Command {
       (v) => v === "0" ? 0 : positiveInt(v),
       9050,
     )
-    .option("--path <r1,r2,r3>", "pin every circuit to these relays (nicknames or fingerprints)")
-    .addOption(
-      new Option("--transport <t>", "transport to guards").choices(["tor", "pctcp"]).default("tor"),
-    )
-    .option(
-      "--pctcp-max-per-peer <n>",
-      "per-circuit connections to one guard before circuits share the link (pctcp)",
-      positiveInt,
-      512,
-    )
-    .option(
-      "--pctcp-max-total <n>",
-      "per-circuit connections in all before circuits share links (pctcp)",
-      positiveInt,
-      4096,
-    )
+    .option("--path <r1,r2,r3>", "pin every circuit to these relays (nicknames or fingerprints)");
+  return addTransportFlags(cmd, "client", "transport to guards")
     .option("--port-file <file>", "write the bound SOCKS port here")
     .option("--streams-file <file>", "append one JSON line per stream (source port → circuit)")
     .option("--security-note <text>", "repeat this in every stream event (e.g. insecure lab mode)")
@@ -79,8 +66,7 @@ export function clientCommand(): Command {
           directory: () => dir.get(),
           socksAddress: o.socksAddress,
           socksPort: o.socksPort,
-          transport: o.transport,
-          pctcpCaps: { perPeer: o.pctcpMaxPerPeer, total: o.pctcpMaxTotal },
+          ...transportOptions(o, "client"),
           ...(o.securityNote ? { securityNote: o.securityNote } : {}),
           ...(o.path ? { path: o.path.split(",").map((s) => s.trim()).filter(Boolean) } : {}),
           ...(streams

@@ -6,7 +6,14 @@
 import { SCHEDULER_KINDS, type SchedulerKind } from "../lib/channel/scheduler.ts";
 import { Command, Option } from "commander";
 import { positiveInt, run, UsageError } from "./_common.ts";
-import { describeStop, networkDown, networkStatus, networkUp } from "../lib/network/launcher.ts";
+import {
+  describeStop,
+  MIXED_TRANSPORTS,
+  networkDown,
+  networkStatus,
+  networkUp,
+} from "../lib/network/launcher.ts";
+import { TRANSPORT_NAMES } from "../lib/transport/registry.ts";
 import {
   type EmulationSpec,
   loadTopology,
@@ -133,9 +140,11 @@ export function networkCommand(): Command {
     .description("start a directory, relays, a server and a client; return once traffic flows")
     .option("--relays <n>", "number of relays (≥ 3)", positiveInt, 3)
     .addOption(
-      new Option("--transport <t>", "relay transport").choices(["tor", "pctcp", "mixed"]).default(
-        "tor",
-      ),
+      new Option(
+        "--transport <t>",
+        `relay transport (mixed: ${MIXED_TRANSPORTS.join(" and ")} alternating)`,
+      )
+        .choices([...TRANSPORT_NAMES, "mixed"]).default("tor"),
     )
     .option("--dir <dir>", "state folder", "./pctcp-net")
     .option(
@@ -167,7 +176,7 @@ export function networkCommand(): Command {
         ipsec?: boolean;
         insecureLab?: boolean;
         relays: number;
-        transport: "tor" | "pctcp" | "mixed";
+        transport: string;
         scheduler: SchedulerKind;
         dir: string;
         bandwidth?: string;

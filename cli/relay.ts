@@ -4,15 +4,16 @@
  */
 
 import { Command, Option } from "commander";
-import { positiveInt, run, untilStopped, UsageError } from "./_common.ts";
+import { positiveInt, run, untilStopped } from "./_common.ts";
 import { relayKeysFromJson } from "../lib/directory/keys.ts";
 import { watchDirectory } from "../lib/directory/watch.ts";
 import { Relay } from "../lib/relay/relay.ts";
-import { swanctlCheck } from "../lib/transport/ipsec.ts";
 import { parseSize } from "../lib/serve/sizes.ts";
 import { makeLogger } from "../lib/util/log.ts";
 import { SCHEDULER_KINDS, type SchedulerKind } from "../lib/channel/scheduler.ts";
 import type { Transport } from "../lib/directory/document.ts";
+import { transportWarnings } from "../lib/transport/registry.ts";
+import { addTransportFlags, transportOptions } from "./_transport.ts";
 
 interface RelayFlags {
   keys: string;
@@ -22,27 +23,24 @@ interface RelayFlags {
   address: string;
   orPort: number;
   transport: Transport;
-  pctcpSecurity: "tls" | "ipsec" | "none";
-  insecureLab?: boolean;
-  swanctlUri?: string;
   bandwidth?: string;
   burst?: string;
   exitAllow?: string[];
   portFile?: string;
-  pctcpMaxPerPeer: number;
-  pctcpMaxTotal: number;
   fdBudget: number;
   statsFile?: string;
   ewmaHalflife: number;
   scheduler: SchedulerKind;
   logLevel: "debug" | "info" | "warn" | "error";
   exitWith?: number;
+  /** The transports' own flags (see lib/transport/registry.ts). */
+  [transportFlag: string]: unknown;
 }
 
 /** Builds the `relay` command. */
 export function relayCommand(): Command {
-  return new Command("relay")
-    .description("run an onion router (transport tor or pctcp)")
+  const cmd = new Command("relay")
+    .description("run an onion router (transport: tor, pctcp, … from the registry)")
     .requiredOption("--keys <file>", "keys file from `pctcp keygen`")
     .requiredOption("--nickname <name>", "this relay's nickname")
     .requiredOption("--directory <file>", "the signed network document (re-read when it changes)")
@@ -53,40 +51,13 @@ export function relayCommand(): Command {
       "OR port (0: any free port)",
       (v) => v === "0" ? 0 : positiveInt(v),
       0,
-    )
-    .addOption(
-      new Option("--transport <t>", "link transport").choices(["tor", "pctcp"]).default("tor"),
-    )
-    .addOption(
-      new Option("--pctcp-security <s>", "protection of per-circuit connections").choices([
-        "tls",
-        "ipsec",
-        "none",
-      ])
-        .default("tls"),
-    )
-    .option("--insecure-lab", "allow --pctcp-security none (no encryption on per-circuit links)")
-    .option(
-      "--swanctl-uri <uri>",
-      "strongSwan's VICI socket for the IPsec check (e.g. unix:///run/charon.vici)",
-    )
+    );
+  return addTransportFlags(cmd, "relay", "link transport")
     .option("--bandwidth <rate>", "rate limit per second, reads and writes (e.g. 1MiB)")
     .option("--burst <size>", "token bucket burst (default: the rate)")
     .option(
       "--exit-allow <entry...>",
       "destinations this exit may reach besides public ones (ADDR[/BITS]:PORT|*)",
-    )
-    .option(
-      "--pctcp-max-per-peer <n>",
-      "per-circuit connections to one peer before circuits share the link",
-      positiveInt,
-      512,
-    )
-    .option(
-      "--pctcp-max-total <n>",
-      "per-circuit connections in all before circuits share links",
-      positiveInt,
-      4096,
     )
     .option(
       "--fd-budget <n>",
@@ -108,13 +79,9 @@ export function relayCommand(): Command {
     )
     .action((o: RelayFlags) =>
       run(async () => {
-        if (o.pctcpSecurity === "none" && !o.insecureLab) {
-          throw new UsageError("--pctcp-security none needs --insecure-lab");
-        }
+        const transport = transportOptions(o, "relay");
         const log = makeLogger(o.nickname, o.logLevel);
-        if (o.pctcpSecurity === "none") {
-          log.warn("INSECURE LAB MODE: per-circuit connections are not encrypted");
-        }
+        for (const w of transportWarnings(transport)) log.warn(w);
         const keys = relayKeysFromJson(await Deno.readTextFile(o.keys));
         const dir = watchDirectory(o.directory, {
           log,
@@ -127,14 +94,9 @@ export function relayCommand(): Command {
           address: o.address,
           orPort: o.orPort,
           directory: () => dir.get(),
-          transport: o.transport,
-          pctcpSecurity: o.pctcpSecurity,
-          ...(o.pctcpSecurity === "ipsec"
-            ? { ipsecCheck: swanctlCheck(o.swanctlUri ? { uri: o.swanctlUri } : {}) }
-            : {}),
+          ...transport,
           ...(rate ? { bandwidth: { rate, burst: o.burst ? parseSize(o.burst) : rate } } : {}),
           exitAllow: o.exitAllow ?? [],
-          pctcpCaps: { perPeer: o.pctcpMaxPerPeer, total: o.pctcpMaxTotal },
           fdBudget: o.fdBudget,
           ewmaHalflifeMs: o.ewmaHalflife,
           scheduler: o.scheduler,

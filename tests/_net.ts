@@ -18,6 +18,7 @@ import { ntorClient1 } from "../lib/crypto/ntor.ts";
 import { identityDigest } from "../lib/directory/keys.ts";
 import { fromBase64 } from "../lib/util/bytes.ts";
 import { OnionClient, type StreamEvent } from "../lib/client/client.ts";
+import { advertisedTransports } from "../lib/transport/registry.ts";
 import { parseSs } from "../lib/experiment/sockets.ts";
 
 interface Net {
@@ -61,9 +62,7 @@ export async function startNet(
       orPort: r.port,
       flags: i === 0 ? ["guard"] : i >= n - 2 ? ["exit"] : [],
       bandwidth: 1000,
-      transports: transports[i] === "pctcp"
-        ? ["tor", "pctcp"] as Transport[]
-        : ["tor"] as Transport[],
+      transports: advertisedTransports(transports[i] ?? "tor"),
     });
   }
   const doc = makeDocument(specs).document;
@@ -79,8 +78,9 @@ export async function startNet(
     directory: doc,
     transport: clientTransport,
     preemptive: false,
-    ...(relayOptions.pctcpPreopen !== undefined ? { pctcpPreopen: relayOptions.pctcpPreopen } : {}),
-    ...(relayOptions.pctcpCaps ? { pctcpCaps: relayOptions.pctcpCaps } : {}),
+    // The client shares its transport's options with the relays (caps, spare links), not
+    // their link protection (security, IPsec check), which is a relay's.
+    ...clientSection(clientTransport, relayOptions),
     onStream: (e) => events.push(e),
     ...(path ? { path } : {}),
   });
@@ -120,4 +120,12 @@ export async function connectionsTo(port: number): Promise<number> {
     stdout: "piped",
   }).output();
   return parseSs(new TextDecoder().decode(out.stdout), new Set([port])).connections;
+}
+
+/** The relays' options section of the client's transport, without the relay-only protection. */
+function clientSection(transport: Transport, o: Partial<RelayOptions>): Record<string, unknown> {
+  const section = (o as Record<string, unknown>)[transport];
+  if (!section || typeof section !== "object") return {};
+  const { security: _security, ipsecCheck: _check, ...rest } = section as Record<string, unknown>;
+  return { [transport]: rest };
 }

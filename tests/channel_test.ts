@@ -1,7 +1,13 @@
 import { assert, assertEquals } from "./_assert.ts";
-import { Channel, EwmaCounts, TokenBucket } from "../lib/channel/mod.ts";
-import { CELL_LEN, CellCommand } from "../lib/cell/cell.ts";
-import type { Link } from "../lib/transport/link.ts";
+import {
+  Channel,
+  type ChannelLink,
+  closesWith,
+  EwmaCounts,
+  sharedMeta,
+  TokenBucket,
+} from "../lib/channel/mod.ts";
+import { CELL_LEN, CellCommand, encodeCell } from "../lib/cell/cell.ts";
 import { CircuitPackageWindow, DeliverWindow, PackageWindow } from "../lib/circuit/mod.ts";
 
 Deno.test("EwmaCounts halves a count per half-life and picks the quietest circuit", () => {
@@ -117,7 +123,7 @@ class FakeLink {
 
 function channelOn(link: FakeLink, ewmaHalflifeMs = 30_000) {
   const closed: (Error | undefined)[] = [];
-  const ch = new Channel(link as unknown as Link, {
+  const ch = new Channel(link as unknown as ChannelLink, {
     initiator: true,
     onCell() {},
     onClose: (_c, e) => closed.push(e),
@@ -251,4 +257,72 @@ Deno.test("EwmaCounts keeps active circuits in a heap: the top is the quietest, 
   assertEquals(e.top, 4, "4 (count 4) and 3 (count 6) decayed below 2's new cell");
   assert(Math.abs(e.get(2) - 1) < 1e-6, `count after decay ${e.get(2)}`);
   assertEquals(e.active, 4);
+});
+
+/** An in-memory link that hands out given pieces, then end of stream; writes are dropped. */
+class PieceLink implements ChannelLink {
+  #pieces: Uint8Array[];
+  #filled = false;
+  closed = false;
+  outbuf = 0;
+  constructor(pieces: Uint8Array[]) {
+    this.#pieces = pieces;
+  }
+  tryRead(): Uint8Array | null | undefined {
+    // The first read must wait for fill(), as a socket would.
+    if (!this.#filled) return undefined;
+    return this.#pieces.shift() ?? null;
+  }
+  fill(): Promise<boolean> {
+    this.#filled = true;
+    return Promise.resolve(true);
+  }
+  writev(_parts: Uint8Array[]): Promise<void> {
+    return Promise.resolve();
+  }
+  close(): void {
+    this.closed = true;
+  }
+}
+
+Deno.test("Channel reads cells from link pieces that end mid-cell and mid-header", async () => {
+  const cells = [1, 2, 3].map((i) =>
+    encodeCell({ circId: 0x80000000 + i, command: CellCommand.RELAY, payload: payload(i) })
+  );
+  const stream = new Uint8Array(cells.length * CELL_LEN);
+  cells.forEach((c, i) => stream.set(c, i * CELL_LEN));
+  // Cuts: inside the first header (3), mid-payload, 1 byte before a cell's end, the rest.
+  const cuts = [0, 3, 300, 2 * CELL_LEN - 1, 2 * CELL_LEN + 2, stream.length];
+  const pieces = cuts.slice(1).map((end, i) => stream.slice(cuts[i]!, end));
+  const got: [number, number][] = [];
+  const link = new PieceLink(pieces);
+  const ch = new Channel(link, {
+    initiator: true,
+    onCell: (cell) => got.push([cell.circId, cell.payload[508]!]),
+  });
+  await ch.run();
+  assertEquals(got, [[0x80000001, 1], [0x80000002, 2], [0x80000003, 3]]);
+  assert(link.closed, "the channel closes its link at end of stream");
+});
+
+Deno.test("Channel.circuitEnded closes an own channel with its bound circuit only", () => {
+  const own = {
+    ...sharedMeta(true),
+    purpose: "circuit" as const,
+    boundCircId: 0x80000007,
+    own: true,
+  };
+  assert(closesWith(own, 0x80000007));
+  assert(!closesWith(own, 0x80000008));
+  assert(!closesWith(sharedMeta(true), 0));
+  const link = new PieceLink([]);
+  const ch = new Channel(link, { initiator: true, onCell() {}, meta: own });
+  ch.circuitEnded(0x80000008);
+  assert(!ch.closed, "another circuit's end left the own channel open");
+  ch.circuitEnded(0x80000007);
+  assert(ch.closed && link.closed, "its own circuit's end closed it");
+  const shared = new Channel(new PieceLink([]), { initiator: true, onCell() {} });
+  shared.circuitEnded(0);
+  assert(!shared.closed);
+  shared.close();
 });

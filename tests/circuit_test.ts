@@ -5,18 +5,24 @@ import { assert, assertEquals, assertThrows } from "./_assert.ts";
 import {
   CellCommand,
   DestroyReason,
+  encodeCreate2,
   encodeCreated2,
   encodeSendme,
   type Extend2,
+  HandshakeType,
   RelayCommand,
 } from "../lib/cell/mod.ts";
-import { ntorServer } from "../lib/crypto/mod.ts";
+import { ntorClient1, ntorServer } from "../lib/crypto/mod.ts";
 import { generateRelayKeys, identityDigest } from "../lib/directory/keys.ts";
 import {
+  admitCreate2,
+  answerCreate2,
   checkCreateCircId,
   ClientCircuitCore,
   type ClientCircuitOptions,
+  destroyStep,
   MAX_RELAY_EARLY,
+  perCircuitRefusal,
   ProtocolError,
   RelayCircuitCore,
 } from "../lib/circuit/mod.ts";
@@ -344,4 +350,74 @@ Deno.test("ClientCircuitCore.tick closes a build that outlives its timeout (inje
   assertEquals(stuck.state, "closed");
   assertEquals(h.closed?.reason, DestroyReason.TIMEOUT);
   assertEquals(h.destroyed, [["client", DestroyReason.TIMEOUT, ""]]);
+});
+
+Deno.test("admitCreate2 refuses a CircID in use, a broken binding, a wrong high bit, other handshakes", () => {
+  const keys = generateRelayKeys();
+  const server = {
+    id: identityDigest(keys.identity.public),
+    onionKey: keys.onion.public,
+    onionSecret: keys.onion.secret,
+  };
+  const [, skin] = ntorClient1({ id: server.id, onionKey: server.onionKey });
+  const ntor = encodeCreate2({ htype: HandshakeType.NTOR, hdata: skin });
+  // We accepted the link: the peer opened it, so its CircIDs have the high bit set.
+  const shared = { initiator: false, purpose: "shared" as const, boundCircId: 0, carried: 0 };
+  const ok = admitCreate2(0x80000001, ntor, { ...shared, inUse: false });
+  assert(ok.ok);
+  const answer = answerCreate2(ok.create, server);
+  assert(answer.ok && answer.reply.length === 64, "ntor answered");
+  const refusals = [
+    admitCreate2(0x80000001, ntor, { ...shared, inUse: true }),
+    admitCreate2(0x00000001, ntor, { ...shared, inUse: false }),
+    admitCreate2(0, ntor, { ...shared, inUse: false }),
+    admitCreate2(0x80000001, encodeCreate2({ htype: HandshakeType.TAP, hdata: skin }), {
+      ...shared,
+      inUse: false,
+    }),
+    admitCreate2(0x80000001, Uint8Array.of(0, 2, 9), { ...shared, inUse: false }),
+    admitCreate2(0x80000002, ntor, {
+      ...shared,
+      purpose: "circuit",
+      boundCircId: 0x80000001,
+      inUse: false,
+    }),
+    admitCreate2(0x80000001, ntor, {
+      ...shared,
+      purpose: "circuit",
+      boundCircId: 0x80000001,
+      carried: 1,
+      inUse: false,
+    }),
+  ];
+  for (const r of refusals) {
+    assert(!r.ok, "refused");
+    if (!r.ok) assertEquals(r.refuse, DestroyReason.PROTOCOL, r.why);
+  }
+  assertEquals(perCircuitRefusal({ purpose: "shared", boundCircId: 0 }, 5, 3), undefined);
+  // A skin for another relay's key is refused by the handshake step.
+  const other = generateRelayKeys();
+  const [, wrong] = ntorClient1({
+    id: identityDigest(other.identity.public),
+    onionKey: other.onion.public,
+  });
+  const bad = answerCreate2({ htype: HandshakeType.NTOR, hdata: wrong }, server);
+  assert(!bad.ok);
+});
+
+Deno.test("destroyStep tells every hop but the one the end came from; a received DESTROY goes on as DESTROYED", () => {
+  const prev = { chan: "a", circId: 1 }, next = { chan: "b", circId: 2 };
+  assertEquals(destroyStep([prev, next], { reason: DestroyReason.INTERNAL }), {
+    notify: [prev, next],
+    reason: DestroyReason.INTERNAL,
+  });
+  assertEquals(destroyStep([prev, undefined], { reason: 1 }).notify, [prev]);
+  assertEquals(
+    destroyStep([prev, next], { reason: DestroyReason.FINISHED, from: "a", received: true }),
+    { notify: [next], reason: DestroyReason.DESTROYED },
+  );
+  assertEquals(
+    destroyStep([prev, next], { reason: DestroyReason.CHANNEL_CLOSED, from: "b" }),
+    { notify: [prev], reason: DestroyReason.CHANNEL_CLOSED },
+  );
 });

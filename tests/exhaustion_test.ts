@@ -9,7 +9,7 @@ import { timedFetch } from "../lib/measure/fetch.ts";
 
 Deno.test("1000 circuits at one pctcp relay: caps hold, fallbacks are counted, honest fetches work", async () => {
   const net = await startNet(3, ["pctcp", "pctcp", "pctcp"], "tor", ["r1", "r2", "r3"], {
-    pctcpCaps: { perPeer: 40, total: 60 },
+    pctcp: { caps: { perPeer: 40, total: 60 } },
     fdBudget: 200,
   });
   const relays = net.relays;

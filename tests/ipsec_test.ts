@@ -33,9 +33,7 @@ Deno.test("an IPsec-required relay refuses circuits to a peer no SA covers, and 
   let saUp = false;
   // No spare links opened ahead, so the connections counted are exactly the circuits'.
   const net = await startNet(3, ["pctcp", "pctcp", "pctcp"], "tor", ["r1", "r2", "r3"], {
-    pctcpSecurity: "ipsec",
-    ipsecCheck: () => saUp,
-    pctcpPreopen: false,
+    pctcp: { security: "ipsec", ipsecCheck: () => saUp, preopen: false },
   });
   const client = net.client;
   try {
@@ -63,8 +61,7 @@ Deno.test("under IPsec no spare per-circuit link is opened once the SA covering 
   const warnings: string[] = [];
   const note = (m: string) => warnings.push(m);
   const net = await startNet(2, ["pctcp", "pctcp"], "tor", ["r1", "r2"], {
-    pctcpSecurity: "ipsec",
-    ipsecCheck: () => ++checks <= 2,
+    pctcp: { security: "ipsec", ipsecCheck: () => ++checks <= 2 },
     log: { debug() {}, info() {}, warn: note, error: note },
   });
   try {

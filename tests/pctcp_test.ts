@@ -8,7 +8,9 @@ for (const [transport, want] of [["tor", 1], ["pctcp", 4]] as const) {
   Deno.test(`4 circuits through one relay pair use ${want} TCP connection(s) under ${transport} (ss)`, async () => {
     const t = transport as Transport;
     // Connections are counted exactly: no link opened ahead of the next circuit.
-    const net = await startNet(3, [t, t, t], t, ["r1", "r2", "r3"], { pctcpPreopen: false });
+    const net = await startNet(3, [t, t, t], t, ["r1", "r2", "r3"], {
+      pctcp: { preopen: false },
+    });
     try {
       const circs = await Promise.all(["a", "b", "c", "d"].map((u) => net.client.buildCircuit(u)));
       assertEquals(circs.length, 4);
@@ -57,8 +59,7 @@ for (
 Deno.test("the client's pctcp caps hold: past them its circuits share the link to the guard (ss)", async () => {
   // Caps of 2 per peer for the client and the relays; no spare links, so counts are exact.
   const net = await startNet(3, ["pctcp", "pctcp", "pctcp"], "pctcp", ["r1", "r2", "r3"], {
-    pctcpPreopen: false,
-    pctcpCaps: { perPeer: 2, total: 10 },
+    pctcp: { preopen: false, caps: { perPeer: 2, total: 10 } },
   });
   try {
     const circs = await Promise.all(

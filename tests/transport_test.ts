@@ -7,6 +7,7 @@ import { connectionsTo, sendCreate2, startNet } from "./_net.ts";
 import { generateRelayKeys, type RelayKeys } from "../lib/directory/keys.ts";
 import { type Link, linkAccept, linkConnect, LinkError } from "../lib/transport/link.ts";
 import { Channel } from "../lib/channel/channel.ts";
+import { ChannelPool } from "../lib/transport/pool.ts";
 import { CellCommand } from "../lib/cell/mod.ts";
 import { fromBase64 } from "../lib/util/bytes.ts";
 import { serve } from "../lib/serve/server.ts";
@@ -221,7 +222,7 @@ Deno.test("a pctcp relay carries one circuit per per-circuit link: the bound one
 Deno.test("destroying one pctcp circuit closes its own connection and no other", async () => {
   // Connections are counted exactly: no link opened ahead of the next circuit.
   const net = await startNet(3, ["pctcp", "pctcp", "pctcp"], "tor", ["r1", "r2", "r3"], {
-    pctcpPreopen: false,
+    pctcp: { preopen: false },
   });
   const s = await serve();
   try {
@@ -272,6 +273,31 @@ Deno.test("pctcp opens the next per-circuit link ahead: the second circuit takes
     assertEquals(await connectionsTo(r2), 2, "a's link closed with it; b's and the spare stay");
     assert(!b!.closed);
   } finally {
+    await net.stop();
+  }
+});
+
+Deno.test("ChannelPool.openShared opens another multiplexed link beside the one shared() keeps", async () => {
+  const net = await startNet(3, ["tor", "tor", "tor"]);
+  const got: [Channel, number][] = [];
+  const pool = new ChannelPool({ channel: { onCell: (cell, ch) => got.push([ch, cell.command]) } });
+  try {
+    const entry = net.directory.relays[0]!;
+    const a = await pool.shared(entry);
+    const b = await pool.openShared(entry);
+    assert(a !== b, "a second link");
+    assertEquals(await pool.shared(entry), a, "shared() keeps its one link");
+    assertEquals(pool.count(entry.fingerprint), { shared: 2, circuit: 0 });
+    assertEquals(
+      [b.meta.purpose, b.meta.own, b.meta.initiator, b.meta.peer.fingerprint],
+      ["shared", false, true, entry.fingerprint],
+    );
+    // The relay admits circuits on it as on the shared link.
+    sendCreate2(b, entry, b.allocCircId());
+    for (let i = 0; i < 500 && got.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    assertEquals(got, [[b, CellCommand.CREATED2]]);
+  } finally {
+    await pool.closeAll();
     await net.stop();
   }
 });

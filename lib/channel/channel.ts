@@ -19,8 +19,8 @@ import {
   PAYLOAD_LEN,
   writeFixedCell,
 } from "../cell/cell.ts";
-import type { Link } from "../transport/link.ts";
 import { EwmaCounts } from "./ewma.ts";
+import { type ChannelLink, type ChannelMeta, closesWith, sharedMeta } from "./link.ts";
 import type { KistCircuitInput } from "./kist.ts";
 import type { ChannelScheduler, SchedulableChannel } from "./scheduler.ts";
 import { SocketInfo, type TcpEndpoint, type TcpSocketState } from "./socket_info.ts";
@@ -59,6 +59,11 @@ export interface ChannelOptions {
   socket?: { local: TcpEndpoint; remote: TcpEndpoint };
   /** True for a link between two relays (counted in queue reports). */
   betweenRelays?: boolean;
+  /**
+   * The link's facts (peer, purpose, binding, own), set by whoever wraps the link; `initiator`
+   * above wins over the one here. Default: a shared channel to an unauthenticated peer.
+   */
+  meta?: ChannelMeta;
 }
 
 /** Cells sent and received, bytes and queue high-water mark. */
@@ -76,7 +81,9 @@ export interface ChannelStats {
 /** Cells over one link, with a circuit scheduler. */
 export class Channel implements SchedulableChannel {
   /** The link the cells travel on. */
-  readonly link: Link;
+  readonly link: ChannelLink;
+  /** The link's facts (peer, initiator, purpose, bound circuit, own): what roles read. */
+  readonly meta: ChannelMeta;
   /** A label for logs (the peer nickname). */
   readonly label: string;
   /** Cells and bytes sent and received. */
@@ -116,8 +123,11 @@ export class Channel implements SchedulableChannel {
   onFirstCell: (() => void) | undefined;
 
   /** Wraps an established link; `options` give the cell handler, buckets and scheduling. */
-  constructor(link: Link, options: ChannelOptions) {
+  constructor(link: ChannelLink, options: ChannelOptions) {
     this.link = link;
+    this.meta = options.meta
+      ? { ...options.meta, initiator: options.initiator }
+      : sharedMeta(options.initiator);
     this.#o = options;
     this.label = options.label ?? "channel";
     const h = options.ewmaHalflifeMs ?? 30_000;
@@ -261,6 +271,17 @@ export class Channel implements SchedulableChannel {
     this.#headers?.delete(id * 256 + CellCommand.RELAY);
     this.#headers?.delete(id * 256 + CellCommand.RELAY_EARLY);
     if (!this.#queues?.has(id)) this.#ewma?.delete(id);
+  }
+
+  /**
+   * A circuit on this channel has ended (its DESTROY, if any, queued already): its id and
+   * queued cells go, and a channel that was the circuit's own closes once the DESTROY is
+   * written ({@link closesWith}: the one place that rule is decided).
+   */
+  circuitEnded(circId: number): void {
+    this.freeCircId(circId);
+    this.dropCircuit(circId);
+    if (closesWith(this.meta, circId)) this.closeAfterFlush();
   }
 
   /** Cells queued and not yet written (circuit queues, control cells, output buffer). */

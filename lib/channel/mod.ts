@@ -7,6 +7,7 @@
 export * from "./channel.ts";
 export * from "./ewma.ts";
 export * from "./kist.ts";
+export * from "./link.ts";
 export * from "./scheduler.ts";
 export * from "./socket_info.ts";
 export * from "./token_bucket.ts";

@@ -7,4 +7,5 @@
 export * from "./flow.ts";
 export * from "./error.ts";
 export * from "./relay_circuit.ts";
+export * from "./create.ts";
 export * from "./client_circuit.ts";

@@ -11,6 +11,27 @@
  *   travel the other way and close the circuit);
  * * states: EXTEND2 only once and only when not extended; CREATED2 only while extending;
  * * circuit windows and authenticated SENDME v1 (§7.3–7.4, proposal 289).
+ *
+ * Where each message a relay meets is handled (arti tor-proto's reactor.rs table). "Role" is
+ * lib/relay/relay.ts, which holds sockets and maps, and no protocol rule of its own:
+ *
+ * | message                         | received in              | handled in                                      | why |
+ * |---------------------------------|--------------------------|-------------------------------------------------|-----|
+ * | CREATE2                         | role `#onCell`           | create.ts `admitCreate2`, `answerCreate2`       | CircID in use, per-circuit binding, high bit (§5.1.1), handshake type, ntor (§5.1.4) |
+ * | CREATED2 (from the next hop)    | role `#onCell`           | `RelayCircuitCore.created`                      | only while extending; becomes EXTENDED2 (§5.1.2) |
+ * | DESTROY                         | role `#onCell`           | create.ts `destroyStep`; role tears down        | who hears of it and with which reason (§5.4) |
+ * | RELAY / RELAY_EARLY, outbound   | role → `fromPrev`        | `RelayCircuitCore`                              | a layer off, recognized or passed on, RELAY_EARLY count (§5.5–5.6) |
+ * | RELAY, inbound                  | role → `fromNext`        | `RelayCircuitCore`                              | a layer on, towards the client (§5.5.3) |
+ * | RELAY_EARLY, inbound            | role → `fromNext`        | `RelayCircuitCore`                              | closes the circuit: outbound only (§5.6) |
+ * | relay DATA                      | core                     | core (deliver window), role's stream            | window accounting here, bytes to the socket there (§7.4) |
+ * | relay SENDME                    | core                     | `CircuitPackageWindow` / role's stream          | v1 digest checked here (proposal 289) |
+ * | relay BEGIN                     | core                     | role `#begin`                                   | exit policy and sockets are the role's; the answer (CONNECTED/END) the core's |
+ * | relay END                       | core                     | role's stream                                   | the socket closes (§6.3) |
+ * | relay EXTEND2                   | core (in RELAY_EARLY)    | role `#extend` through its transport            | once, only when not extended (§5.6); the transport picks the channel |
+ * | relay TRUNCATE                  | core                     | role `#destroyNext`, core answers TRUNCATED     | §5.4 |
+ * | relay DROP                      | core                     | core (dropped)                                  | long-range padding (§7.2) |
+ * | relay CONNECTED, EXTENDED2, …   | core                     | core (circuit closed)                           | travel towards the client only |
+ * | PADDING, VPADDING, unknown      | role `#onCell`           | dropped                                         | §3 |
  * @module
  */
 

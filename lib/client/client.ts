@@ -11,10 +11,11 @@ import { EndReason } from "../cell/relay_cell.ts";
 import { ClientCircuitCore } from "../circuit/mod.ts";
 import type { Channel } from "../channel/channel.ts";
 import { ChannelPool } from "../transport/pool.ts";
-import { type CircuitTransport, SharedTransport } from "../transport/transport.ts";
-import { PctcpTransport } from "../transport/pctcp.ts";
+import type { CircuitTransport } from "../transport/transport.ts";
+import { createTransport, type TransportOptions } from "../transport/registry.ts";
+import { installNativeCrypto } from "../transport/openssl.ts";
 import { identityDigest } from "../directory/keys.ts";
-import type { RelayEntry, SignedDocument, Transport } from "../directory/document.ts";
+import type { RelayEntry, SignedDocument } from "../directory/document.ts";
 import { concatBytes } from "../crypto/kdf.ts";
 import { fromBase64 } from "../util/bytes.ts";
 import { type EdgeSocket, EdgeStream } from "../edge/stream.ts";
@@ -30,8 +31,11 @@ import {
   SocksReply,
 } from "./socks.ts";
 
-/** Options of the onion proxy. */
-export interface ClientOptions {
+/**
+ * Options of the onion proxy. The transport to guards and its own options come nested by
+ * name (`{ transport: "pctcp", pctcp: { caps, preopen } }`, see lib/transport/registry.ts).
+ */
+export interface ClientOptions extends TransportOptions {
   /** The signed network document, or a function giving the current one. */
   directory: SignedDocument | (() => SignedDocument);
   /** SOCKS listen address (default 127.0.0.1). */
@@ -40,12 +44,6 @@ export interface ClientOptions {
   socksPort?: number;
   /** Pinned path (nicknames or fingerprints) for every circuit. */
   path?: string[];
-  /** Transport this client speaks to guards (default "tor"). */
-  transport?: Transport;
-  /** Under pctcp, keep one per-circuit link per guard open ahead of the next circuit (default true). */
-  pctcpPreopen?: boolean;
-  /** Under pctcp, caps on per-circuit connections to one guard and in all (default 512, 4096). */
-  pctcpCaps?: { perPeer: number; total: number };
   /** Build one circuit at start (default true). */
   preemptive?: boolean;
   /** Circuit build timeout, ms (default 30 000). */
@@ -98,7 +96,6 @@ export class ClientCircuit {
   dirtySince?: number;
   #chan: Channel;
   #circId: number;
-  #own: boolean;
   #core: ClientCircuitCore;
   #streams = new Map<number, EdgeStream>();
   #pending = new Map<number, (reason: number | "connected") => void>();
@@ -118,7 +115,6 @@ export class ClientCircuit {
     this.isolation = isolation;
     this.#chan = link.chan;
     this.#circId = link.circId;
-    this.#own = link.own;
     this.#onClosed = onClosed;
     let resolve!: () => void, reject!: (e: Error) => void;
     this.#built = new Promise((res, rej) => (resolve = res, reject = rej));
@@ -151,7 +147,6 @@ export class ClientCircuit {
         this.#pending.clear();
         for (const st of this.#streams.values()) st.abort();
         this.#streams.clear();
-        if (this.#own) this.#chan.closeAfterFlush();
         this.#onClosed(this);
       },
     }, { buildTimeoutMs: link.buildTimeoutMs });
@@ -277,7 +272,7 @@ export class OnionClient {
   #listener?: Deno.Listener;
   /** Every channel to a guard (the one place the client makes channels). */
   #pool: ChannelPool;
-  /** How circuits reach their guard: the shared link, or one connection each (pctcp). */
+  /** How circuits reach their guard (from the transport registry). */
   #transport: CircuitTransport;
   #circuitsByChan = new Map<Channel, Map<number, ClientCircuit>>();
   #circuits = new Set<ClientCircuit>();
@@ -297,14 +292,10 @@ export class OnionClient {
         onClose: (ch) => this.#onChannelClose(ch),
       },
     });
-    const shared = new SharedTransport(this.#pool);
-    this.#transport = (options.transport ?? "tor") === "pctcp"
-      ? new PctcpTransport(this.#pool, {
-        fallback: shared,
-        ...(options.pctcpPreopen !== undefined ? { preopen: options.pctcpPreopen } : {}),
-        ...(options.pctcpCaps ? { caps: options.pctcpCaps } : {}),
-      })
-      : shared;
+    this.#transport = createTransport(options.transport ?? "tor", this.#pool, {
+      ...options,
+      role: "client",
+    });
   }
 
   get #dir(): SignedDocument {
@@ -319,6 +310,8 @@ export class OnionClient {
 
   /** Opens the SOCKS port (and starts a preemptive circuit). */
   start(): Promise<void> {
+    // Relay-cell AES and SHA-1 through OpenSSL when it loads (explicit, not an import effect).
+    installNativeCrypto();
     this.#listener = Deno.listen({
       hostname: this.#o.socksAddress ?? "127.0.0.1",
       port: this.#o.socksPort ?? 0,
@@ -398,7 +391,8 @@ export class OnionClient {
   #forget(circ: ClientCircuit): void {
     this.#circuits.delete(circ);
     this.#circuitsByChan.get(circ.chan)?.delete(circ.circId);
-    circ.chan.freeCircId(circ.circId);
+    // Its own channel (per-circuit) closes with it there, after the DESTROY.
+    circ.chan.circuitEnded(circ.circId);
   }
 
   #onChannelClose(chan: Channel): void {

@@ -9,8 +9,12 @@ import { ed25519Sign, ed25519Verify } from "../crypto/ed25519.ts";
 import { fromBase64, toBase64 } from "../util/bytes.ts";
 import { rsaKeyFingerprint } from "./keys.ts";
 
-/** A link transport a relay speaks. */
-export type Transport = "tor" | "pctcp";
+/**
+ * A link transport a relay speaks: a name of the transport registry
+ * (lib/transport/registry.ts `TRANSPORT_NAMES`; "tor" and "pctcp" today). A name a peer does
+ * not know is one it does not speak.
+ */
+export type Transport = string;
 
 /** One relay's entry. */
 export interface RelayEntry {

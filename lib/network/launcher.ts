@@ -24,6 +24,7 @@ import {
 } from "./emulated_hosts.ts";
 import type { EmulationSpec } from "../emulate/config.ts";
 import { childSaCovers } from "../transport/ipsec.ts";
+import { advertisedTransports, launchArgs, transportDefinition } from "../transport/registry.ts";
 import type { SchedulerKind } from "../channel/scheduler.ts";
 
 /** Options of `network up`. */
@@ -32,8 +33,12 @@ export interface NetworkOptions {
   dir?: string;
   /** Number of relays (≥ 3). */
   relays?: number;
-  /** Transport of every relay: tor, pctcp, or mixed (alternating, first pctcp). */
-  transport?: "tor" | "pctcp" | "mixed";
+  /**
+   * Transport of every relay, a name of the transport registry, or "mixed"
+   * ({@link MIXED_TRANSPORTS} alternating, first pctcp). The client runs it too (the first of
+   * the mixed ones).
+   */
+  transport?: Transport | "mixed";
   /**
    * Caps on per-circuit connections, to one peer and in all, for the client and every pctcp
    * relay (default 512 and 4096: past them circuits share the link).
@@ -147,13 +152,6 @@ export function selfCommand(v8Flags: string[] = []): string[] {
   return [exe];
 }
 
-/** The per-circuit connection caps as relay and client flags (none when not set). */
-function capsArgs(caps: NetworkOptions["pctcpCaps"]): string[] {
-  return caps
-    ? ["--pctcp-max-per-peer", String(caps.perPeer), "--pctcp-max-total", String(caps.total)]
-    : [];
-}
-
 /**
  * V8 flags of the long-running onion roles (relays, client): a heap that grows less ahead of
  * what is live and a smaller young generation. `deno run -A bench/vs_tor.ts` with and without
@@ -219,10 +217,13 @@ export async function waitForFile(
   }
 }
 
+/** The transports of a "mixed" network, alternating over the relays. */
+export const MIXED_TRANSPORTS: readonly Transport[] = ["pctcp", "tor"];
+
+/** The transport of relay `i` (the client's is relay 0's); a clear error for an unknown name. */
 function transportOf(i: number, t: NetworkOptions["transport"]): Transport {
-  if (t === "pctcp") return "pctcp";
-  if (t === "mixed") return i % 2 === 0 ? "pctcp" : "tor";
-  return "tor";
+  const name = t === "mixed" ? MIXED_TRANSPORTS[i % MIXED_TRANSPORTS.length]! : t ?? "tor";
+  return transportDefinition(name).name;
 }
 
 /** Reads the state of a network folder; a clear error if there is none. */
@@ -400,8 +401,6 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
         nick,
         "--directory",
         partial.directory,
-        "--transport",
-        transport,
         "--port-file",
         `${rdir}/port`,
         "--stats-file",
@@ -424,13 +423,13 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
         args.push("--ewma-halflife", String(options.ewmaHalflifeMs));
       }
       args.push("--scheduler", schedulerOf(i, options.scheduler));
-      if (transport === "pctcp") args.push(...capsArgs(options.pctcpCaps));
       const v = vici.get(nick);
-      if (v && transport === "pctcp") {
-        args.push("--pctcp-security", "ipsec", "--swanctl-uri", `unix://${v}`);
-      } else if (options.insecureLab && transport === "pctcp") {
-        args.push("--pctcp-security", "none", "--insecure-lab");
-      }
+      args.push(...launchArgs(transport, {
+        role: "relay",
+        ...(v ? { ipsecVici: v } : {}),
+        ...(options.insecureLab ? { insecureLab: true } : {}),
+        ...(options.pctcpCaps ? { caps: options.pctcpCaps } : {}),
+      }));
       const log = `${rdir}/relay.log`;
       const pid = await spawn(args, log, h ? inNamespace(h) : []);
       processes.push({ name: nick, pid, log });
@@ -443,7 +442,7 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
         // First relay(s) guard, last two exits (path choice honours them).
         flags: i === 0 || (n > 4 && i === 1) ? ["guard"] : i >= n - 2 ? ["exit"] : [],
         bandwidth: options.bandwidths?.[i] ?? options.bandwidth ?? 10_000_000,
-        transports: transport === "pctcp" ? ["tor", "pctcp"] : ["tor"],
+        transports: advertisedTransports(transport),
       });
     }
     for (let i = 0; i < n; i++) {
@@ -478,9 +477,7 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
     // The client.
     await Deno.mkdir(`${dir}/client`, { recursive: true });
     await Deno.remove(`${dir}/client/port`).catch(() => {});
-    const clientTransport = options.transport === "tor" || options.transport === undefined
-      ? "tor"
-      : "pctcp";
+    const clientTransport = transportOf(0, options.transport);
     const cargs = [
       "client",
       "--directory",
@@ -491,14 +488,15 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
       `${dir}/client/port`,
       "--streams-file",
       partial.streams,
-      "--transport",
-      clientTransport,
+      ...launchArgs(clientTransport, {
+        role: "client",
+        ...(options.pctcpCaps ? { caps: options.pctcpCaps } : {}),
+      }),
       "--log-level",
       level,
       ...(options.ownerPid ? ["--exit-with", String(options.ownerPid)] : []),
     ];
     if (options.path) cargs.push("--path", options.path.join(","));
-    if (clientTransport === "pctcp") cargs.push(...capsArgs(options.pctcpCaps));
     const clog = `${dir}/client/client.log`;
     const clientHost = host("client");
     if (clientHost) cargs.push("--socks-address", clientHost.address);

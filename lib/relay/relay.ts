@@ -10,22 +10,20 @@ import { type Cell, CellCommand, DestroyReason, type DestroyReasonCode } from ".
 import { EndReason } from "../cell/relay_cell.ts";
 import {
   type Begin,
-  decodeCreate2,
   encodeConnected,
   encodeCreate2,
   encodeCreated2,
   type Extend2,
-  HandshakeType,
 } from "../cell/messages.ts";
-import { ntorServer } from "../crypto/ntor.ts";
-import { checkCreateCircId, ProtocolError, RelayCircuitCore } from "../circuit/mod.ts";
+import { admitCreate2, answerCreate2, destroyStep, RelayCircuitCore } from "../circuit/mod.ts";
 import type { Channel } from "../channel/channel.ts";
 import { TokenBucket } from "../channel/token_bucket.ts";
 import { ChannelScheduler, type SchedulerKind, type SchedulerStats } from "../channel/scheduler.ts";
-import { type Link, linkAccept, perCircuitRefusal } from "../transport/link.ts";
+import { type Link, linkAccept } from "../transport/link.ts";
+import { installNativeCrypto } from "../transport/openssl.ts";
 import { ChannelPool } from "../transport/pool.ts";
-import { type CircuitTransport, SharedTransport } from "../transport/transport.ts";
-import { type PctcpSecurity, PctcpTransport } from "../transport/pctcp.ts";
+import type { CircuitTransport } from "../transport/transport.ts";
+import { createTransport, type TransportOptions } from "../transport/registry.ts";
 import { fingerprint, identityDigest, type RelayKeys } from "../directory/keys.ts";
 import type { RelayEntry, SignedDocument, Transport } from "../directory/document.ts";
 import { toHex } from "../util/bytes.ts";
@@ -33,10 +31,12 @@ import { EdgeStream, type StreamCircuit } from "../edge/stream.ts";
 import { ExitPolicy } from "./exit_policy.ts";
 import { type Logger, nullLogger } from "../util/log.ts";
 
-export type { PctcpSecurity };
-
-/** Options of a relay. */
-export interface RelayOptions {
+/**
+ * Options of a relay. The transport and its own options come nested by name
+ * (`{ transport: "pctcp", pctcp: { security, ipsecCheck, caps, preopen } }`, see
+ * lib/transport/registry.ts).
+ */
+export interface RelayOptions extends TransportOptions {
   /** Long-term keys. */
   keys: RelayKeys;
   /** Nickname (for logs and stats). */
@@ -47,20 +47,10 @@ export interface RelayOptions {
   orPort?: number;
   /** The signed network document, or a function giving the current one. */
   directory: SignedDocument | (() => SignedDocument);
-  /** Link transport this relay speaks (default "tor"). */
-  transport?: Transport;
-  /** Protection of per-circuit connections (default "tls"). */
-  pctcpSecurity?: PctcpSecurity;
-  /** Checks that IPsec covers a peer address before a circuit is carried to it. */
-  ipsecCheck?: (address: string) => boolean | Promise<boolean>;
   /** Write rate limit (bytes/s) and burst. */
   bandwidth?: { rate: number; burst?: number };
   /** Exit allow list (added to the default policy). */
   exitAllow?: string[];
-  /** Caps on pctcp connections per peer and in all; past them circuits use the shared link. */
-  pctcpCaps?: { perPeer: number; total: number };
-  /** Keep one per-circuit link per peer open ahead of the next circuit (default true). */
-  pctcpPreopen?: boolean;
   /**
    * Sockets this relay may hold (links, per-circuit connections, exit streams, handshakes in
    * progress). New links past it are refused; per-circuit connections stop at 90 % of it
@@ -107,8 +97,6 @@ interface RelayCircuit {
   next?: Hop | undefined;
   core: RelayCircuitCore;
   streams: Map<number, EdgeStream>;
-  /** The per-circuit connection made for `next`, closed with the circuit. */
-  ownNext?: boolean;
   closed: boolean;
 }
 
@@ -132,9 +120,8 @@ export class Relay {
   #policy: ExitPolicy;
   /** Every channel, opened or accepted (the one place channels are made). */
   #pool: ChannelPool;
-  /** How circuits reach their next hop: shared links, or PCTCP with the shared fallback. */
+  /** How circuits reach their next hop (from the transport registry). */
   #transport: CircuitTransport;
-  #pctcp?: PctcpTransport;
   /** Channels with their circuits. */
   #circuits = new Map<Channel, Map<number, RelayCircuit>>();
   #peerStats = new Map<string, PeerStats>();
@@ -171,19 +158,11 @@ export class Relay {
         ...(options.ewmaHalflifeMs !== undefined ? { ewmaHalflifeMs: options.ewmaHalflifeMs } : {}),
       },
     });
-    const shared = new SharedTransport(this.#pool);
-    this.#transport = shared;
-    if ((options.transport ?? "tor") === "pctcp") {
-      this.#pctcp = new PctcpTransport(this.#pool, {
-        fallback: shared,
-        security: options.pctcpSecurity ?? "tls",
-        ...(options.pctcpCaps ? { caps: options.pctcpCaps } : {}),
-        ...(options.pctcpPreopen !== undefined ? { preopen: options.pctcpPreopen } : {}),
-        ...(options.ipsecCheck ? { ipsecCheck: options.ipsecCheck } : {}),
-        socketsAvailable: () => this.#socketsInUse() < this.#fdBudget * 0.9,
-      });
-      this.#transport = this.#pctcp;
-    }
+    this.#transport = createTransport(this.#transportName, this.#pool, {
+      ...options,
+      role: "relay",
+      socketsAvailable: () => this.#socketsInUse() < this.#fdBudget * 0.9,
+    });
   }
 
   get #dir(): SignedDocument {
@@ -202,6 +181,8 @@ export class Relay {
 
   /** Starts listening; resolves once the OR port is open. */
   start(): Promise<void> {
+    // Relay-cell AES and SHA-1 through OpenSSL when it loads (explicit, not an import effect).
+    installNativeCrypto();
     this.#listener = Deno.listen({
       hostname: this.#o.address ?? "127.0.0.1",
       port: this.#o.orPort ?? 0,
@@ -266,18 +247,15 @@ export class Relay {
     }
     (conn as Deno.TcpConn).setNoDelay?.(true);
     const address = (conn.remoteAddr as Deno.NetAddr).hostname;
-    const security = this.#o.pctcpSecurity ?? "tls";
     let link: Link;
     this.#handshaking++;
     try {
       link = await linkAccept(conn, {
         keys: { identity: this.#o.keys.identity.public, link: this.#o.keys.link },
         allowRelay: (id) => this.#relayByIdentity(id) !== undefined,
-        // Our own policy, whatever the peer asked: plaintext only where IPsec covers the peer
-        // (checked now, IPsec fails open) or in insecure lab mode.
-        allowPlaintext: async (addr) =>
-          this.#transportName === "pctcp" &&
-          (security === "none" || (security === "ipsec" && !!(await this.#o.ipsecCheck?.(addr)))),
+        // Our transport's own policy, whatever the peer asked (pctcp: plaintext only where
+        // IPsec covers the peer now, or in insecure lab mode; tor: never).
+        allowPlaintext: async (addr) => (await this.#transport.allowPlaintext?.(addr)) ?? false,
         remoteAddress: address,
         ...(this.#o.handshakeTimeoutMs ? { timeoutMs: this.#o.handshakeTimeoutMs } : {}),
       });
@@ -330,10 +308,10 @@ export class Relay {
     hop.chan.circuits.add(hop.circId);
   }
 
+  /** The circuit leaves `hop`'s channel; a per-circuit connection closes with its own circuit. */
   #unregister(hop: Hop): void {
     this.#circuits.get(hop.chan)?.delete(hop.circId);
-    hop.chan.freeCircId(hop.circId);
-    hop.chan.dropCircuit(hop.circId);
+    hop.chan.circuitEnded(hop.circId);
   }
 
   #onCell(cell: Cell, chan: Channel): void {
@@ -362,39 +340,28 @@ export class Relay {
   }
 
   #onCreate2(cell: Cell, chan: Channel, existing?: RelayCircuit): void {
-    const destroy = (reason: number) =>
-      chan.sendControl({
+    // Admission and the handshake are lib/circuit's rules (create.ts); this only acts.
+    const admitted = admitCreate2(cell.circId, cell.payload, {
+      ...chan.meta,
+      carried: this.#circuits.get(chan)?.size ?? 0,
+      inUse: existing !== undefined,
+    });
+    const answer = admitted.ok
+      ? answerCreate2(admitted.create, {
+        id: identityDigest(this.#o.keys.identity.public),
+        onionKey: this.#o.keys.onion.public,
+        onionSecret: this.#o.keys.onion.secret,
+      })
+      : admitted;
+    if (!answer.ok) {
+      this.#log.warn(`CREATE2 ${cell.circId} on ${chan.label} refused: ${answer.why}`);
+      return chan.sendControl({
         circId: cell.circId,
         command: CellCommand.DESTROY,
-        payload: Uint8Array.of(reason),
+        payload: Uint8Array.of(answer.refuse),
       });
-    let keys: Uint8Array, reply: Uint8Array;
-    try {
-      if (existing) throw new ProtocolError("CREATE2 for a circuit id in use");
-      const refusal = perCircuitRefusal(
-        chan.link,
-        cell.circId,
-        this.#circuits.get(chan)?.size ?? 0,
-      );
-      if (refusal) throw new ProtocolError(refusal);
-      // The peer opened the link iff we did not (tor-spec §5.1.1).
-      checkCreateCircId(cell.circId, !chan.link.initiator);
-      const create = decodeCreate2(cell.payload);
-      if (create.htype !== HandshakeType.NTOR) {
-        throw new ProtocolError(`unsupported handshake type ${create.htype}`);
-      }
-      [keys, reply] = ntorServer(
-        {
-          id: identityDigest(this.#o.keys.identity.public),
-          onionKey: this.#o.keys.onion.public,
-          onionSecret: this.#o.keys.onion.secret,
-        },
-        create.hdata,
-      );
-    } catch (e) {
-      this.#log.warn(`CREATE2 ${cell.circId} on ${chan.label} refused: ${(e as Error).message}`);
-      return destroy((e as ProtocolError).reason ?? DestroyReason.PROTOCOL);
     }
+    const { keys, reply } = answer;
     const circ = { prev: { chan, circId: cell.circId }, streams: new Map(), closed: false } as
       & Omit<RelayCircuit, "core">
       & { core?: RelayCircuitCore };
@@ -448,7 +415,6 @@ export class Relay {
       return;
     }
     circ.next = { chan, circId };
-    circ.ownNext = own;
     this.#register(circ.next, circ);
     chan.sendControl({ circId, command: CellCommand.CREATE2, payload: encodeCreate2(ext.create) });
   }
@@ -522,7 +488,6 @@ export class Relay {
       payload: Uint8Array.of(reason),
     });
     this.#unregister(next);
-    if (circ.ownNext) next.chan.closeAfterFlush();
   }
 
   /**
@@ -535,22 +500,21 @@ export class Relay {
     circ.core.close();
     for (const s of circ.streams.values()) s.abort();
     circ.streams.clear();
-    const forward = fromDestroy ? DestroyReason.DESTROYED : reason;
-    for (const hop of [circ.prev, circ.next]) {
-      if (!hop) continue;
-      if (hop.chan !== from && !hop.chan.closed) {
-        hop.chan.sendControl({
-          circId: hop.circId,
-          command: CellCommand.DESTROY,
-          payload: Uint8Array.of(forward),
-        });
-      }
-      this.#unregister(hop);
-      // A per-circuit connection closes with its own circuit, and only with it.
-      if (hop.chan.link.purpose === "circuit" && hop.chan.link.boundCircId === hop.circId) {
-        hop.chan.closeAfterFlush();
-      }
+    // Who hears of it, with which reason: lib/circuit's rule (create.ts destroyStep).
+    const step = destroyStep([circ.prev, circ.next], {
+      reason,
+      ...(from ? { from } : {}),
+      received: fromDestroy,
+    });
+    for (const hop of step.notify) {
+      if (hop.chan.closed) continue;
+      hop.chan.sendControl({
+        circId: hop.circId,
+        command: CellCommand.DESTROY,
+        payload: Uint8Array.of(step.reason),
+      });
     }
+    for (const hop of [circ.prev, circ.next]) if (hop) this.#unregister(hop);
   }
 
   #closeIdle(): void {
@@ -577,9 +541,8 @@ export class Relay {
     const queued = new Map<string, { q: number; max: number; bytes: number }>();
     for (const [chan, circs] of this.#circuits) {
       for (const c of circs.values()) unique.add(c);
-      const peer = chan.link.peer.identity
-        ? this.#relayByIdentity(chan.link.peer.identity)
-        : undefined;
+      const fp = chan.meta.peer.fingerprint;
+      const peer = fp ? this.#dir.relays.find((r) => r.fingerprint === fp) : undefined;
       if (!peer) continue;
       const e = queued.get(peer.nickname) ?? { q: 0, max: 0, bytes: 0 };
       e.q += chan.queued;
@@ -587,7 +550,7 @@ export class Relay {
       e.bytes += chan.stats.bytesSent;
       queued.set(peer.nickname, e);
     }
-    // Connection counts come from the pool, fallbacks from the pctcp transport; neither needs
+    // Connection counts come from the pool, fallbacks from the transport; neither needs
     // the directory (stats are written before the directory file exists).
     for (const p of this.#pool.peers()) {
       this.#peer(p.nickname, (s) => {
@@ -595,7 +558,7 @@ export class Relay {
         s.circuitConnections = p.circuit;
       });
     }
-    for (const [nick, n] of this.#pctcp?.fallbacksByPeer() ?? []) {
+    for (const [nick, n] of this.#transport.fallbacksByPeer?.() ?? []) {
       this.#peer(nick, (s) => s.fallbacks = n);
     }
     for (const [nick, e] of queued) {

@@ -37,16 +37,8 @@ import { bytesEqual, concatBytes, hmacSha256 } from "../crypto/kdf.ts";
 import { ed25519Sign, ed25519Verify } from "../crypto/ed25519.ts";
 import { type HandshakeError, ntorClient1, ntorClient2, ntorServer } from "../crypto/ntor.ts";
 import { identityDigest } from "../directory/keys.ts";
-import { setCtrImplementation, setSha1Implementation } from "../crypto/relay_crypto.ts";
 import { nativeAes } from "./openssl.ts";
-
-// Every process that runs links (relays, clients) does its relay-cell AES and SHA-1 through
-// OpenSSL when it can be loaded: ~10× node:crypto here (see openssl.ts).
-if (nativeAes) {
-  const aes = nativeAes;
-  setCtrImplementation((key) => new aes.ctr(key));
-  setSha1Implementation((seed, state) => new aes.sha1(seed, state), aes.sha1.stateBytes);
-}
+import type { ChannelLink } from "../channel/link.ts";
 
 const MAGIC = new TextEncoder().encode("PCTCP-LINK2");
 const AUTH_LABEL = new TextEncoder().encode("pctcp-link-auth-v2");
@@ -259,7 +251,7 @@ interface OutFrame {
  * boundaries of the writes; the handshake's messages go out when nothing else is queued, so
  * each is a frame of its own.
  */
-export class Link {
+export class Link implements ChannelLink {
   /** Who is at the other end (final once the handshake has returned the link). */
   peer: LinkPeer;
   /** Shared link, or one circuit's own connection (authenticated in the handshake). */
@@ -577,20 +569,6 @@ export class Link {
   get closed(): boolean {
     return this.#closed;
   }
-}
-
-/**
- * The per-circuit rule (DESIGN.md "PCTCP specifics"): a per-circuit link carries the one
- * circuit its authenticated handshake bound it to, once. Returns why a CREATE2 for `circId`
- * must be refused on `link`, which already carries `carried` circuits, or undefined.
- */
-export function perCircuitRefusal(link: Link, circId: number, carried: number): string | undefined {
-  if (link.purpose !== "circuit") return undefined;
-  if (circId !== link.boundCircId) {
-    return `per-circuit link bound to ${link.boundCircId} asked for circuit ${circId}`;
-  }
-  if (carried > 0) return `per-circuit link already carries its circuit`;
-  return undefined;
 }
 
 function withTimeout<T>(

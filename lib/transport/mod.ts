@@ -1,7 +1,7 @@
 /**
  * Transports: the authenticated link (link.ts), the IPsec check, the channel pool, and the
  * seam roles use to get "a channel to peer P for circuit C" — shared (Tor) or per-circuit
- * (PCTCP).
+ * (PCTCP) — picked by name through the registry (registry.ts; docs/transports.md).
  * @module
  */
 
@@ -10,3 +10,4 @@ export * from "./ipsec.ts";
 export * from "./pool.ts";
 export * from "./transport.ts";
 export * from "./pctcp.ts";
+export * from "./registry.ts";

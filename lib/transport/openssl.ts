@@ -9,6 +9,8 @@
  * @module
  */
 
+import { setCtrImplementation, setSha1Implementation } from "../crypto/relay_crypto.ts";
+
 const EVP_CTRL_GCM_GET_TAG = 0x10;
 const EVP_CTRL_GCM_SET_TAG = 0x11;
 
@@ -231,3 +233,17 @@ export const nativeAes:
     gcmOpen: typeof gcmOpen;
   }
   | undefined = lib ? { ctr: NativeCtr, sha1: NativeSha1, gcmSeal, gcmOpen } : undefined;
+
+/**
+ * Makes relay-cell AES-128-CTR and the running SHA-1 digests (lib/crypto/relay_crypto.ts) use
+ * OpenSSL when it could be loaded: ~10× node:crypto here. Called once by a relay or client
+ * when it starts (not as a side effect of importing anything); idempotent. Returns whether
+ * OpenSSL is in use.
+ */
+export function installNativeCrypto(): boolean {
+  if (!nativeAes) return false;
+  const aes = nativeAes;
+  setCtrImplementation((key) => new aes.ctr(key));
+  setSha1Implementation((seed, state) => new aes.sha1(seed, state), aes.sha1.stateBytes);
+  return true;
+}

@@ -8,10 +8,27 @@
  */
 
 import { Channel, type ChannelOptions } from "../channel/channel.ts";
+import type { ChannelLink, ChannelMeta, ChannelPurpose } from "../channel/link.ts";
 import type { RelayEntry } from "../directory/document.ts";
 import { fingerprint } from "../directory/keys.ts";
 import { fromBase64 } from "../util/bytes.ts";
 import { type Link, linkConnect, type LinkPurpose } from "./link.ts";
+
+/**
+ * A LINK2 link's authenticated facts as channel metadata: a per-circuit link is its bound
+ * circuit's own on both sides (DESIGN.md "PCTCP specifics").
+ */
+export function linkMeta(link: Link): ChannelMeta {
+  return {
+    peer: link.peer.identity
+      ? { role: "relay", fingerprint: fingerprint(link.peer.identity) }
+      : { role: link.peer.role },
+    initiator: link.initiator,
+    purpose: link.purpose,
+    boundCircId: link.boundCircId,
+    own: link.purpose === "circuit",
+  };
+}
 
 /** Options of a channel pool. */
 export interface ChannelPoolOptions {
@@ -24,7 +41,7 @@ export interface ChannelPoolOptions {
 /** What the pool knows of one channel. */
 interface Entry {
   fingerprint: string | undefined;
-  purpose: LinkPurpose;
+  purpose: ChannelPurpose;
   opened: boolean;
   run: Promise<void>;
 }
@@ -73,16 +90,33 @@ export class ChannelPool {
   }
 
   /**
-   * Wraps an established link (opened or accepted) in a running channel. `conn` is the TCP
-   * connection under the link (a KIST scheduler reads that socket's state); `betweenRelays`
-   * says whether the peer is a relay (default: it proved a relay identity).
+   * Wraps an established LINK2 link (opened or accepted) in a running channel, its metadata
+   * from the link's handshake ({@link linkMeta}). `conn` is the TCP connection under the link
+   * (a KIST scheduler reads that socket's state); `betweenRelays` says whether the peer is a
+   * relay (default: it proved a relay identity).
    */
   adopt(link: Link, label: string, conn?: Deno.Conn, betweenRelays?: boolean): Channel {
-    const fp = link.peer.identity ? fingerprint(link.peer.identity) : undefined;
+    return this.adoptLink(link, linkMeta(link), label, conn, betweenRelays);
+  }
+
+  /**
+   * Wraps any established link in a running channel with the metadata its transport
+   * established (`meta`): the way a new link kind (Tor's TLS link, an in-memory link) joins
+   * the pool.
+   */
+  adoptLink(
+    link: ChannelLink,
+    meta: ChannelMeta,
+    label: string,
+    conn?: Deno.Conn,
+    betweenRelays?: boolean,
+  ): Channel {
+    const fp = meta.peer.fingerprint;
     const onClose = this.#o.channel.onClose;
     const chan = new Channel(link, {
       ...this.#o.channel,
-      initiator: link.initiator,
+      initiator: meta.initiator,
+      meta,
       label,
       betweenRelays: betweenRelays ?? fp !== undefined,
       ...(conn
@@ -99,13 +133,13 @@ export class ChannelPool {
       },
     });
     const c = fp ? this.#countFor(fp, label) : undefined;
-    if (c) link.purpose === "shared" ? c.shared++ : c.circuit++;
-    if (fp && link.purpose === "shared" && !this.#shared.get(fp)) this.#shared.set(fp, chan);
-    if (link.purpose === "circuit" && link.initiator) this.#openedPerCircuit++;
+    if (c) meta.purpose === "shared" ? c.shared++ : c.circuit++;
+    if (fp && meta.purpose === "shared" && !this.#shared.get(fp)) this.#shared.set(fp, chan);
+    if (meta.purpose === "circuit" && meta.initiator) this.#openedPerCircuit++;
     const entry: Entry = {
       fingerprint: fp,
-      purpose: link.purpose,
-      opened: link.initiator,
+      purpose: meta.purpose,
+      opened: meta.initiator,
       run: Promise.resolve(),
     };
     this.#all.set(chan, entry);
@@ -126,6 +160,16 @@ export class ChannelPool {
       this.#connecting.set(peer.fingerprint, p);
     }
     return p;
+  }
+
+  /**
+   * One more multiplexed (shared-purpose) connection to `peer`, besides the one
+   * {@link shared} keeps: for transports that spread circuits over several links per peer
+   * (IMUX). It is counted with the peer's shared links; the peer admits circuits on it like
+   * on any shared link.
+   */
+  openShared(peer: RelayEntry): Promise<Channel> {
+    return this.#open(peer, { purpose: "shared", encrypt: true });
   }
 
   /** A new connection to `peer` that carries the circuit `circId` alone. */
