@@ -26,6 +26,8 @@ const SSL_ERROR_SYSCALL = 5;
 const SSL_ERROR_ZERO_RETURN = 6;
 const SSL_CTRL_SET_MIN_PROTO_VERSION = 123;
 const TLS1_2_VERSION = 0x0303;
+const SSL_CTRL_MODE = 33;
+const SSL_MODE_RELEASE_BUFFERS = 0x10;
 const SSL_VERIFY_NONE = 0;
 /** The largest TLS record payload: an SSL_read returns at most this. */
 const RECORD = 16384;
@@ -36,6 +38,8 @@ const RECORD = 16384;
  */
 const SOCKET_READ_MIN = 4096;
 const SOCKET_READ_MAX = 65536;
+/** A memory BIO that held more than this is replaced once empty (it never shrinks). */
+const BIO_KEEP = 16384;
 /** How long close() keeps trying to write what was queued (and close_notify). */
 const CLOSE_GRACE_MS = 2000;
 
@@ -52,6 +56,8 @@ const SSL_SYMBOLS = {
   SSL_new: { parameters: ["pointer"], result: "pointer" },
   SSL_free: { parameters: ["pointer"], result: "void" },
   SSL_set_bio: { parameters: ["pointer", "pointer", "pointer"], result: "void" },
+  SSL_set0_rbio: { parameters: ["pointer", "pointer"], result: "void" },
+  SSL_set0_wbio: { parameters: ["pointer", "pointer"], result: "void" },
   SSL_set_connect_state: { parameters: ["pointer"], result: "void" },
   SSL_set_accept_state: { parameters: ["pointer"], result: "void" },
   SSL_do_handshake: { parameters: ["pointer"], result: "i32" },
@@ -189,6 +195,8 @@ function context(cred: Partial<TlsCredentials>): Deno.PointerObject {
     // link certificates).
     ssl.SSL_CTX_ctrl(ctx, SSL_CTRL_SET_MIN_PROTO_VERSION, BigInt(TLS1_2_VERSION), null);
     ssl.SSL_CTX_set_security_level(ctx, 1);
+    // Free OpenSSL's record buffers while a connection is idle (~34 KiB each otherwise).
+    ssl.SSL_CTX_ctrl(ctx, SSL_CTRL_MODE, BigInt(SSL_MODE_RELEASE_BUFFERS), null);
     // The peer's certificate is proven by the CERTS cell, not by TLS (tor-spec §4.2).
     ssl.SSL_CTX_set_verify(ctx, SSL_VERIFY_NONE, null);
     if (cred.certDer && cred.keyDer) {
@@ -253,6 +261,8 @@ export class TlsConnection {
   #connClosed = false;
   #reading = false;
   #eof = false;
+  /** The read BIO took a chunk larger than {@link BIO_KEEP} (swap it once it is empty). */
+  #rbioBig = false;
   #peerCert: Uint8Array | undefined;
   #ownCert: Uint8Array | undefined;
   #version = "";
@@ -291,6 +301,16 @@ export class TlsConnection {
     return this.#closed;
   }
 
+  /** Replaces the (empty) read or write BIO with a fresh one; the old one is freed. */
+  #swapBio(read: boolean): Deno.PointerObject {
+    const { ssl, crypto: c } = libs!;
+    const bio = c.BIO_new(c.BIO_s_mem());
+    if (bio === null) throw new TlsError(`BIO_new failed: ${opensslErrors(c)}`);
+    if (read) ssl.SSL_set0_rbio(this.#ssl!, bio);
+    else ssl.SSL_set0_wbio(this.#ssl!, bio);
+    return bio;
+  }
+
   /** Moves what OpenSSL wants to send into the socket queue and starts writing it. */
   #drainOutput(): void {
     const { crypto: c } = libs!;
@@ -299,6 +319,9 @@ export class TlsConnection {
     const chunk = new Uint8Array(pending);
     const got = c.BIO_read(this.#wbio, chunk, pending);
     if (got <= 0) return;
+    // A memory BIO keeps the largest buffer it ever held: after a burst, a fresh one (an idle
+    // connection then holds little; PCTCP keeps one per circuit).
+    if (pending > BIO_KEEP && this.#ssl) this.#wbio = this.#swapBio(false);
     this.#out.push(got === pending ? chunk : chunk.subarray(0, got));
     this.#outBytes += got;
     if (!this.#pumping) {
@@ -399,14 +422,13 @@ export class TlsConnection {
       return false;
     }
     const { crypto: c } = libs!;
+    if (got > BIO_KEEP) this.#rbioBig = true;
     if (c.BIO_write(this.#rbio, this.#in, got) !== got) {
       throw new TlsError(`BIO_write failed: ${opensslErrors(c)}`);
     }
     const size = this.#in.length;
     if (got === size && size < SOCKET_READ_MAX) this.#in = new Uint8Array(size * 2);
-    else if (got <= SOCKET_READ_MIN / 2 && size > SOCKET_READ_MIN) {
-      this.#in = new Uint8Array(SOCKET_READ_MIN);
-    }
+    else if (got < size / 2 && size > SOCKET_READ_MIN) this.#in = new Uint8Array(SOCKET_READ_MIN);
     return true;
   }
 
@@ -442,6 +464,12 @@ export class TlsConnection {
         this.#drainOutput();
         const err = ssl.SSL_get_error(this.#ssl, n);
         if (err === SSL_ERROR_WANT_READ) {
+          // Everything read is decrypted: a read BIO grown by a burst is replaced before the
+          // (maybe long) wait for more.
+          if (this.#rbioBig && Number(c.BIO_ctrl_pending(this.#rbio)) === 0) {
+            this.#rbio = this.#swapBio(true);
+            this.#rbioBig = false;
+          }
           if (!(await this.#feed())) return null;
           continue;
         }

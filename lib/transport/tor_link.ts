@@ -84,6 +84,8 @@ const PIECE_CELLS = 8;
  */
 const READ_BUF_MIN = 4096;
 const READ_BUF_MAX = 131072;
+/** The write buffer while idle (grown for a burst, given back after it). */
+const OUT_BUF_MIN = 4096;
 
 /** Why a link failed. */
 export type TorLinkFailure =
@@ -683,7 +685,7 @@ export class TorLink {
   #eof = false;
   #closed = false;
   #error: Error | undefined;
-  #out: Uint8Array = new Uint8Array(4096);
+  #out: Uint8Array = new Uint8Array(OUT_BUF_MIN);
   #outLen = 0;
   #waiting = 0;
   #pumping = false;
@@ -801,6 +803,12 @@ export class TorLink {
     if (this.#eof) return false;
     const have = this.#end - this.#start;
     const need = Math.max(this.#want, CELL_LEN);
+    // Empty, and the last read took less than half the room: traffic is not bulk (or a burst
+    // is over), so the pending read holds a small buffer; bulk reads double it again.
+    if (have === 0 && this.#buf.length > READ_BUF_MIN && this.#lastRead < this.#buf.length / 2) {
+      this.#buf = new Uint8Array(Math.max(READ_BUF_MIN, need));
+      this.#start = this.#end = 0;
+    }
     if (this.#buf.length < need) {
       const next = new Uint8Array(Math.max(need, this.#buf.length * 2));
       next.set(this.#buf.subarray(this.#start, this.#end));
@@ -887,8 +895,6 @@ export class TorLink {
         const n = this.#outLen;
         this.#tls.queue(this.#out.subarray(0, n)); // encrypted and copied now
         this.#outLen = 0;
-        // A buffer grown for a burst is given back once the burst is out.
-        if (this.#out.length > 262144) this.#out = new Uint8Array(4096);
         await this.#tls.flush();
         this.#waiting -= n;
         if (this.#waiting < TOR_LINK_OUTBUF_HIGH) this.#wake();
@@ -897,6 +903,10 @@ export class TorLink {
       this.#fail(asLinkError(e));
     } finally {
       this.#pumping = false;
+      // Idle again: a buffer grown for a burst is given back (PCTCP keeps a link per circuit).
+      if (this.#outLen === 0 && this.#out.length > OUT_BUF_MIN) {
+        this.#out = new Uint8Array(OUT_BUF_MIN);
+      }
       this.#wake();
     }
   }
