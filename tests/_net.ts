@@ -15,7 +15,7 @@ import type { Channel } from "../lib/channel/channel.ts";
 import { CellCommand } from "../lib/cell/cell.ts";
 import { encodeCreate2, HandshakeType } from "../lib/cell/messages.ts";
 import { ntorClient1 } from "../lib/crypto/ntor.ts";
-import { identityDigest } from "../lib/directory/keys.ts";
+import { fingerprintDigest } from "../lib/directory/keys.ts";
 import { fromBase64 } from "../lib/util/bytes.ts";
 import { OnionClient, type StreamEvent } from "../lib/client/client.ts";
 import { advertisedTransports } from "../lib/transport/registry.ts";
@@ -103,7 +103,7 @@ export async function startNet(
 /** Sends a CREATE2 (ntor, tor-spec §5.1) for `circId` to the relay `entry` on `chan`. */
 export function sendCreate2(chan: Channel, entry: RelayEntry, circId: number): void {
   const [, skin] = ntorClient1({
-    id: identityDigest(fromBase64(entry.identity)),
+    id: fingerprintDigest(entry.fingerprint),
     onionKey: fromBase64(entry.onionKey),
   });
   chan.sendControl({

@@ -26,7 +26,8 @@ import { ChannelPool, SharedTransport } from "../lib/transport/mod.ts";
 import { OnionClient } from "../lib/client/client.ts";
 import type { SignedDocument, Transport } from "../lib/directory/mod.ts";
 import { socksConnect } from "./_socks.ts";
-import { identityDigest } from "../lib/directory/keys.ts";
+import { fingerprintDigest, relayFingerprint } from "../lib/directory/keys.ts";
+import { torLinkAccept } from "../lib/transport/tor_link.ts";
 import { fromBase64 } from "../lib/util/bytes.ts";
 import { readRecords } from "../lib/stats/load.ts";
 import { timedFetch } from "../lib/measure/fetch.ts";
@@ -347,13 +348,13 @@ function hostileMiddle(
   };
   let injected = 0;
   const pool: ChannelPool = new ChannelPool({
-    self: keys.identity,
+    self: keys,
     channel: {
       onCell: (cell, ch) => {
         const c = byKey.get(ch)?.get(cell.circId);
         if (cell.command === CellCommand.CREATE2 && !c) {
           const [material, reply] = ntorServer({
-            id: identityDigest(keys.identity.public),
+            id: fingerprintDigest(relayFingerprint(keys)),
             onionKey: keys.onion.public,
             onionSecret: keys.onion.secret,
           }, decodeCreate2(cell.payload).hdata);
@@ -412,10 +413,7 @@ function hostileMiddle(
   const loop = (async () => {
     for await (const conn of listener) {
       try {
-        pool.adopt(
-          await linkAccept(conn, { keys: { identity: keys.identity.public, link: keys.link } }),
-          "hostile",
-        );
+        pool.adoptTor(await torLinkAccept(conn, { keys: keys.tor }), "hostile", conn);
       } catch {
         conn.close();
       }

@@ -56,6 +56,8 @@ export interface CircuitHop {
   address: string;
   /** Its OR port. */
   port: number;
+  /** Its Ed25519 identity, when known (sent in EXTEND2: the extending relay checks it). */
+  ed25519?: Uint8Array;
 }
 
 /** What a client circuit core asks its role to do. */
@@ -244,7 +246,13 @@ export class ClientCircuitCore {
     this.#state = "extending";
     const hop = this.#path[next]!;
     const create = this.#handshake(next);
-    const ext = encodeExtend2({ address: hop.address, port: hop.port, id: hop.id, create });
+    const ext = encodeExtend2({
+      address: hop.address,
+      port: hop.port,
+      id: hop.id,
+      ...(hop.ed25519 ? { ed25519: hop.ed25519 } : {}),
+      create,
+    });
     this.#sendRelay(CellCommand.RELAY_EARLY, RelayCommand.EXTEND2, 0, ext, next - 1);
   }
 

@@ -87,12 +87,45 @@ export type CreateAnswer =
  * Answers an admitted CREATE2 with this relay's onion key (tor-spec §5.1.4); a skin for
  * another relay or key, or a malformed one, is refused with PROTOCOL.
  */
-export function answerCreate2(create: Create2, keys: NtorSecretKeys): CreateAnswer {
+export function answerCreate2(
+  create: Create2,
+  keys: NtorSecretKeys | readonly NtorSecretKeys[],
+): CreateAnswer {
+  // The current onion key, then the one before the last rotation (still in descriptors that
+  // clients hold for its grace period; tor's onion-key rotation, dir-spec §2.1.1).
+  const all = Array.isArray(keys) ? keys : [keys as NtorSecretKeys];
+  let why = "no onion key";
+  for (const k of all) {
+    try {
+      const [out, reply] = ntorServer(k, create.hdata);
+      return { ok: true, keys: out, reply };
+    } catch (e) {
+      why = (e as Error).message;
+    }
+  }
+  return { ok: false, refuse: DestroyReason.PROTOCOL, why };
+}
+
+/**
+ * CREATE_FAST admission (tor-spec §5.1.3): the same CircID rules as CREATE2 (in use, high bit,
+ * per-circuit binding); its payload is X, 20 bytes (the rest is padding). Only on a link the
+ * peer opened to us: it is the first hop's handshake.
+ */
+export function admitCreateFast(
+  circId: number,
+  payload: Uint8Array,
+  facts: CreateChannelFacts,
+): { ok: true; x: Uint8Array } | { ok: false; refuse: DestroyReasonCode; why: string } {
   try {
-    const [k, reply] = ntorServer(keys, create.hdata);
-    return { ok: true, keys: k, reply };
+    if (facts.inUse) throw new ProtocolError("CREATE_FAST for a circuit id in use");
+    const refusal = perCircuitRefusal(facts, circId, facts.carried);
+    if (refusal) throw new ProtocolError(refusal);
+    checkCreateCircId(circId, !facts.initiator);
+    if (payload.length < 20) throw new ProtocolError("CREATE_FAST payload too short");
+    return { ok: true, x: payload.subarray(0, 20) };
   } catch (e) {
-    return { ok: false, refuse: DestroyReason.PROTOCOL, why: (e as Error).message };
+    const refuse = e instanceof ProtocolError ? e.reason : DestroyReason.PROTOCOL;
+    return { ok: false, refuse, why: (e as Error).message };
   }
 }
 

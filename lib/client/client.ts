@@ -14,7 +14,7 @@ import { ChannelPool } from "../transport/pool.ts";
 import type { CircuitTransport } from "../transport/transport.ts";
 import { createTransport, type TransportOptions } from "../transport/registry.ts";
 import { installNativeCrypto } from "../transport/openssl.ts";
-import { identityDigest } from "../directory/keys.ts";
+import { fingerprintDigest } from "../directory/keys.ts";
 import type { RelayEntry, SignedDocument } from "../directory/document.ts";
 import { concatBytes } from "../crypto/kdf.ts";
 import { fromBase64 } from "../util/bytes.ts";
@@ -119,11 +119,13 @@ export class ClientCircuit {
     let resolve!: () => void, reject!: (e: Error) => void;
     this.#built = new Promise((res, rej) => (resolve = res, reject = rej));
     this.#built.catch(() => {});
+    // ntor's ID and EXTEND2's legacy id are the RSA identity digest (tor-spec §5.1.4, §5.1.2).
     const hops = path.map((r) => ({
-      id: identityDigest(fromBase64(r.identity)),
+      id: fingerprintDigest(r.fingerprint),
       onionKey: fromBase64(r.onionKey),
       address: r.address,
       port: r.orPort,
+      ...(r.identity ? { ed25519: fromBase64(r.identity) } : {}),
     }));
     this.#core = new ClientCircuitCore(hops, {
       send: (command, payload) => {

@@ -15,18 +15,30 @@ import {
   encodeCreated2,
   type Extend2,
 } from "../cell/messages.ts";
-import { admitCreate2, answerCreate2, destroyStep, RelayCircuitCore } from "../circuit/mod.ts";
+import {
+  admitCreate2,
+  admitCreateFast,
+  answerCreate2,
+  destroyStep,
+  RelayCircuitCore,
+} from "../circuit/mod.ts";
+import { createFastServer } from "../crypto/create_fast.ts";
 import type { Channel } from "../channel/channel.ts";
 import { TokenBucket } from "../channel/token_bucket.ts";
 import { ChannelScheduler, type SchedulerKind, type SchedulerStats } from "../channel/scheduler.ts";
 import { type Link, linkAccept } from "../transport/link.ts";
+import { type TorLink, torLinkAccept } from "../transport/tor_link.ts";
+import { ReplayConn } from "../transport/replay_conn.ts";
 import { installNativeCrypto } from "../transport/openssl.ts";
 import { ChannelPool } from "../transport/pool.ts";
 import type { CircuitTransport } from "../transport/transport.ts";
 import { createTransport, type TransportOptions } from "../transport/registry.ts";
-import { fingerprint, identityDigest, type RelayKeys } from "../directory/keys.ts";
+import { fingerprintDigest, relayFingerprint, type RelayKeys } from "../directory/keys.ts";
 import type { RelayEntry, SignedDocument, Transport } from "../directory/document.ts";
-import { toHex } from "../util/bytes.ts";
+import { toBase64, toHex } from "../util/bytes.ts";
+import type { DirAuthority } from "../dirauth/authorities.ts";
+import type { PublishResult } from "../dirauth/publish.ts";
+import { exitPolicyLines, TorNetworkMembership } from "./tor_join.ts";
 import { EdgeStream, type StreamCircuit } from "../edge/stream.ts";
 import { ExitPolicy } from "./exit_policy.ts";
 import { type Logger, nullLogger } from "../util/log.ts";
@@ -45,8 +57,21 @@ export interface RelayOptions extends TransportOptions {
   address?: string;
   /** OR port (0: any free port). */
   orPort?: number;
-  /** The signed network document, or a function giving the current one. */
-  directory: SignedDocument | (() => SignedDocument);
+  /**
+   * The signed network document of a network of only our relays, or a function giving the
+   * current one. Absent in a C tor network (`authorities`): next hops are then found by
+   * EXTEND2's link specifiers and verified by their link handshake.
+   */
+  directory?: SignedDocument | (() => SignedDocument);
+  /**
+   * The directory authorities of a C tor network to join: the relay publishes its descriptor
+   * to them (and keeps it published) once it listens, and answers their reachability tests.
+   */
+  authorities?: DirAuthority[];
+  /** Serve exit streams (default: when the directory flags us exit, or with `authorities`, when `exitAllow` is set). */
+  exit?: boolean;
+  /** Called after a key renewal (e.g. to write the keys file back). */
+  onKeysRenewed?: (keys: RelayKeys) => void;
   /** Write rate limit (bytes/s) and burst. */
   bandwidth?: { rate: number; burst?: number };
   /** Exit allow list (added to the default policy). */
@@ -69,8 +94,12 @@ export interface RelayOptions extends TransportOptions {
 
 /** Per-peer statistics. */
 export interface PeerStats {
-  /** Peer nickname. */
+  /** Peer nickname (our directory's), or `$` and its fingerprint's first 8 digits. */
   nickname: string;
+  /** Peer fingerprint. */
+  fingerprint?: string;
+  /** Per-circuit connections this relay opened to the peer since it started. */
+  circuitLinksOpened?: number;
   /** Shared links open. */
   links: number;
   /** Per-circuit connections open. */
@@ -105,6 +134,9 @@ const MAX_QUEUE_BEFORE_BACKPRESSURE = 256;
 /** ...and resume at this many (relay.c CELL_QUEUE_LOWWATER_SIZE). */
 const RESUME_QUEUE_AT = 64;
 
+/** The relays of a network with no directory of ours (a C tor network). */
+const NO_DIRECTORY: { relays: RelayEntry[] } = { relays: [] };
+
 /** An onion router. */
 export class Relay {
   /** Our nickname. */
@@ -133,13 +165,14 @@ export class Relay {
   #tasks = new Set<Promise<unknown>>();
   #idleTimer?: ReturnType<typeof setInterval>;
   #scheduler: ChannelScheduler;
+  #membership?: TorNetworkMembership;
 
   /** A relay with its keys, directory and transport; call {@link start} to listen. */
   constructor(options: RelayOptions) {
     this.#o = options;
     this.nickname = options.nickname;
     this.keys = options.keys;
-    this.#fingerprint = fingerprint(options.keys.identity.public);
+    this.#fingerprint = relayFingerprint(options.keys);
     this.#log = options.log ?? nullLogger;
     if (options.bandwidth) {
       this.#bucket = new TokenBucket(options.bandwidth.rate, options.bandwidth.burst);
@@ -148,7 +181,10 @@ export class Relay {
     this.#policy = new ExitPolicy(options.exitAllow ?? []);
     this.#scheduler = new ChannelScheduler({ kind: options.scheduler ?? "vanilla" });
     this.#pool = new ChannelPool({
-      self: options.keys.identity,
+      self: options.keys,
+      knownRelay: (ed) => this.#relayByIdentity(ed)?.fingerprint,
+      ...(options.handshakeTimeoutMs ? { handshakeTimeoutMs: options.handshakeTimeoutMs } : {}),
+      log: this.#log,
       channel: {
         onCell: (cell, ch) => this.#onCell(cell, ch),
         onClose: (ch, err) => this.#onChannelClose(ch, err),
@@ -165,9 +201,28 @@ export class Relay {
     });
   }
 
-  get #dir(): SignedDocument {
+  get #dir(): { relays: RelayEntry[] } {
     const d = this.#o.directory;
+    if (!d) return NO_DIRECTORY;
     return typeof d === "function" ? d() : d;
+  }
+
+  /** Whether we serve exit streams. */
+  get #isExit(): boolean {
+    if (this.#o.exit !== undefined) return this.#o.exit;
+    const me = this.#dir.relays.find((r) => r.fingerprint === this.#fingerprint);
+    if (me) return me.flags.includes("exit");
+    return !!this.#o.authorities && (this.#o.exitAllow?.length ?? 0) > 0;
+  }
+
+  /** Our fingerprint (SHA-1 of the RSA identity key, 40 upper-case hex). */
+  get fingerprint(): string {
+    return this.#fingerprint;
+  }
+
+  /** What each authority answered to our descriptor (empty outside a C tor network). */
+  get published(): PublishResult[] {
+    return this.#membership?.published ?? [];
   }
 
   get #transportName(): Transport {
@@ -179,8 +234,11 @@ export class Relay {
     return (this.#listener?.addr as Deno.NetAddr | undefined)?.port ?? 0;
   }
 
-  /** Starts listening; resolves once the OR port is open. */
-  start(): Promise<void> {
+  /**
+   * Starts listening; resolves once the OR port is open (and, in a C tor network, once every
+   * authority has answered our descriptor: see {@link published}).
+   */
+  async start(): Promise<void> {
     // Relay-cell AES and SHA-1 through OpenSSL when it loads (explicit, not an import effect).
     installNativeCrypto();
     this.#listener = Deno.listen({
@@ -189,12 +247,48 @@ export class Relay {
     });
     this.#track(this.#acceptLoop(this.#listener));
     this.#idleTimer = setInterval(() => this.#closeIdle(), 10_000);
+    const address = this.#o.address ?? "127.0.0.1";
+    if (this.#transportName === "pctcp") {
+      // Announced in band on every Tor link (pctcp_hello.ts): C tor peers ignore it.
+      this.#pool.hello = {
+        linkKey: this.#o.keys.link.public,
+        address,
+        orPort: this.port,
+        perCircuit: true,
+      };
+    }
     this.#log.info(
-      `relay ${this.nickname} listening on ${
-        this.#o.address ?? "127.0.0.1"
-      }:${this.port} (${this.#transportName}, scheduler ${this.#scheduler.kind})`,
+      `relay ${this.nickname} ${this.#fingerprint} listening on ${address}:${this.port} (${this.#transportName}, scheduler ${this.#scheduler.kind})`,
     );
-    return Promise.resolve();
+    if (this.#o.authorities?.length) {
+      this.#membership = new TorNetworkMembership({
+        authorities: this.#o.authorities,
+        keys: this.#o.keys,
+        nickname: this.nickname,
+        address,
+        orPort: () => this.port,
+        ...(this.#o.bandwidth
+          ? {
+            bandwidth: {
+              rate: this.#o.bandwidth.rate,
+              burst: this.#o.bandwidth.burst ?? this.#o.bandwidth.rate,
+            },
+          }
+          : {}),
+        exitPolicy: exitPolicyLines(this.#o.exitAllow ?? [], this.#isExit),
+        contact: "pctcp relay (not Tor; research)",
+        onRenewed: () => this.#o.onKeysRenewed?.(this.#o.keys),
+        log: this.#log,
+      });
+      await this.#membership.start();
+      for (const r of this.#membership.published) {
+        this.#log.info(
+          `descriptor to ${r.authority}: ${r.status} ${r.reason}${
+            r.accepted ? "" : " (not stored)"
+          }`,
+        );
+      }
+    }
   }
 
   /** Keeps a task for stop(); a failure is logged and never takes the relay down. */
@@ -223,9 +317,16 @@ export class Relay {
     }
   }
 
+  /** The directory's relay with this Ed25519 identity. */
   #relayByIdentity(identity: Uint8Array): RelayEntry | undefined {
-    const fp = fingerprint(identity);
-    return this.#dir.relays.find((r) => r.fingerprint === fp);
+    const id = toBase64(identity);
+    return this.#dir.relays.find((r) => r.identity === id);
+  }
+
+  /** A peer's name for logs and stats: its directory nickname, else its fingerprint's start. */
+  #label(fp: string | undefined): string {
+    if (!fp) return "client";
+    return this.#dir.relays.find((r) => r.fingerprint === fp)?.nickname ?? `$${fp.slice(0, 8)}`;
   }
 
   /** Sockets held now. */
@@ -247,29 +348,58 @@ export class Relay {
     }
     (conn as Deno.TcpConn).setNoDelay?.(true);
     const address = (conn.remoteAddr as Deno.NetAddr).hostname;
-    let link: Link;
     this.#handshaking++;
     try {
-      link = await linkAccept(conn, {
-        keys: { identity: this.#o.keys.identity.public, link: this.#o.keys.link },
-        allowRelay: (id) => this.#relayByIdentity(id) !== undefined,
-        // Our transport's own policy, whatever the peer asked (pctcp: plaintext only where
-        // IPsec covers the peer now, or in insecure lab mode; tor: never).
-        allowPlaintext: async (addr) => (await this.#transport.allowPlaintext?.(addr)) ?? false,
-        remoteAddress: address,
-        ...(this.#o.handshakeTimeoutMs ? { timeoutMs: this.#o.handshakeTimeoutMs } : {}),
-      });
+      // Tor's link protocol starts with a TLS ClientHello (record type 22); PCTCP's
+      // per-circuit connections between two of ours with the LINK2 hello (link.ts).
+      const replay = new ReplayConn(conn);
+      const first = await replay.peekByte(this.#o.handshakeTimeoutMs ?? 10_000);
+      if (first === 0x16) return await this.#acceptTor(replay, conn, address);
+      if (first === 0x50) return await this.#acceptLink2(replay, conn, address);
+      throw new Error(
+        first === null ? "closed before a handshake" : `not a link: first byte ${first}`,
+      );
     } catch (e) {
       this.#log.warn(`link from ${address} refused: ${(e as Error).message}`);
       try {
         conn.close();
       } catch { /* closed */ }
-      return;
     } finally {
       this.#handshaking--;
     }
-    const peer = link.peer.identity ? this.#relayByIdentity(link.peer.identity) : undefined;
-    this.#pool.adopt(link, peer?.nickname ?? "client", conn, !!peer);
+  }
+
+  async #acceptTor(replay: ReplayConn, conn: Deno.Conn, address: string): Promise<void> {
+    const link: TorLink = await torLinkAccept(replay as unknown as Deno.Conn, {
+      keys: this.#o.keys.tor,
+      ...(this.#o.handshakeTimeoutMs ? { timeoutMs: this.#o.handshakeTimeoutMs } : {}),
+      log: this.#log,
+    });
+    if (this.#stopped) return link.close();
+    this.#log.debug(
+      `Tor link from ${address}: ${link.peer.role} ${link.peer.rsaFingerprint ?? ""}`,
+    );
+    this.#pool.adoptTor(link, this.#label(link.peer.rsaFingerprint), conn);
+  }
+
+  /** A per-circuit connection (LINK2): only from a relay whose identity a Tor link or our directory proved. */
+  async #acceptLink2(replay: ReplayConn, conn: Deno.Conn, address: string): Promise<void> {
+    const link: Link = await linkAccept(replay, {
+      keys: { identity: this.#o.keys.identity.public, link: this.#o.keys.link },
+      allowRelay: (id) => this.#pool.fingerprintOf(id) !== undefined,
+      // Our transport's own policy, whatever the peer asked (pctcp: plaintext only where
+      // IPsec covers the peer now, or in insecure lab mode; tor: never).
+      allowPlaintext: async (addr) => (await this.#transport.allowPlaintext?.(addr)) ?? false,
+      remoteAddress: address,
+      ...(this.#o.handshakeTimeoutMs ? { timeoutMs: this.#o.handshakeTimeoutMs } : {}),
+    });
+    if (link.purpose !== "circuit") {
+      // Shared links are Tor's link protocol now; LINK2 carries per-circuit connections only.
+      link.close();
+      throw new Error("LINK2 is only for per-circuit connections");
+    }
+    const fp = link.peer.identity ? this.#pool.fingerprintOf(link.peer.identity) : undefined;
+    this.#pool.adopt(link, this.#label(fp), conn, !!fp);
   }
 
   #peer(nickname: string, f: (s: PeerStats) => void): void {
@@ -319,6 +449,8 @@ export class Relay {
     switch (cell.command) {
       case CellCommand.CREATE2:
         return this.#onCreate2(cell, chan, circ);
+      case CellCommand.CREATE_FAST:
+        return this.#onCreateFast(cell, chan, circ);
       case CellCommand.CREATED2:
         if (circ?.next && circ.next.chan === chan && circ.next.circId === cell.circId) {
           circ.core.created(cell.payload);
@@ -346,12 +478,19 @@ export class Relay {
       carried: this.#circuits.get(chan)?.size ?? 0,
       inUse: existing !== undefined,
     });
+    const id = fingerprintDigest(this.#fingerprint);
+    const tor = this.#o.keys.tor;
     const answer = admitted.ok
-      ? answerCreate2(admitted.create, {
-        id: identityDigest(this.#o.keys.identity.public),
-        onionKey: this.#o.keys.onion.public,
-        onionSecret: this.#o.keys.onion.secret,
-      })
+      ? answerCreate2(admitted.create, [
+        { id, onionKey: this.#o.keys.onion.public, onionSecret: this.#o.keys.onion.secret },
+        ...(tor.previousNtor
+          ? [{
+            id,
+            onionKey: tor.previousNtor.key.public,
+            onionSecret: tor.previousNtor.key.secret,
+          }]
+          : []),
+      ])
       : admitted;
     if (!answer.ok) {
       this.#log.warn(`CREATE2 ${cell.circId} on ${chan.label} refused: ${answer.why}`);
@@ -362,16 +501,44 @@ export class Relay {
       });
     }
     const { keys, reply } = answer;
-    const circ = { prev: { chan, circId: cell.circId }, streams: new Map(), closed: false } as
-      & Omit<RelayCircuit, "core">
-      & { core?: RelayCircuitCore };
-    circ.core = new RelayCircuitCore(keys, this.#circuitIO(circ as RelayCircuit));
-    this.#register(circ.prev, circ as RelayCircuit);
+    this.#newCircuit(chan, cell.circId, keys);
     chan.sendControl({
       circId: cell.circId,
       command: CellCommand.CREATED2,
       payload: encodeCreated2(reply),
     });
+  }
+
+  /** CREATE_FAST (tor-spec §5.1.3): a first hop's handshake without the onion key. */
+  #onCreateFast(cell: Cell, chan: Channel, existing?: RelayCircuit): void {
+    const admitted = admitCreateFast(cell.circId, cell.payload, {
+      ...chan.meta,
+      carried: this.#circuits.get(chan)?.size ?? 0,
+      inUse: existing !== undefined,
+    });
+    if (!admitted.ok) {
+      this.#log.warn(`CREATE_FAST ${cell.circId} on ${chan.label} refused: ${admitted.why}`);
+      return chan.sendControl({
+        circId: cell.circId,
+        command: CellCommand.DESTROY,
+        payload: Uint8Array.of(admitted.refuse),
+      });
+    }
+    const { keys, reply } = createFastServer(admitted.x);
+    this.#newCircuit(chan, cell.circId, keys);
+    const payload = new Uint8Array(509);
+    payload.set(reply);
+    chan.sendControl({ circId: cell.circId, command: CellCommand.CREATED_FAST, payload });
+  }
+
+  /** A circuit whose previous hop is (`chan`, `circId`), with its relay-crypto keys. */
+  #newCircuit(chan: Channel, circId: number, keys: Uint8Array): RelayCircuit {
+    const circ = { prev: { chan, circId }, streams: new Map(), closed: false } as
+      & Omit<RelayCircuit, "core">
+      & { core?: RelayCircuitCore };
+    circ.core = new RelayCircuitCore(keys, this.#circuitIO(circ as RelayCircuit));
+    this.#register(circ.prev, circ as RelayCircuit);
+    return circ as RelayCircuit;
   }
 
   /** What the circuit core asks of this role, for one circuit. */
@@ -397,10 +564,30 @@ export class Relay {
 
   async #extend(circ: RelayCircuit, ext: Extend2): Promise<void> {
     const fp = toHex(ext.id).toUpperCase();
-    const target = this.#dir.relays.find((r) => r.fingerprint === fp);
-    if (!target || target.address !== ext.address || target.orPort !== ext.port) {
+    if (fp === this.#fingerprint) {
+      // Extending to ourselves (circuitbuild.c refuses it too).
+      return circ.core.extendFailed(DestroyReason.PROTOCOL);
+    }
+    const listed = this.#dir.relays.find((r) => r.fingerprint === fp);
+    if (listed && (listed.address !== ext.address || listed.orPort !== ext.port)) {
       return circ.core.extendFailed(DestroyReason.OR_IDENTITY);
     }
+    if (!listed && this.#o.directory) return circ.core.extendFailed(DestroyReason.OR_IDENTITY);
+    // Not in our directory (a C tor network): the next hop as EXTEND2 names it; its link
+    // handshake must prove the RSA identity and, when given, the Ed25519 one (tor-spec §5.1.2).
+    const target: RelayEntry = listed ?? {
+      nickname: `$${fp.slice(0, 8)}`,
+      address: ext.address,
+      orPort: ext.port,
+      identity: ext.ed25519 ? toBase64(ext.ed25519) : "",
+      fingerprint: fp,
+      rsaIdentity: "",
+      onionKey: "",
+      linkKey: "",
+      flags: [],
+      bandwidth: 0,
+      transports: ["tor"],
+    };
     let got;
     try {
       got = await this.#transport.channelFor(target);
@@ -421,8 +608,12 @@ export class Relay {
 
   async #begin(circ: RelayCircuit, streamId: number, begin: Begin): Promise<void> {
     const end = (reason: number) => circ.core.endStream(streamId, reason);
-    const me = this.#dir.relays.find((r) => r.fingerprint === this.#fingerprint);
-    if (!me?.flags.includes("exit")) return end(EndReason.EXITPOLICY);
+    // No streams on a circuit whose previous hop is a client (one-hop circuits: tor-spec §6.2
+    // "relays SHOULD refuse"; C tor's connection_edge.c answers END TORPROTOCOL).
+    if (circ.prev.chan.meta.peer.role !== "relay" && this.#o.authorities) {
+      return end(EndReason.TORPROTOCOL);
+    }
+    if (!this.#isExit) return end(EndReason.EXITPOLICY);
     if (!this.#policy.allows(begin.host, begin.port)) return end(EndReason.EXITPOLICY);
     if (this.#socketsInUse() >= this.#fdBudget) return end(EndReason.RESOURCELIMIT);
     let conn: Deno.TcpConn;
@@ -529,7 +720,9 @@ export class Relay {
   /** Per-peer statistics. */
   stats(): {
     nickname: string;
+    fingerprint: string;
     transport: Transport;
+    published: PublishResult[];
     circuits: number;
     sockets: number;
     fdBudget: number;
@@ -542,20 +735,22 @@ export class Relay {
     for (const [chan, circs] of this.#circuits) {
       for (const c of circs.values()) unique.add(c);
       const fp = chan.meta.peer.fingerprint;
-      const peer = fp ? this.#dir.relays.find((r) => r.fingerprint === fp) : undefined;
-      if (!peer) continue;
-      const e = queued.get(peer.nickname) ?? { q: 0, max: 0, bytes: 0 };
+      if (!fp) continue;
+      const nickname = this.#label(fp);
+      const e = queued.get(nickname) ?? { q: 0, max: 0, bytes: 0 };
       e.q += chan.queued;
       e.max = Math.max(e.max, chan.stats.maxQueued);
       e.bytes += chan.stats.bytesSent;
-      queued.set(peer.nickname, e);
+      queued.set(nickname, e);
     }
     // Connection counts come from the pool, fallbacks from the transport; neither needs
     // the directory (stats are written before the directory file exists).
     for (const p of this.#pool.peers()) {
-      this.#peer(p.nickname, (s) => {
+      this.#peer(this.#label(p.fingerprint), (s) => {
+        s.fingerprint = p.fingerprint;
         s.links = p.shared;
         s.circuitConnections = p.circuit;
+        s.circuitLinksOpened = p.opened;
       });
     }
     for (const [nick, n] of this.#transport.fallbacksByPeer?.() ?? []) {
@@ -570,7 +765,9 @@ export class Relay {
     }
     return {
       nickname: this.nickname,
+      fingerprint: this.#fingerprint,
       transport: this.#transportName,
+      published: this.published,
       circuits: unique.size,
       sockets: this.#socketsInUse(),
       fdBudget: this.#fdBudget,
@@ -585,6 +782,7 @@ export class Relay {
     if (this.#stopped) return;
     this.#stopped = true;
     clearInterval(this.#idleTimer);
+    await this.#membership?.stop();
     try {
       this.#listener?.close();
     } catch { /* closed */ }

@@ -144,8 +144,11 @@ export class PctcpTransport implements CircuitTransport {
   }
 
   /** Its own connection when the peer speaks pctcp and the caps allow; else the fallback. */
-  async channelFor(peer: RelayEntry): Promise<CircuitChannel> {
-    if (!peer.transports.includes("pctcp")) return this.#o.fallback.channelFor(peer);
+  async channelFor(entry: RelayEntry): Promise<CircuitChannel> {
+    // Our directory says who speaks pctcp; in a C tor network the peer's in-band hello does
+    // (the pool waits a moment for it on a new link; C tor peers never send one).
+    const peer = await this.#pool.pctcpPeer(entry);
+    if (!peer) return this.#o.fallback.channelFor(entry);
     // IPsec fails open: without an SA covering the peer, refuse rather than send in the clear.
     if (!(await this.#policy.covers(peer.address))) {
       throw new Error(`no IPsec SA covers ${peer.address}; refusing to carry the circuit`);

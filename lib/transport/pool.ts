@@ -1,28 +1,41 @@
 /**
- * The channel pool, written once for both roles: it opens links (TCP + the link handshake of
- * link.ts), wraps every link — opened or accepted — in a {@link Channel} made with the one
- * set of channel options the role gave (cell and close handlers, token buckets, EWMA, and
- * whatever scheduler the channel layer grows), runs it, keeps one shared channel per peer
- * and counts connections per peer. Transports (shared.ts, pctcp.ts) ask it for channels.
+ * The channel pool, written once for both roles: it opens links, wraps every link — opened or
+ * accepted — in a {@link Channel} made with the one set of channel options the role gave
+ * (cell and close handlers, token buckets, EWMA, the scheduler), runs it, keeps one shared
+ * channel per peer (reused by identity, tor-spec §2 "channels") and counts connections per
+ * peer. Transports (transport.ts, pctcp.ts) ask it for channels.
+ *
+ * Two link kinds: a pair's shared links are Tor's own link protocol (tor_link.ts: TLS,
+ * VERSIONS, CERTS, AUTH_CHALLENGE, AUTHENTICATE, NETINFO), whoever is at the other end — C tor
+ * or ours; PCTCP's per-circuit connections between two of ours run the LINK2 handshake
+ * (link.ts), keyed by the link key each of ours announces in band on the authenticated Tor
+ * link (pctcp_hello.ts). The pool keeps what the Tor links proved (RSA fingerprint ↔ Ed25519
+ * identity) and what the hellos said, so a per-circuit connection's Ed25519 identity maps to
+ * the relay's fingerprint.
  * @module
  */
 
 import { Channel, type ChannelOptions } from "../channel/channel.ts";
 import type { ChannelLink, ChannelMeta, ChannelPurpose } from "../channel/link.ts";
 import type { RelayEntry } from "../directory/document.ts";
-import { fingerprint } from "../directory/keys.ts";
-import { fromBase64 } from "../util/bytes.ts";
+import type { RelayKeys } from "../directory/keys.ts";
+import { fromBase64, toBase64 } from "../util/bytes.ts";
 import { type Link, linkConnect, type LinkPurpose } from "./link.ts";
+import { type TorLink, torLinkConnect } from "./tor_link.ts";
+import { decodePctcpHello, encodePctcpHello, type PctcpHello, VPADDING } from "./pctcp_hello.ts";
+import type { Logger } from "../util/log.ts";
 
 /**
  * A LINK2 link's authenticated facts as channel metadata: a per-circuit link is its bound
  * circuit's own on both sides (DESIGN.md "PCTCP specifics").
  */
-export function linkMeta(link: Link): ChannelMeta {
+export function linkMeta(
+  link: Link,
+  fingerprintOf?: (ed25519: Uint8Array) => string | undefined,
+): ChannelMeta {
+  const fp = link.peer.identity ? fingerprintOf?.(link.peer.identity) : undefined;
   return {
-    peer: link.peer.identity
-      ? { role: "relay", fingerprint: fingerprint(link.peer.identity) }
-      : { role: link.peer.role },
+    peer: fp ? { role: "relay", fingerprint: fp } : { role: link.peer.role },
     initiator: link.initiator,
     purpose: link.purpose,
     boundCircId: link.boundCircId,
@@ -30,13 +43,39 @@ export function linkMeta(link: Link): ChannelMeta {
   };
 }
 
+/** A Tor link's authenticated facts as channel metadata (a shared channel). */
+export function torLinkMeta(link: TorLink): ChannelMeta {
+  const fp = link.peer.role === "relay" ? link.peer.rsaFingerprint : undefined;
+  return {
+    peer: fp ? { role: "relay", fingerprint: fp } : { role: "client" },
+    initiator: link.initiator,
+    purpose: "shared",
+    boundCircId: 0,
+    own: false,
+  };
+}
+
 /** Options of a channel pool. */
 export interface ChannelPoolOptions {
   /** What every channel gets (handlers, buckets, scheduling); initiator and label are set here. */
   channel: Omit<ChannelOptions, "initiator" | "label">;
-  /** Our identity key pair when we are a relay (relays prove it on their links). */
-  self?: { secret: Uint8Array; public: Uint8Array };
+  /** Our keys when we are a relay (relays prove their identity on their links). */
+  self?: RelayKeys;
+  /**
+   * What we announce on every Tor link we open or accept (we speak PCTCP: our link key and OR
+   * port); nothing when absent. A C tor peer ignores it (VPADDING).
+   */
+  hello?: PctcpHello;
+  /** Relays known besides those our links proved (our own directory): Ed25519 (base64) → fingerprint. */
+  knownRelay?: (ed25519: Uint8Array) => string | undefined;
+  /** Link handshake timeout (default 10 s). */
+  handshakeTimeoutMs?: number;
+  /** Where handshake failures are logged. */
+  log?: Logger;
 }
+
+/** How long a new Tor link to a relay waits for the peer's PCTCP hello at most, beyond its handshake time. */
+const HELLO_WAIT_EXTRA_MS = 50;
 
 /** What the pool knows of one channel. */
 interface Entry {
@@ -49,18 +88,31 @@ interface Entry {
 /** Channels to peers: one shared channel per peer, any number of per-circuit ones. */
 export class ChannelPool {
   #o: ChannelPoolOptions;
+  /** What we announce on every Tor link when we speak PCTCP (set once our OR port is known). */
+  hello: PctcpHello | undefined;
   #shared = new Map<string, Channel>();
   #connecting = new Map<string, Promise<Channel>>();
   #all = new Map<Channel, Entry>();
-  #counts = new Map<string, { nickname: string; shared: number; circuit: number }>();
+  #counts = new Map<
+    string,
+    { nickname: string; shared: number; circuit: number; opened: number }
+  >();
   #openedPerCircuit = 0;
   #opening = new Set<Promise<unknown>>();
   #timers = new Set<ReturnType<typeof setTimeout>>();
   #closed = false;
+  /** Ed25519 identity (base64) → RSA fingerprint, as Tor links proved them. */
+  #edToFp = new Map<string, string>();
+  /** Fingerprint → the peer's PCTCP hello and its Ed25519 identity. */
+  #hellos = new Map<string, { hello: PctcpHello; ed25519: Uint8Array }>();
+  #helloWaiters = new Map<string, (() => void)[]>();
+  /** Fingerprints whose hello was awaited in vain on a link we opened (C tor peers). */
+  #noHello = new Set<string>();
 
   /** A pool whose channels all get `options.channel`. */
   constructor(options: ChannelPoolOptions) {
     this.#o = options;
+    this.hello = options.hello;
   }
 
   /** Channels open now. */
@@ -85,7 +137,13 @@ export class ChannelPool {
   }
 
   /** Every relay peer seen (by fingerprint, with the label its channels had) and its counts. */
-  peers(): { fingerprint: string; nickname: string; shared: number; circuit: number }[] {
+  peers(): {
+    fingerprint: string;
+    nickname: string;
+    shared: number;
+    circuit: number;
+    opened: number;
+  }[] {
     return [...this.#counts].map(([fingerprint, c]) => ({ fingerprint, ...c }));
   }
 
@@ -96,7 +154,81 @@ export class ChannelPool {
    * relay (default: it proved a relay identity).
    */
   adopt(link: Link, label: string, conn?: Deno.Conn, betweenRelays?: boolean): Channel {
-    return this.adoptLink(link, linkMeta(link), label, conn, betweenRelays);
+    return this.adoptLink(
+      link,
+      linkMeta(link, (ed) => this.fingerprintOf(ed)),
+      label,
+      conn,
+      betweenRelays,
+    );
+  }
+
+  /** The fingerprint of the relay with this Ed25519 identity, when a link or the directory proved it. */
+  fingerprintOf(ed25519: Uint8Array): string | undefined {
+    return this.#edToFp.get(toBase64(ed25519)) ?? this.#o.knownRelay?.(ed25519);
+  }
+
+  /**
+   * Wraps an established Tor link (opened or accepted) in a running channel: records what it
+   * proved, listens for the peer's PCTCP hello, and sends ours when we speak PCTCP.
+   */
+  adoptTor(link: TorLink, label: string, conn?: Deno.Conn): Channel {
+    const meta = torLinkMeta(link);
+    const fp = meta.peer.fingerprint;
+    const ed = link.peer.ed25519Identity;
+    if (fp && ed) this.#edToFp.set(toBase64(ed), fp);
+    link.onVariableCell = (command, payload) => {
+      if (command !== VPADDING || !fp || !ed) return; // a client's hello says nothing we use
+      const hello = decodePctcpHello(payload);
+      if (!hello) return; // padding
+      this.#hellos.set(fp, { hello, ed25519: ed });
+      this.#noHello.delete(fp);
+      for (const w of this.#helloWaiters.get(fp) ?? []) w();
+      this.#helloWaiters.delete(fp);
+    };
+    const chan = this.adoptLink(link, meta, label, conn, fp !== undefined);
+    if (this.hello) {
+      link.sendVariableCell(VPADDING, encodePctcpHello(this.hello)).catch(() => {});
+    }
+    return chan;
+  }
+
+  /**
+   * The relay `peer` as a PCTCP peer: the entry itself when it lists pctcp with a link key
+   * (our own directory), else from the hello it sent on our Tor link to it — opened now if
+   * need be, and its hello awaited a moment once (a C tor peer never sends one). Undefined when
+   * the peer does not speak PCTCP.
+   */
+  async pctcpPeer(peer: RelayEntry): Promise<RelayEntry | undefined> {
+    if (peer.transports.includes("pctcp") && peer.linkKey && peer.identity) return peer;
+    const fp = peer.fingerprint;
+    const have = () => {
+      const h = this.#hellos.get(fp);
+      if (!h || !h.hello.perCircuit) return undefined;
+      return {
+        ...peer,
+        identity: toBase64(h.ed25519),
+        linkKey: toBase64(h.hello.linkKey),
+        transports: [...new Set([...peer.transports, "tor", "pctcp"])],
+      } satisfies RelayEntry;
+    };
+    if (this.#hellos.has(fp) || this.#noHello.has(fp)) return have();
+    const t0 = performance.now();
+    await this.shared(peer);
+    if (this.#hellos.has(fp)) return have();
+    const wait = HELLO_WAIT_EXTRA_MS + (performance.now() - t0);
+    await new Promise<void>((resolve) => {
+      const t = setTimeout(done, wait);
+      function done() {
+        clearTimeout(t);
+        resolve();
+      }
+      const list = this.#helloWaiters.get(fp) ?? [];
+      list.push(done);
+      this.#helloWaiters.set(fp, list);
+    });
+    if (!this.#hellos.has(fp)) this.#noHello.add(fp);
+    return have();
   }
 
   /**
@@ -134,6 +266,7 @@ export class ChannelPool {
     });
     const c = fp ? this.#countFor(fp, label) : undefined;
     if (c) meta.purpose === "shared" ? c.shared++ : c.circuit++;
+    if (c && meta.purpose === "circuit" && meta.initiator) c.opened++;
     if (fp && meta.purpose === "shared" && !this.#shared.get(fp)) this.#shared.set(fp, chan);
     if (meta.purpose === "circuit" && meta.initiator) this.#openedPerCircuit++;
     const entry: Entry = {
@@ -217,11 +350,41 @@ export class ChannelPool {
   ): Promise<Channel> {
     const conn = await Deno.connect({ hostname: peer.address, port: peer.orPort });
     conn.setNoDelay(true);
+    if (o.purpose === "shared") {
+      // Tor's link protocol, the peer's identities checked against what we expect (the
+      // directory entry, or EXTEND2's link specifiers: tor-spec §5.1.2).
+      let tor: TorLink;
+      try {
+        tor = await torLinkConnect(conn, {
+          ...(this.#o.self ? { keys: this.#o.self.tor } : {}),
+          expect: {
+            rsaFingerprint: peer.fingerprint,
+            ...(peer.identity ? { ed25519Identity: fromBase64(peer.identity) } : {}),
+          },
+          ...(this.#o.handshakeTimeoutMs ? { timeoutMs: this.#o.handshakeTimeoutMs } : {}),
+          ...(this.#o.log ? { log: this.#o.log } : {}),
+        });
+      } catch (e) {
+        try {
+          conn.close();
+        } catch { /* closed */ }
+        throw e;
+      }
+      if (this.#closed) {
+        tor.close();
+        throw new Error("channel pool closed");
+      }
+      return this.adoptTor(tor, peer.nickname, conn);
+    }
+    if (!peer.identity || !peer.linkKey) {
+      conn.close();
+      throw new Error(`no PCTCP link key known for ${peer.nickname}`);
+    }
     let link: Link;
     try {
       link = await linkConnect(conn, {
         peer: { identity: fromBase64(peer.identity), linkKey: fromBase64(peer.linkKey) },
-        ...(this.#o.self ? { self: this.#o.self } : {}),
+        ...(this.#o.self ? { self: this.#o.self.identity } : {}),
         purpose: o.purpose,
         ...(o.circuit !== undefined ? { circuit: o.circuit } : {}),
         encrypt: o.encrypt,
@@ -241,7 +404,9 @@ export class ChannelPool {
 
   #countFor(fp: string, nickname?: string) {
     let c = this.#counts.get(fp);
-    if (!c) this.#counts.set(fp, c = { nickname: nickname ?? fp, shared: 0, circuit: 0 });
+    if (!c) {
+      this.#counts.set(fp, c = { nickname: nickname ?? fp, shared: 0, circuit: 0, opened: 0 });
+    }
     return c;
   }
 
