@@ -2,9 +2,10 @@
  * What Tor's link costs here (lib/transport/tor_link.ts over libssl by FFI, both ends in this
  * process on loopback): the handshake as a relay (TLS + VERSIONS, CERTS, AUTH_CHALLENGE,
  * AUTHENTICATE, NETINFO) and as a client, and the MB/s of 514-byte cells through one TorLink
- * pair, one way, written in batches of 64 cells as a channel writes them.
+ * pair, one way, written in batches of 64 cells as a channel writes them; and the RSS an idle
+ * TorLink holds after a burst of 200 cells (PCTCP keeps a link per circuit).
  *
- * `deno run -A bench/tls_link.ts [--n 50] [--mb 64]`
+ * `deno run -A --v8-flags=--expose-gc bench/tls_link.ts [--n 50] [--mb 64] [--idle 200]`
  * @module
  */
 import { cpuUsage } from "node:process";
@@ -13,10 +14,11 @@ import { generateTorRelayKeys } from "../lib/keys/mod.ts";
 import { percentile, PERCENTILE_METHOD } from "../lib/stats/percentile.ts";
 import { type TorLink, torLinkAccept, torLinkConnect } from "../lib/transport/tor_link.ts";
 
-let n = 50, mb = 64;
+let n = 50, mb = 64, idle = 200;
 for (let i = 0; i < Deno.args.length; i++) {
   if (Deno.args[i] === "--n") n = Number(Deno.args[++i]);
   else if (Deno.args[i] === "--mb") mb = Number(Deno.args[++i]);
+  else if (Deno.args[i] === "--idle") idle = Number(Deno.args[++i]);
   else {
     console.error(`tls_link: unknown argument: ${Deno.args[i]}`);
     Deno.exit(2);
@@ -34,6 +36,44 @@ async function pair(asRelay: boolean): Promise<[TorLink, TorLink]> {
     torLinkConnect(conn, asRelay ? { keys: initiator } : {}),
     accepted,
   ]);
+}
+
+const burstCell = encodeCell({
+  circId: 0x80000001,
+  command: CellCommand.RELAY,
+  payload: new Uint8Array(509),
+});
+// First, before anything else has grown the heap.
+// Idle memory: pairs that carried a burst, then wait in a pending read each (as a channel's).
+async function idlePair(keep: TorLink[]): Promise<void> {
+  const [x, y] = await pair(true);
+  keep.push(x, y);
+  await x.writev(Array.from({ length: 200 }, () => burstCell));
+  for (let got = 0; got < 200 * CELL_LEN;) {
+    const p = y.tryRead();
+    if (p === undefined) await y.fill();
+    else if (p === null) break;
+    else got += p.length;
+  }
+  y.fill().catch(() => {});
+  x.fill().catch(() => {});
+}
+if (idle > 0) {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  const keep: TorLink[] = [];
+  for (let i = 0; i < 10; i++) await idlePair(keep); // warm-up: pools, contexts, JIT
+  gc?.();
+  await new Promise((r) => setTimeout(r, 200));
+  const rss0 = Deno.memoryUsage().rss;
+  for (let i = 0; i < idle; i++) await idlePair(keep);
+  gc?.();
+  await new Promise((r) => setTimeout(r, 500));
+  const per = (Deno.memoryUsage().rss - rss0) / (2 * idle) / 1024;
+  console.log(
+    `RSS per idle TorLink after a 200-cell burst: ${per.toFixed(1)} KiB ` +
+      `(${idle} pairs${gc ? "" : "; without --v8-flags=--expose-gc, garbage included"})`,
+  );
+  for (const l of keep) l.close();
 }
 
 for (const asRelay of [true, false]) {
@@ -89,4 +129,5 @@ console.log(
 );
 a.close();
 b.close();
+
 listener.close();

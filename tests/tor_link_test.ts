@@ -298,6 +298,14 @@ Deno.test({
       "expired",
     );
     await rejectsWith(acc, "closed");
+    // Our own certificates lapsed: said as such, not blamed on the peer.
+    const [c1, s1] = await tcpPair();
+    await rejectsWith(
+      torLinkAccept(s1, { keys: generateTorRelayKeys(new Date(Date.now() - 40 * 86_400_000)) }),
+      "certs",
+      "our own certificates",
+    );
+    c1.close();
     // A bad signature: the last byte of the type-4 certificate flipped by a scripted responder.
     const [c2, s2] = await tcpPair();
     const peer = scriptedResponder(s2, keysA, {

@@ -37,7 +37,7 @@ export function chooseLinkVersion(
 }
 
 /** One certificate of a CERTS cell. */
-export interface CertsEntry {
+export interface CertsCellEntry {
   /** Certificate type (tor-spec §4.2: 1 link X.509, 2 identity X.509, 4–7 Ed25519 / cross). */
   type: number;
   /** The certificate's bytes. */
@@ -45,7 +45,7 @@ export interface CertsEntry {
 }
 
 /** CERTS payload: `N u8 | (type u8, len u16, body)×N` (tor-spec §4.2). */
-export function encodeCerts(entries: readonly CertsEntry[]): Uint8Array {
+export function encodeCerts(entries: readonly CertsCellEntry[]): Uint8Array {
   if (entries.length > 255) throw new RangeError(`too many certificates: ${entries.length}`);
   let n = 1;
   for (const e of entries) {
@@ -64,10 +64,10 @@ export function encodeCerts(entries: readonly CertsEntry[]): Uint8Array {
 }
 
 /** Reads a CERTS payload; the bodies are copies. Truncation and trailing bytes are malformed. */
-export function decodeCerts(payload: Uint8Array): CertsEntry[] {
+export function decodeCerts(payload: Uint8Array): CertsCellEntry[] {
   if (payload.length < 1) throw new SyntaxError("CERTS payload empty");
   const n = payload[0]!;
-  const out: CertsEntry[] = [];
+  const out: CertsCellEntry[] = [];
   let at = 1;
   for (let i = 0; i < n; i++) {
     if (at + 3 > payload.length) throw new SyntaxError(`CERTS truncated at certificate ${i + 1}`);

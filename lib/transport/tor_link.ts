@@ -167,11 +167,18 @@ const selfIdentity = new WeakMap<TorRelayKeys, PeerIdentity>();
 function ourIdentity(keys: TorRelayKeys, now: Date): PeerIdentity {
   let id = selfIdentity.get(keys);
   if (!id) {
-    id = verifyPeerCerts(responderCerts(keys), {
-      role: "responder",
-      tlsCertDer: tlsCredentials(keys).certDer,
-      now,
-    });
+    try {
+      id = verifyPeerCerts(responderCerts(keys), {
+        role: "responder",
+        tlsCertDer: tlsCredentials(keys).certDer,
+        now,
+      });
+    } catch (e) {
+      throw new TorLinkError(
+        "certs",
+        `our own certificates do not verify (renew the keys): ${(e as Error).message}`,
+      );
+    }
     selfIdentity.set(keys, id);
   }
   return id;
