@@ -14,6 +14,8 @@ import {
   networkUp,
 } from "../lib/network/launcher.ts";
 import { TRANSPORT_NAMES } from "../lib/transport/registry.ts";
+import { ctorNetworkUp } from "../lib/network/ctor.ts";
+import { makeLogger } from "../lib/util/log.ts";
 import {
   type EmulationSpec,
   loadTopology,
@@ -170,6 +172,23 @@ export function networkCommand(): Command {
       "--insecure-lab",
       "pctcp per-circuit connections unencrypted (said in logs and records)",
     )
+    .option(
+      "--ctor",
+      "a private network of Debian's tor (4 relays that are also authorities, a C tor client with a control port) with --ours relays of ours joined to it",
+    )
+    .option("--ours <n>", "with --ctor: relays of ours joined (default 2)", (v) => {
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0) throw new UsageError(`--ours must be 0 or more: ${v}`);
+      return n;
+    })
+    .addHelpText(
+      "after",
+      `
+Examples:
+  pctcp network up --relays 3 --transport pctcp          # our relays only, on loopback
+  pctcp network up --ctor --ours 2 --transport pctcp     # two of ours inside a C tor network
+  pctcp network status --json; pctcp network down`,
+    )
     .action((
       o: EmulationFlags & {
         netns?: boolean;
@@ -183,9 +202,47 @@ export function networkCommand(): Command {
         path?: string;
         webRoot?: string;
         json?: boolean;
+        ctor?: boolean;
+        ours?: number;
       },
     ) =>
       run(async () => {
+        if (o.ctor) {
+          if (o.netns || o.ipsec) {
+            throw new UsageError(
+              "--ctor runs on loopback here; --netns/--ipsec are not built for it yet",
+            );
+          }
+          if (o.transport !== "tor" && o.transport !== "pctcp") {
+            throw new UsageError(`--ctor takes --transport tor or pctcp, not ${o.transport}`);
+          }
+          const s = await ctorNetworkUp({
+            dir: o.dir,
+            ours: o.ours ?? 2,
+            transport: o.transport,
+            scheduler: o.scheduler,
+            log: makeLogger("network", "info"),
+          });
+          if (o.json) return void console.log(JSON.stringify(s));
+          const mine = s.relays.filter((r) => r.impl === "pctcp");
+          console.log(
+            `network up in ${s.dir}: ${
+              s.relays.length - mine.length
+            } C tor relays (${s.torVersion}), ${mine.length} of ours (${o.transport}), listed Running`,
+          );
+          for (const r of s.relays) {
+            console.log(
+              `  ${r.nickname.padEnd(8)} ${
+                r.impl.padEnd(5)
+              } ${r.fingerprint} ${r.address}:${r.orPort}`,
+            );
+          }
+          console.log(
+            `C tor client: SOCKS5 ${s.socks}, control ${s.control} (cookie ${s.cookieFile})`,
+          );
+          console.log(`server:       ${s.server}`);
+          return;
+        }
         const emulation = await emulationFromFlags(o, !!o.netns);
         let bandwidth: number | undefined;
         try {

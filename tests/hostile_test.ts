@@ -27,7 +27,7 @@ import { OnionClient } from "../lib/client/client.ts";
 import type { SignedDocument, Transport } from "../lib/directory/mod.ts";
 import { socksConnect } from "./_socks.ts";
 import { fingerprintDigest, relayFingerprint } from "../lib/directory/keys.ts";
-import { torLinkAccept } from "../lib/transport/tor_link.ts";
+import { torLinkAccept, torLinkConnect } from "../lib/transport/tor_link.ts";
 import { fromBase64 } from "../lib/util/bytes.ts";
 import { readRecords } from "../lib/stats/load.ts";
 import { timedFetch } from "../lib/measure/fetch.ts";
@@ -303,9 +303,7 @@ Deno.test("a relay refuses CREATE2 whose circuit id breaks the initiator's high 
   try {
     const entry = net.directory.relays[0]!;
     const conn = await Deno.connect({ hostname: "127.0.0.1", port: entry.orPort });
-    const link = await linkConnect(conn, {
-      peer: { identity: fromBase64(entry.identity), linkKey: fromBase64(entry.linkKey) },
-    });
+    const link = await torLinkConnect(conn, { expect: { rsaFingerprint: entry.fingerprint } });
     const got: number[][] = [];
     let twoAnswers!: () => void;
     const answered = new Promise<void>((r) => twoAnswers = r);

@@ -12,7 +12,7 @@ import {
   type SignedDocument,
   type Transport,
 } from "./document.ts";
-import { type RelayKeys, relayFingerprint } from "./keys.ts";
+import { relayFingerprint, type RelayKeys } from "./keys.ts";
 
 /** What the document says of one relay. */
 export interface RelaySpec {

@@ -18,6 +18,7 @@ import { PinnedCircuits } from "../tor/pinned.ts";
 import { timedFetch } from "../measure/fetch.ts";
 import { generateRelayKeys, relayFingerprint, relayKeysToJson } from "../directory/keys.ts";
 import { type Logger, nullLogger } from "../util/log.ts";
+import type { SchedulerKind } from "../channel/scheduler.ts";
 import {
   isAlive,
   type NetworkState,
@@ -39,7 +40,7 @@ export interface CtorNetworkOptions {
   /** Link transport of our relays (default "tor"; "pctcp": per-circuit links between ours). */
   transport?: "tor" | "pctcp";
   /** Cell scheduler of our relays (default "kist", as C tor). */
-  scheduler?: "vanilla" | "kist";
+  scheduler?: SchedulerKind;
   /** Log level of our processes. */
   logLevel?: string;
   /** Every process exits when this one is gone (an experiment passes its own pid). */

@@ -6,8 +6,8 @@
  */
 
 import {
-  relayFingerprint,
   generateRelayKeys,
+  relayFingerprint,
   relayKeysFromJson,
   relayKeysToJson,
 } from "../directory/keys.ts";
