@@ -340,6 +340,8 @@ async function startOnce(o: TorTestnetOptions): Promise<TorTestnet> {
       await Deno.writeTextFile(`${x.dir}/torrc`, torrc.join("\n") + "\n");
       const child = torCommand(`${x.dir}/torrc`, hosts?.relays[i]).spawn();
       children.push(child);
+      // A network that outlives this process must not keep its event loop alive.
+      if (o.ownerPid === false) child.unref();
       relays.push({
         nickname: x.nickname,
         fingerprint: x.fingerprint,
@@ -379,6 +381,7 @@ async function startOnce(o: TorTestnetOptions): Promise<TorTestnet> {
     );
     const client = torCommand(`${cdir}/torrc`, hosts?.client).spawn();
     children.push(client);
+    if (o.ownerPid === false) client.unref();
     log.info(`tor testnet: ${n} relays and a client starting in ${o.dir}`);
     const { socksPort, controlPort } = await clientPorts(
       cdir,
