@@ -17,6 +17,8 @@ export * from "./lib/crypto/mod.ts";
 export * from "./lib/circuit/mod.ts";
 export * from "./lib/channel/mod.ts";
 export * from "./lib/directory/mod.ts";
+export * from "./lib/keys/mod.ts";
+export * from "./lib/dirauth/mod.ts";
 export * from "./lib/transport/mod.ts";
 export * from "./lib/relay/mod.ts";
 export {

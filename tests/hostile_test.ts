@@ -12,7 +12,7 @@ import {
   verifyDocument,
 } from "../lib/directory/mod.ts";
 import { HandshakeError, ntorClient2, ntorServer } from "../lib/crypto/ntor.ts";
-import { type ByteStream, linkAccept, linkConnect, LinkError } from "../lib/transport/link.ts";
+import { type ByteStream, linkAccept, LinkError } from "../lib/transport/link.ts";
 import { Channel } from "../lib/channel/channel.ts";
 import {
   CellCommand,
@@ -28,7 +28,6 @@ import type { SignedDocument, Transport } from "../lib/directory/mod.ts";
 import { socksConnect } from "./_socks.ts";
 import { fingerprintDigest, relayFingerprint } from "../lib/directory/keys.ts";
 import { torLinkAccept, torLinkConnect } from "../lib/transport/tor_link.ts";
-import { fromBase64 } from "../lib/util/bytes.ts";
 import { readRecords } from "../lib/stats/load.ts";
 import { timedFetch } from "../lib/measure/fetch.ts";
 import { serve } from "../lib/serve/server.ts";

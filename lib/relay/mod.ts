@@ -7,3 +7,4 @@
 
 export * from "./relay.ts";
 export * from "./exit_policy.ts";
+export * from "./tor_join.ts";

@@ -11,3 +11,6 @@ export * from "./pool.ts";
 export * from "./transport.ts";
 export * from "./pctcp.ts";
 export * from "./registry.ts";
+export * from "./tls.ts";
+export * from "./tor_link.ts";
+export * from "./pctcp_hello.ts";

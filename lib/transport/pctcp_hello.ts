@@ -22,7 +22,7 @@ export const VPADDING = 128;
 
 const MAGIC = new TextEncoder().encode("PCTCP-HELLO\x01");
 /** Bytes of a hello payload. */
-export const HELLO_BYTES = MAGIC.length + 32 + 4 + 2 + 1;
+export const HELLO_BYTES: number = MAGIC.length + 32 + 4 + 2 + 1;
 
 /** What a relay says of itself in its hello. */
 export interface PctcpHello {
