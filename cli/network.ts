@@ -14,7 +14,7 @@ import {
   networkUp,
 } from "../lib/network/launcher.ts";
 import { TRANSPORT_NAMES } from "../lib/transport/registry.ts";
-import { ctorNetworkUp } from "../lib/network/ctor.ts";
+import { ctorNetworkUp } from "../lib/tor/mixed_network.ts";
 import { makeLogger } from "../lib/util/log.ts";
 import {
   type EmulationSpec,

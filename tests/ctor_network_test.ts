@@ -5,7 +5,7 @@
 import { assert, assertEquals, skipUnless } from "./_assert.ts";
 import { pctcp } from "./_cli.ts";
 import { haveTor } from "../lib/tor/testnet.ts";
-import { type CtorNetworkState, pinnedFetch } from "../lib/network/ctor.ts";
+import { type CtorNetworkState, pinnedFetch } from "../lib/tor/mixed_network.ts";
 
 const tor = await haveTor();
 

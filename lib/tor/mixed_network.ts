@@ -12,9 +12,9 @@
  * @module
  */
 
-import { startTorTestnet, type TorTestnet } from "../tor/testnet.ts";
-import { TorControl } from "../tor/control.ts";
-import { PinnedCircuits } from "../tor/pinned.ts";
+import { startTorTestnet, type TorTestnet } from "./testnet.ts";
+import { TorControl } from "./control.ts";
+import { PinnedCircuits } from "./pinned.ts";
 import { timedFetch } from "../measure/fetch.ts";
 import { generateRelayKeys, relayFingerprint, relayKeysToJson } from "../directory/keys.ts";
 import { type Logger, nullLogger } from "../util/log.ts";
@@ -27,7 +27,7 @@ import {
   spawn as spawnSelf,
   stopProcesses,
   waitForFile,
-} from "./launcher.ts";
+} from "../network/launcher.ts";
 
 /** Options of a C tor network with relays of ours. */
 export interface CtorNetworkOptions {
@@ -39,6 +39,12 @@ export interface CtorNetworkOptions {
   ours?: number;
   /** Link transport of our relays (default "tor"; "pctcp": per-circuit links between ours). */
   transport?: "tor" | "pctcp";
+  /** Per relay of ours (index = ours1, ours2, …), overriding `transport`. */
+  transports?: ("tor" | "pctcp")[];
+  /** Rate limits (bytes/s, reads and writes) of our relays, by index (none: unlimited). */
+  oursBandwidths?: (number | undefined)[];
+  /** BandwidthRate/Burst of the C tor relays, by index (tor1, tor2, …). */
+  ctorBandwidths?: number[];
   /** Cell scheduler of our relays (default "kist", as C tor). */
   scheduler?: SchedulerKind;
   /** Log level of our processes. */
@@ -144,6 +150,7 @@ export async function ctorNetworkUp(o: CtorNetworkOptions = {}): Promise<CtorNet
       relays: o.ctorRelays ?? 4,
       readyUrl: `${state.server}/bytes/1KiB`,
       ownerPid: o.ownerPid ?? false,
+      ...(o.ctorBandwidths ? { bandwidths: o.ctorBandwidths } : {}),
       log,
     });
     for (const r of net.relays) {
@@ -170,8 +177,9 @@ export async function ctorNetworkUp(o: CtorNetworkOptions = {}): Promise<CtorNet
     state.dirAuthorities = net.dirAuthorities;
     await save();
     // Our relays, joined through the authorities' DirAuthority lines.
-    const transport = o.transport ?? "tor";
     for (let i = 0; i < ours; i++) {
+      const transport = o.transports?.[i] ?? o.transport ?? "tor";
+      const rate = o.oursBandwidths?.[i];
       const nick = `ours${i + 1}`;
       const rdir = `${dir}/${nick}`;
       await Deno.mkdir(rdir, { recursive: true });
@@ -197,6 +205,7 @@ export async function ctorNetworkUp(o: CtorNetworkOptions = {}): Promise<CtorNet
         `${rdir}/stats.json`,
         "--exit-allow",
         "127.0.0.1:*",
+        ...(rate ? ["--bandwidth", String(rate)] : []),
         ...net.dirAuthorities.flatMap((l) => ["--dir-authority", l]),
         "--log-level",
         level,
