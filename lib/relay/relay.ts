@@ -31,6 +31,8 @@ import type { RelayEntry, SignedDocument, Transport } from "../directory/documen
 import { toHex } from "../util/bytes.ts";
 import { EdgeStream, type StreamCircuit } from "../edge/stream.ts";
 import { ExitPolicy } from "./exit_policy.ts";
+import { circuitQueueOverfull, RELAY_CIRC_CELL_QUEUE_SIZE } from "../circuit/queue.ts";
+import { defaultMaxMemInQueues, oomVictims } from "./oom.ts";
 import { type Logger, nullLogger } from "../util/log.ts";
 
 export type { PctcpSecurity };
@@ -73,6 +75,16 @@ export interface RelayOptions {
   ewmaHalflifeMs?: number;
   /** Cell scheduler across links (default "vanilla"; "kist" as Tor since 0.3.2). */
   scheduler?: SchedulerKind;
+  /**
+   * Cells queued for one circuit towards one hop past which the circuit is closed
+   * (default 2500, C tor's RELAY_CIRC_CELL_QUEUE_SIZE_DEFAULT; see lib/circuit/queue.ts).
+   */
+  maxCircuitQueue?: number;
+  /**
+   * Bytes in circuit queues and edge buffers past which circuits with the oldest queued data
+   * are closed (tor-spec §8.1; default as C tor's MaxMemInQueues auto, see lib/relay/oom.ts).
+   */
+  maxMemInQueues?: number;
   /** Logger. */
   log?: Logger;
 }
@@ -110,12 +122,17 @@ interface RelayCircuit {
   /** The per-circuit connection made for `next`, closed with the circuit. */
   ownNext?: boolean;
   closed: boolean;
+  /** When cells were queued for it after both its queues were empty (for the OOM order). */
+  queuedSince?: number | undefined;
 }
 
 /** Exit streams stop packaging at this many queued cells (tor's relay.c CELL_QUEUE_HIGHWATER_SIZE). */
 const MAX_QUEUE_BEFORE_BACKPRESSURE = 256;
 /** ...and resume at this many (relay.c CELL_QUEUE_LOWWATER_SIZE). */
 const RESUME_QUEUE_AT = 64;
+
+/** How often the memory watchdog looks at the queues (C tor checks on every queued cell). */
+const OOM_CHECK_MS = 250;
 
 /** An onion router. */
 export class Relay {
@@ -145,6 +162,8 @@ export class Relay {
   #log: Logger;
   #tasks = new Set<Promise<unknown>>();
   #idleTimer?: ReturnType<typeof setInterval>;
+  #oomTimer?: ReturnType<typeof setInterval>;
+  #oomKilled = 0;
   #scheduler: ChannelScheduler;
 
   /** A relay with its keys, directory and transport; call {@link start} to listen. */
@@ -208,6 +227,7 @@ export class Relay {
     });
     this.#track(this.#acceptLoop(this.#listener));
     this.#idleTimer = setInterval(() => this.#closeIdle(), 10_000);
+    this.#oomTimer = setInterval(() => this.#checkMemory(), OOM_CHECK_MS);
     this.#log.info(
       `relay ${this.nickname} listening on ${
         this.#o.address ?? "127.0.0.1"
@@ -410,10 +430,9 @@ export class Relay {
   /** What the circuit core asks of this role, for one circuit. */
   #circuitIO(circ: RelayCircuit) {
     return {
-      toClient: (payload: Uint8Array) =>
-        circ.prev.chan.send(circ.prev.circId, CellCommand.RELAY, payload),
+      toClient: (payload: Uint8Array) => this.#queue(circ, circ.prev, CellCommand.RELAY, payload),
       toNext: (command: number, payload: Uint8Array) => {
-        if (circ.next) circ.next.chan.send(circ.next.circId, command, payload);
+        if (circ.next) this.#queue(circ, circ.next, command, payload);
       },
       deliver: (id: number, data: Uint8Array) => circ.streams.get(id)?.deliver(data) ?? true,
       streamSendme: (id: number) => circ.streams.get(id)?.sendme() ?? true,
@@ -427,6 +446,53 @@ export class Relay {
       },
     };
   }
+
+  /**
+   * Queues a cell of `circ` towards `hop`; past the per-circuit queue limit the circuit is
+   * closed with RESOURCELIMIT (C tor relay.c append_cell_to_circuit_queue).
+   */
+  #queue(circ: RelayCircuit, hop: Hop, command: number, payload: Uint8Array): void {
+    const queued = hop.chan.queuedFor(hop.circId);
+    if (queued === 0 && circ.queuedSince === undefined) circ.queuedSince = performance.now();
+    hop.chan.send(hop.circId, command, payload);
+    const limit = this.#o.maxCircuitQueue ?? RELAY_CIRC_CELL_QUEUE_SIZE;
+    if (circuitQueueOverfull(queued + 1, limit)) {
+      this.#log.warn(`circuit ${circ.prev.circId}: more than ${limit} cells queued; closing it`);
+      this.#destroy(circ, DestroyReason.RESOURCELIMIT);
+    }
+  }
+
+  /**
+   * The memory watchdog (tor-spec §8.1, C tor circuits_handle_oom): past `maxMemInQueues`
+   * bytes queued, closes the circuits with the oldest queued data (lib/relay/oom.ts).
+   */
+  #checkMemory(): void {
+    const limit = this.#o.maxMemInQueues ?? (this.#defaultMem ??= defaultMaxMemInQueues());
+    const seen = new Set<RelayCircuit>();
+    const cands: { circ: RelayCircuit; queuedBytes: number; oldestMs: number }[] = [];
+    for (const circs of this.#circuits.values()) {
+      for (const circ of circs.values()) {
+        if (seen.has(circ)) continue;
+        seen.add(circ);
+        let bytes = 0;
+        for (const hop of [circ.prev, circ.next]) {
+          if (hop) bytes += hop.chan.queuedFor(hop.circId) * 514;
+        }
+        if (bytes === 0) circ.queuedSince = undefined;
+        for (const s of circ.streams.values()) bytes += s.bufferedBytes;
+        if (bytes > 0) {
+          cands.push({ circ, queuedBytes: bytes, oldestMs: circ.queuedSince ?? performance.now() });
+        }
+      }
+    }
+    for (const v of oomVictims(cands, limit)) {
+      this.#oomKilled++;
+      this.#log.warn(`out of memory for queues: closing circuit ${v.circ.prev.circId}`);
+      this.#destroy(v.circ, DestroyReason.RESOURCELIMIT);
+    }
+  }
+
+  #defaultMem?: number;
 
   async #extend(circ: RelayCircuit, ext: Extend2): Promise<void> {
     const fp = toHex(ext.id).toUpperCase();
@@ -570,6 +636,7 @@ export class Relay {
     sockets: number;
     fdBudget: number;
     refusedConnections: number;
+    oomClosedCircuits: number;
     peers: PeerStats[];
     scheduler: SchedulerStats;
   } {
@@ -612,6 +679,7 @@ export class Relay {
       sockets: this.#socketsInUse(),
       fdBudget: this.#fdBudget,
       refusedConnections: this.#refused,
+      oomClosedCircuits: this.#oomKilled,
       peers: [...this.#peerStats.values()].map((s) => ({ ...s })),
       scheduler: this.#scheduler.stats(),
     };
@@ -622,6 +690,7 @@ export class Relay {
     if (this.#stopped) return;
     this.#stopped = true;
     clearInterval(this.#idleTimer);
+    clearInterval(this.#oomTimer);
     try {
       this.#listener?.close();
     } catch { /* closed */ }
