@@ -160,3 +160,59 @@ Deno.test("Relay's memory watchdog closes the circuit with the oldest queued dat
     await net.stop();
   }
 });
+
+Deno.test("Relay forgets an EXTEND2 that a TRUNCATE overtook: no zombie next-hop circuits or per-circuit connections (item 2)", async () => {
+  const net = await startNet(3, ["pctcp", "pctcp", "pctcp"], "tor", ["r1", "r2", "r3"]);
+  const s = await serve();
+  let raw: RawLink | undefined;
+  try {
+    const base = await honestMs(net, s.url);
+    const [e1, e2] = net.directory.relays;
+    const r2Before = net.relays[1]!.stats().circuits;
+    const before = rssMiB();
+    raw = await RawLink.open(e1!);
+    const attacks = (async () => {
+      const circs = [];
+      for (let k = 0; k < 30; k++) {
+        const circ = await raw!.create(e1!);
+        circs.push(circ);
+        // Eight rounds (the RELAY_EARLY budget) of EXTEND2 then TRUNCATE, all in one write:
+        // every extension is still opening its channel when the next TRUNCATE comes.
+        await raw!.sendMany(
+          Array.from({ length: 8 }, () => [
+            circ.extendCell(e2!),
+            circ.cell(RelayCommand.TRUNCATE, 0, new Uint8Array(0)),
+          ]).flat(),
+        );
+      }
+      // The client destroys its circuits once the extensions had time to open their channels.
+      await new Promise((r) => setTimeout(r, 1000));
+      for (const c of circs) await c.destroy();
+    })();
+    const attacked = await honestMs(net, s.url);
+    await attacks;
+    const during = rssMiB();
+    // Everything the attack opened goes once its circuits are gone (10 s bounds a busy box).
+    const end = performance.now() + 10_000;
+    const r2Circuits = () => net.relays[1]!.stats().circuits - r2Before;
+    const toR2 = () =>
+      net.relays[0]!.stats().peers.find((p) => p.nickname === "r2")?.circuitConnections ?? 0;
+    while ((r2Circuits() > 0 || toR2() > 2) && performance.now() < end) {
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const after = await honestMs(net, s.url);
+    console.log(
+      `item 2: RSS ${before} MiB before, ${during} MiB after 240 EXTEND2+TRUNCATE; ` +
+        `r2 circuits left ${r2Circuits()}, r1→r2 per-circuit connections ${toR2()}; ` +
+        `honest fetch after the attack ${after.toFixed(0)} ms`,
+    );
+    reportHonest("item 2 (attacker in the same process and thread)", base, attacked);
+    reportHonest("item 2 (after)", base, after);
+    assertEquals(r2Circuits(), 0, "zombie circuits left at the next hop");
+    assert(toR2() <= 2, `${toR2()} per-circuit connections r1→r2 left (honest: 1 + a spare)`);
+  } finally {
+    raw?.close();
+    await s.stop();
+    await net.stop();
+  }
+});

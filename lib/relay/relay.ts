@@ -33,6 +33,7 @@ import { EdgeStream, type StreamCircuit } from "../edge/stream.ts";
 import { ExitPolicy } from "./exit_policy.ts";
 import { circuitQueueOverfull, RELAY_CIRC_CELL_QUEUE_SIZE } from "../circuit/queue.ts";
 import { defaultMaxMemInQueues, oomVictims } from "./oom.ts";
+import { ExtendAttempts } from "../circuit/extend_attempt.ts";
 import { type Logger, nullLogger } from "../util/log.ts";
 
 export type { PctcpSecurity };
@@ -124,6 +125,8 @@ interface RelayCircuit {
   closed: boolean;
   /** When cells were queued for it after both its queues were empty (for the OOM order). */
   queuedSince?: number | undefined;
+  /** Its EXTEND2 still wanted (a TRUNCATE cancels one pending). */
+  extends: ExtendAttempts;
 }
 
 /** Exit streams stop packaging at this many queued cells (tor's relay.c CELL_QUEUE_HIGHWATER_SIZE). */
@@ -415,7 +418,12 @@ export class Relay {
       this.#log.warn(`CREATE2 ${cell.circId} on ${chan.label} refused: ${(e as Error).message}`);
       return destroy((e as ProtocolError).reason ?? DestroyReason.PROTOCOL);
     }
-    const circ = { prev: { chan, circId: cell.circId }, streams: new Map(), closed: false } as
+    const circ = {
+      prev: { chan, circId: cell.circId },
+      streams: new Map(),
+      closed: false,
+      extends: new ExtendAttempts(),
+    } as
       & Omit<RelayCircuit, "core">
       & { core?: RelayCircuitCore };
     circ.core = new RelayCircuitCore(keys, this.#circuitIO(circ as RelayCircuit));
@@ -439,7 +447,10 @@ export class Relay {
       streamEnd: (id: number) => circ.streams.get(id)?.remoteEnd(),
       begin: (id: number, begin: Begin) => this.#track(this.#begin(circ, id, begin), circ),
       extend: (ext: Extend2) => this.#track(this.#extend(circ, ext), circ),
-      truncateNext: (reason: DestroyReasonCode) => this.#destroyNext(circ, reason),
+      truncateNext: (reason: DestroyReasonCode) => {
+        circ.extends.cancel();
+        this.#destroyNext(circ, reason);
+      },
       destroy: (reason: DestroyReasonCode, why: string) => {
         this.#log.warn(`circuit ${circ.prev.circId} on ${circ.prev.chan.label}: ${why}`);
         this.#destroy(circ, reason);
@@ -500,19 +511,25 @@ export class Relay {
     if (!target || target.address !== ext.address || target.orPort !== ext.port) {
       return circ.core.extendFailed(DestroyReason.OR_IDENTITY);
     }
+    const ticket = circ.extends.begin();
     let got;
     try {
       got = await this.#transport.channelFor(target);
     } catch (e) {
       this.#log.warn(`extend to ${target.nickname} failed: ${(e as Error).message}`);
+      if (!circ.extends.wanted(ticket)) return;
       return circ.core.extendFailed(DestroyReason.CONNECTFAILED);
     }
     const { channel: chan, circId, own } = got;
-    if (circ.closed || chan.closed) {
+    // Closed, or truncated (or extended anew) while the channel opened: give it back.
+    const wanted = circ.extends.wanted(ticket);
+    if (circ.closed || chan.closed || !wanted) {
       if (own) chan.close();
-      if (!circ.closed) circ.core.extendFailed(DestroyReason.CONNECTFAILED);
+      else chan.freeCircId(circId);
+      if (!circ.closed && wanted) circ.core.extendFailed(DestroyReason.CONNECTFAILED);
       return;
     }
+    circ.extends.done(ticket);
     circ.next = { chan, circId };
     circ.ownNext = own;
     this.#register(circ.next, circ);
