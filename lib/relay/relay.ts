@@ -14,6 +14,7 @@ import {
   encodeConnected,
   encodeCreate2,
   encodeCreated2,
+  encodeResolved,
   type Extend2,
   HandshakeType,
 } from "../cell/messages.ts";
@@ -34,6 +35,8 @@ import { ExitPolicy } from "./exit_policy.ts";
 import { circuitQueueOverfull, RELAY_CIRC_CELL_QUEUE_SIZE } from "../circuit/queue.ts";
 import { defaultMaxMemInQueues, oomVictims } from "./oom.ts";
 import { ExtendAttempts } from "../circuit/extend_attempt.ts";
+import { exitDecision, resolveIpv4 } from "./exit_connect.ts";
+import { ed25519Matches, extendLoop } from "./extend_check.ts";
 import { type Logger, nullLogger } from "../util/log.ts";
 
 export type { PctcpSecurity };
@@ -127,6 +130,8 @@ interface RelayCircuit {
   queuedSince?: number | undefined;
   /** Its EXTEND2 still wanted (a TRUNCATE cancels one pending). */
   extends: ExtendAttempts;
+  /** Exit streams still resolving or connecting; an END marks one abandoned. */
+  connecting: Map<number, { abandoned: boolean }>;
 }
 
 /** Exit streams stop packaging at this many queued cells (tor's relay.c CELL_QUEUE_HIGHWATER_SIZE). */
@@ -423,6 +428,7 @@ export class Relay {
       streams: new Map(),
       closed: false,
       extends: new ExtendAttempts(),
+      connecting: new Map(),
     } as
       & Omit<RelayCircuit, "core">
       & { core?: RelayCircuitCore };
@@ -444,7 +450,15 @@ export class Relay {
       },
       deliver: (id: number, data: Uint8Array) => circ.streams.get(id)?.deliver(data) ?? true,
       streamSendme: (id: number) => circ.streams.get(id)?.sendme() ?? true,
-      streamEnd: (id: number) => circ.streams.get(id)?.remoteEnd(),
+      streamEnd: (id: number) => {
+        // An END for a stream still connecting abandons it (C tor closes the exit connection
+        // in any state): its socket, when it comes, is closed, never joined to the stream id.
+        const pending = circ.connecting.get(id);
+        if (pending) pending.abandoned = true;
+        circ.connecting.delete(id);
+        circ.streams.get(id)?.remoteEnd();
+      },
+      resolve: (id: number, host: string) => this.#track(this.#resolve(circ, id, host), circ),
       begin: (id: number, begin: Begin) => this.#track(this.#begin(circ, id, begin), circ),
       extend: (ext: Extend2) => this.#track(this.#extend(circ, ext), circ),
       truncateNext: (reason: DestroyReasonCode) => {
@@ -508,7 +522,17 @@ export class Relay {
   async #extend(circ: RelayCircuit, ext: Extend2): Promise<void> {
     const fp = toHex(ext.id).toUpperCase();
     const target = this.#dir.relays.find((r) => r.fingerprint === fp);
-    if (!target || target.address !== ext.address || target.orPort !== ext.port) {
+    // Loops (C tor circuitbuild_relay.c circuit_extend_lspec_valid_helper): a relay does not
+    // extend to itself, nor back to the circuit's previous hop.
+    const loop = extendLoop(fp, this.#fingerprint, this.#peerFingerprint(circ.prev.chan));
+    if (loop) {
+      this.#log.warn(`circuit ${circ.prev.circId} on ${circ.prev.chan.label}: ${loop}`);
+      return this.#destroy(circ, DestroyReason.PROTOCOL);
+    }
+    if (
+      !target || target.address !== ext.address || target.orPort !== ext.port ||
+      !ed25519Matches(ext.ed25519, target)
+    ) {
       return circ.core.extendFailed(DestroyReason.OR_IDENTITY);
     }
     const ticket = circ.extends.begin();
@@ -540,28 +564,39 @@ export class Relay {
     const end = (reason: number) => circ.core.endStream(streamId, reason);
     const me = this.#dir.relays.find((r) => r.fingerprint === this.#fingerprint);
     if (!me?.flags.includes("exit")) return end(EndReason.EXITPOLICY);
-    if (!this.#policy.allows(begin.host, begin.port)) return end(EndReason.EXITPOLICY);
     if (this.#socketsInUse() >= this.#fdBudget) return end(EndReason.RESOURCELIMIT);
-    let conn: Deno.TcpConn;
+    const pending = { abandoned: false };
+    circ.connecting.set(streamId, pending);
+    // Gone: the circuit closed, or the client ended this stream (and may reuse its id).
+    const gone = () => circ.closed || pending.abandoned;
+    let conn: Deno.TcpConn | undefined;
     this.#exitStreams++;
     try {
-      conn = await Deno.connect({ hostname: begin.host, port: begin.port });
-    } catch (e) {
-      this.#exitStreams--;
-      const refused = e instanceof Deno.errors.ConnectionRefused;
-      return end(refused ? EndReason.CONNECTREFUSED : EndReason.NOROUTE);
+      // Resolve, check, then connect (lib/relay/exit_connect.ts).
+      const decision = await exitDecision(begin.host, begin.port, {
+        policy: this.#policy,
+        isRelayPort: (a, p) => this.#dir.relays.some((r) => r.address === a && r.orPort === p),
+        fromRelay: this.#isRelayChannel(circ.prev.chan),
+      });
+      if (gone()) return;
+      if ("reason" in decision) return end(decision.reason);
+      try {
+        conn = await Deno.connect({ hostname: decision.address, port: begin.port });
+      } catch (e) {
+        if (gone()) return;
+        const refused = e instanceof Deno.errors.ConnectionRefused;
+        return end(refused ? EndReason.CONNECTREFUSED : EndReason.NOROUTE);
+      }
+    } finally {
+      if (circ.connecting.get(streamId) === pending) circ.connecting.delete(streamId);
+      if (!conn) this.#exitStreams--;
     }
-    const addr = conn.remoteAddr as Deno.NetAddr;
-    if (!this.#policy.allows(addr.hostname, begin.port)) {
-      conn.close();
-      this.#exitStreams--;
-      return end(EndReason.EXITPOLICY);
-    }
-    if (circ.closed) {
+    if (gone()) {
       conn.close();
       this.#exitStreams--;
       return;
     }
+    const addr = conn.remoteAddr as Deno.NetAddr;
     conn.setNoDelay(true);
     const stream = new EdgeStream(streamId, conn, this.#streamCircuit(circ));
     circ.streams.set(streamId, stream);
@@ -571,6 +606,29 @@ export class Relay {
     } finally {
       this.#exitStreams--;
     }
+  }
+
+  /** The fingerprint of `chan`'s peer when it authenticated as a relay. */
+  #peerFingerprint(chan: Channel): string | undefined {
+    const id = chan.link.peer.identity;
+    return id ? fingerprint(id) : undefined;
+  }
+
+  /** True when `chan`'s peer authenticated as a relay of the directory. */
+  #isRelayChannel(chan: Channel): boolean {
+    const id = chan.link.peer.identity;
+    return id !== undefined && this.#relayByIdentity(id) !== undefined;
+  }
+
+  /**
+   * RESOLVE (tor-spec §6.4): an exit answers with RESOLVED, the IPv4 address or an error
+   * (C tor connection_exit_begin_resolve; no exit policy applies to a lookup).
+   */
+  async #resolve(circ: RelayCircuit, streamId: number, host: string): Promise<void> {
+    const me = this.#dir.relays.find((r) => r.fingerprint === this.#fingerprint);
+    const address = me?.flags.includes("exit") ? await resolveIpv4(host) : undefined;
+    if (circ.closed) return;
+    circ.core.resolved(streamId, encodeResolved(address));
   }
 
   #streamCircuit(circ: RelayCircuit): StreamCircuit {
