@@ -37,6 +37,8 @@ export class RawLink {
   #next = 0x80000001;
   /** Every cell received, by circuit id, for tests that look at the answers. */
   readonly received: Cell[] = [];
+  /** True once the relay closed the link. */
+  closedByPeer = false;
   readonly done: Promise<void>;
 
   private constructor(link: Link, conn: Deno.TcpConn) {
@@ -68,6 +70,7 @@ export class RawLink {
         }
       }
     } catch { /* closed */ }
+    this.closedByPeer = true;
     for (const c of this.#circuits.values()) {
       c.onCell({ circId: 0, command: -1, payload: new Uint8Array(1) });
     }
@@ -256,6 +259,31 @@ export class RawCircuit {
       command: CellCommand.DESTROY,
       payload: Uint8Array.of(reason),
     });
+  }
+}
+
+/** Sends `n` CREATE2 cells (fresh circuit ids unless `circId`) on `raw`, 250 per write. */
+export async function sendCreate2Cells(
+  raw: RawLink,
+  entry: RelayEntry,
+  n: number,
+  circId?: number,
+): Promise<void> {
+  // One onion skin for all (the attacker spends no CPU; the relay still runs ntor per cell).
+  const [, skin] = ntorClient1({
+    id: identityDigest(fromBase64(entry.identity)),
+    onionKey: fromBase64(entry.onionKey),
+  });
+  for (let i = 0; i < n; i += 250) {
+    const cells = [];
+    for (let j = i; j < Math.min(n, i + 250); j++) {
+      cells.push({
+        circId: circId ?? raw.circId(),
+        command: CellCommand.CREATE2,
+        payload: encodeCreate2({ htype: HandshakeType.NTOR, hdata: skin }),
+      });
+    }
+    await raw.sendMany(cells);
   }
 }
 

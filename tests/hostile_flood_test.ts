@@ -3,7 +3,7 @@
 // time through the attacked relay against the same fetch without the attack.
 import { assert, assertEquals } from "./_assert.ts";
 import { startNet } from "./_net.ts";
-import { RawLink, rssMiB } from "./_hostile.ts";
+import { RawLink, rssMiB, sendCreate2Cells } from "./_hostile.ts";
 import { encodeBegin, RelayCommand } from "../lib/cell/mod.ts";
 import { timedFetch } from "../lib/measure/fetch.ts";
 import { serve } from "../lib/serve/server.ts";
@@ -213,6 +213,145 @@ Deno.test("Relay forgets an EXTEND2 that a TRUNCATE overtook: no zombie next-hop
   } finally {
     raw?.close();
     await s.stop();
+    await net.stop();
+  }
+});
+
+Deno.test("Relay holds at most DoSConnectionMaxConcurrentCount client links per address; honest traffic on an open link goes on (item 4)", async () => {
+  const net = await startNet(3, ["tor", "tor", "tor"], "tor", ["r1", "r2", "r3"]);
+  const s = await serve();
+  const links: RawLink[] = [];
+  try {
+    const base = await honestMs(net, s.url); // the honest client's link to r1 is open now
+    const e1 = net.directory.relays[0]!;
+    const before = rssMiB();
+    let refused = 0;
+    // 200 anonymous links from the same address, 20 at a time.
+    for (let k = 0; k < 10; k++) {
+      const got = await Promise.allSettled(Array.from({ length: 20 }, () => RawLink.open(e1)));
+      for (const g of got) g.status === "fulfilled" ? links.push(g.value) : refused++;
+    }
+    // A link the relay refused after its handshake closes at once: count those still open.
+    await new Promise((r) => setTimeout(r, 300));
+    const alive = links.filter((l) => !l.closedByPeer).length;
+    const attacked = await honestMs(net, s.url);
+    const during = rssMiB();
+    console.log(
+      `item 4: RSS ${before} MiB before, ${during} MiB holding the links; ` +
+        `${alive} of 200 attacker links open, ${refused} refused at accept`,
+    );
+    reportHonest("item 4", base, attacked);
+    // 50 per address, the honest client's link among them.
+    assert(alive <= 49, `${alive} anonymous links from one address held`);
+    assert(alive >= 30, `only ${alive} links held: the limit is 50, not less`);
+  } finally {
+    for (const l of links) l.close();
+    await s.stop();
+    await net.stop();
+  }
+});
+
+Deno.test("Relay refuses BEGIN past DoSStreamCreationBurst on one circuit (item 4)", async () => {
+  const net = await startNet(3, ["tor", "tor", "tor"], "tor", ["r1", "r2", "r3"]);
+  const sink = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const held: Deno.Conn[] = [];
+  const accepting = (async () => {
+    for await (const c of sink) held.push(c);
+  })();
+  let raw: RawLink | undefined;
+  try {
+    const [e1, e2, e3] = net.directory.relays;
+    raw = await RawLink.open(e1!);
+    const circ = await raw.create(e1!);
+    await circ.extend(e2!);
+    await circ.extend(e3!);
+    const begin = encodeBegin({ host: "127.0.0.1", port: (sink.addr as Deno.NetAddr).port });
+    for (let k = 0; k < 4; k++) {
+      await raw.sendMany(
+        Array.from(
+          { length: 250 },
+          (_, i) => circ.cell(RelayCommand.BEGIN, 1 + k * 250 + i, begin),
+        ),
+      );
+    }
+    await circ.until(
+      () => circ.got(RelayCommand.CONNECTED).length + circ.got(RelayCommand.END).length >= 1000,
+      "an answer to every BEGIN",
+    );
+    const connected = circ.got(RelayCommand.CONNECTED).length;
+    const limited = circ.got(RelayCommand.END).filter((c) => c.data[0] === 11).length;
+    console.log(
+      `item 4 (streams): 1000 BEGIN → ${connected} CONNECTED, ${limited} END RESOURCELIMIT`,
+    );
+    assert(connected <= 400, `${connected} exit streams opened on one circuit at once`);
+    assert(limited >= 500, `${limited} refused`);
+  } finally {
+    raw?.close();
+    sink.close();
+    await accepting.catch(() => {});
+    for (const c of held) c.close();
+    await net.stop();
+  }
+});
+
+Deno.test("Relay refuses CREATE2 past DoSCircuitCreationBurst from an address with 3 links; honest circuits go on (item 5)", async () => {
+  const net = await startNet(3, ["tor", "tor", "tor"], "tor", ["r1", "r2", "r3"]);
+  const s = await serve();
+  const links: RawLink[] = [];
+  try {
+    const base = await honestMs(net, s.url);
+    const e1 = net.directory.relays[0]!;
+    const before = rssMiB();
+    for (let i = 0; i < 3; i++) links.push(await RawLink.open(e1));
+    // 3,000 CREATE2 cells over three links, as fast as they go.
+    const flood = Promise.all(links.map((l) => sendCreate2Cells(l, e1, 1000)));
+    const attacked = await honestMs(net, s.url);
+    await flood;
+    const answered = () =>
+      links.reduce(
+        (n, l) => n + l.received.filter((c) => c.command === 11 || c.command === 4).length,
+        0,
+      );
+    const end = performance.now() + 20_000;
+    while (answered() < 3000 && performance.now() < end) {
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    const created = links.reduce(
+      (n, l) => n + l.received.filter((c) => c.command === 11).length,
+      0,
+    );
+    const during = rssMiB();
+    console.log(
+      `item 5: RSS ${before} MiB before, ${during} MiB after 3000 CREATE2; ${created} created, ` +
+        `${net.relays[0]!.stats().dosRefused.circuits} refused; relay circuits ${
+          net.relays[0]!.stats().circuits
+        }`,
+    );
+    reportHonest("item 5", base, attacked);
+    assert(created <= 150, `${created} circuits created from one address in a burst`);
+    assert(net.relays[0]!.stats().circuits <= 160);
+  } finally {
+    for (const l of links) l.close();
+    await s.stop();
+    await net.stop();
+  }
+});
+
+Deno.test("Relay drops a duplicate CREATE2 and keeps the circuit, as C tor (item 12)", async () => {
+  const net = await startNet(3, ["tor", "tor", "tor"], "tor", ["r1", "r2", "r3"]);
+  let raw: RawLink | undefined;
+  try {
+    const e1 = net.directory.relays[0]!;
+    raw = await RawLink.open(e1);
+    const circ = await raw.create(e1);
+    await sendCreate2Cells(raw, e1, 1, circ.circId);
+    // A TRUNCATE gets a TRUNCATED: the circuit still works, and no DESTROY came.
+    await circ.relay(RelayCommand.TRUNCATE, 0, new Uint8Array(0));
+    await circ.until(() => circ.truncated(), "TRUNCATED");
+    assertEquals(circ.destroyed, undefined, "a DESTROY answered the duplicate CREATE2");
+    assertEquals(raw.received.filter((c) => c.command === 11).length, 1, "two CREATED2");
+  } finally {
+    raw?.close();
     await net.stop();
   }
 });

@@ -37,6 +37,7 @@ import { defaultMaxMemInQueues, oomVictims } from "./oom.ts";
 import { ExtendAttempts } from "../circuit/extend_attempt.ts";
 import { exitDecision, resolveIpv4 } from "./exit_connect.ts";
 import { ed25519Matches, extendLoop } from "./extend_check.ts";
+import { DosGuard, type DosOptions, type TokenCounter } from "./dos.ts";
 import { type Logger, nullLogger } from "../util/log.ts";
 
 export type { PctcpSecurity };
@@ -89,6 +90,8 @@ export interface RelayOptions {
    * are closed (tor-spec §8.1; default as C tor's MaxMemInQueues auto, see lib/relay/oom.ts).
    */
   maxMemInQueues?: number;
+  /** Per-address DoS budgets for clients (C tor's DoS subsystem; see lib/relay/dos.ts). */
+  dos?: DosOptions;
   /** Logger. */
   log?: Logger;
 }
@@ -132,6 +135,8 @@ interface RelayCircuit {
   extends: ExtendAttempts;
   /** Exit streams still resolving or connecting; an END marks one abandoned. */
   connecting: Map<number, { abandoned: boolean }>;
+  /** Its BEGIN/RESOLVE budget (DoSStreamCreation), made at the first one. */
+  streamBucket?: TokenCounter;
 }
 
 /** Exit streams stop packaging at this many queued cells (tor's relay.c CELL_QUEUE_HIGHWATER_SIZE). */
@@ -172,6 +177,9 @@ export class Relay {
   #idleTimer?: ReturnType<typeof setInterval>;
   #oomTimer?: ReturnType<typeof setInterval>;
   #oomKilled = 0;
+  #dos: DosGuard;
+  /** Client links (not relays) with the address they came from, for the DoS budgets. */
+  #clients = new Map<Channel, { address: string; purpose: "shared" | "circuit" }>();
   #scheduler: ChannelScheduler;
 
   /** A relay with its keys, directory and transport; call {@link start} to listen. */
@@ -186,6 +194,7 @@ export class Relay {
       this.#readBucket = new TokenBucket(options.bandwidth.rate, options.bandwidth.burst);
     }
     this.#policy = new ExitPolicy(options.exitAllow ?? []);
+    this.#dos = new DosGuard(options.dos);
     this.#scheduler = new ChannelScheduler({ kind: options.scheduler ?? "vanilla" });
     this.#pool = new ChannelPool({
       self: options.keys.identity,
@@ -292,8 +301,16 @@ export class Relay {
       } catch { /* closed */ }
       return;
     }
-    (conn as Deno.TcpConn).setNoDelay?.(true);
     const address = (conn.remoteAddr as Deno.NetAddr).hostname;
+    // C tor checks the concurrent-connection budget at accept (connection.c, dos.c).
+    if (!this.#dos.connectionAllowed(address)) {
+      this.#refused++;
+      try {
+        conn.close();
+      } catch { /* closed */ }
+      return;
+    }
+    (conn as Deno.TcpConn).setNoDelay?.(true);
     const security = this.#o.pctcpSecurity ?? "tls";
     let link: Link;
     this.#handshaking++;
@@ -319,7 +336,13 @@ export class Relay {
       this.#handshaking--;
     }
     const peer = link.peer.identity ? this.#relayByIdentity(link.peer.identity) : undefined;
-    this.#pool.adopt(link, peer?.nickname ?? "client", conn, !!peer);
+    if (!peer && !this.#dos.clientLinkOpened(address, link.purpose)) {
+      this.#refused++;
+      link.close();
+      return;
+    }
+    const chan = this.#pool.adopt(link, peer?.nickname ?? "client", conn, !!peer);
+    if (!peer) this.#clients.set(chan, { address, purpose: link.purpose });
   }
 
   #peer(nickname: string, f: (s: PeerStats) => void): void {
@@ -341,6 +364,9 @@ export class Relay {
 
   #onChannelClose(chan: Channel, err?: Error): void {
     if (err && !this.#stopped) this.#log.debug(`channel ${chan.label} closed: ${err.message}`);
+    const client = this.#clients.get(chan);
+    if (client) this.#dos.clientLinkClosed(client.address, client.purpose);
+    this.#clients.delete(chan);
     const circs = this.#circuits.get(chan);
     this.#circuits.delete(chan);
     if (!circs) return;
@@ -396,9 +422,19 @@ export class Relay {
         command: CellCommand.DESTROY,
         payload: Uint8Array.of(reason),
       });
+    // Circuit creation budget per client address (C tor command.c, dos_cc_new_create_cell).
+    const client = this.#clients.get(chan);
+    if (client && !this.#dos.createAllowed(client.address)) {
+      return destroy(DestroyReason.RESOURCELIMIT);
+    }
+    if (existing) {
+      // C tor command.c: "Received CREATE cell for known circ. Dropping." A DESTROY here would
+      // tell the peer a circuit is gone that stays.
+      this.#log.warn(`CREATE2 ${cell.circId} on ${chan.label} for a circuit in use: dropped`);
+      return;
+    }
     let keys: Uint8Array, reply: Uint8Array;
     try {
-      if (existing) throw new ProtocolError("CREATE2 for a circuit id in use");
       const refusal = perCircuitRefusal(
         chan.link,
         cell.circId,
@@ -564,6 +600,11 @@ export class Relay {
     const end = (reason: number) => circ.core.endStream(streamId, reason);
     const me = this.#dir.relays.find((r) => r.fingerprint === this.#fingerprint);
     if (!me?.flags.includes("exit")) return end(EndReason.EXITPOLICY);
+    // Stream creation budget per circuit (DoSStreamCreation, lib/relay/dos.ts).
+    if (!(circ.streamBucket ??= this.#dos.streamBucket()).take()) {
+      this.#dos.refused.streams++;
+      return end(EndReason.RESOURCELIMIT);
+    }
     if (this.#socketsInUse() >= this.#fdBudget) return end(EndReason.RESOURCELIMIT);
     const pending = { abandoned: false };
     circ.connecting.set(streamId, pending);
@@ -626,7 +667,8 @@ export class Relay {
    */
   async #resolve(circ: RelayCircuit, streamId: number, host: string): Promise<void> {
     const me = this.#dir.relays.find((r) => r.fingerprint === this.#fingerprint);
-    const address = me?.flags.includes("exit") ? await resolveIpv4(host) : undefined;
+    const allowed = (circ.streamBucket ??= this.#dos.streamBucket()).take();
+    const address = me?.flags.includes("exit") && allowed ? await resolveIpv4(host) : undefined;
     if (circ.closed) return;
     circ.core.resolved(streamId, encodeResolved(address));
   }
@@ -712,6 +754,7 @@ export class Relay {
     fdBudget: number;
     refusedConnections: number;
     oomClosedCircuits: number;
+    dosRefused: { connections: number; circuits: number; streams: number };
     peers: PeerStats[];
     scheduler: SchedulerStats;
   } {
@@ -755,6 +798,7 @@ export class Relay {
       fdBudget: this.#fdBudget,
       refusedConnections: this.#refused,
       oomClosedCircuits: this.#oomKilled,
+      dosRefused: { ...this.#dos.refused },
       peers: [...this.#peerStats.values()].map((s) => ({ ...s })),
       scheduler: this.#scheduler.stats(),
     };
