@@ -113,7 +113,7 @@ Deno.test("Relay resolves, checks, then connects: other spellings of a forbidden
   }
 });
 
-Deno.test("exitDecision refuses without connecting: one-hop, names of forbidden addresses, re-entry, unresolvable", async () => {
+Deno.test("exitDecision refuses without connecting: one-hop, names of forbidden addresses, re-entry, unresolvable, its own address", async () => {
   const policy = new ExitPolicy(["127.0.0.1:*"]);
   const base = { policy, isRelayPort: (a: string, p: number) => a === "127.0.0.1" && p === 9001 };
   const d = (host: string, port: number, fromRelay = true) =>
@@ -124,6 +124,17 @@ Deno.test("exitDecision refuses without connecting: one-hop, names of forbidden 
   assertEquals(await d("127.0.0.1", 9001), { reason: EndReason.CONNECTREFUSED });
   assertEquals(await d("name.invalid", 80), { reason: EndReason.RESOLVEFAILED });
   assertEquals(await d("127.0.0.1", 80), { address: "127.0.0.1" });
+  // Its own (public) address: refused unless allowed by name (item 12).
+  const self = (allow: string[], host: string) =>
+    exitDecision(host, 80, {
+      ...base,
+      policy: new ExitPolicy(allow),
+      fromRelay: true,
+      self: ["198.51.100.7"],
+    });
+  assertEquals(await self([], "198.51.100.7"), { reason: EndReason.EXITPOLICY });
+  assertEquals(await self([], "198.51.100.8"), { address: "198.51.100.8" });
+  assertEquals(await self(["198.51.100.7:80"], "198.51.100.7"), { address: "198.51.100.7" });
 });
 
 Deno.test("Relay refuses one-hop exits, re-entry into the network and extending to itself or back (item 8)", async () => {

@@ -10,7 +10,8 @@
  *    TORPROTOCOL: relays are no one-hop proxies; tor-spec §6.2 "relays SHOULD refuse");
  * 2. the host is resolved to one IPv4 address the way the system resolver does (getaddrinfo,
  *    which also reads those numeric forms); a failure is END RESOLVEFAILED;
- * 3. the exit policy is checked on that address (END EXITPOLICY);
+ * 3. the exit policy is checked on that address, the exit's own addresses refused like
+ *    private ones unless allowed by name (END EXITPOLICY);
  * 4. re-entry into the network: an address and port that are a relay's OR port are refused
  *    (END CONNECTREFUSED, C tor nodelist_reentry_contains; CONNECTREFUSED so that clients do
  *    not retry elsewhere);
@@ -30,6 +31,8 @@ export interface ExitCheck {
   isRelayPort: (address: string, port: number) => boolean;
   /** True when the circuit's previous hop authenticated as a relay of the network. */
   fromRelay: boolean;
+  /** The exit's own addresses (refused unless the policy allows them by name). */
+  self?: readonly string[];
   /** Resolves a host name to IPv4 addresses (default: the system resolver). */
   resolve?: (host: string) => Promise<string[]>;
 }
@@ -77,7 +80,7 @@ export async function exitDecision(
   }
   const address = await resolveIpv4(host, check.resolve);
   if (address === undefined) return { reason: EndReason.RESOLVEFAILED };
-  if (!check.policy.allows(address, port)) return { reason: EndReason.EXITPOLICY };
+  if (!check.policy.allows(address, port, check.self)) return { reason: EndReason.EXITPOLICY };
   if (check.isRelayPort(address, port)) return { reason: EndReason.CONNECTREFUSED };
   return { address };
 }

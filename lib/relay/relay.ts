@@ -618,6 +618,7 @@ export class Relay {
         policy: this.#policy,
         isRelayPort: (a, p) => this.#dir.relays.some((r) => r.address === a && r.orPort === p),
         fromRelay: this.#isRelayChannel(circ.prev.chan),
+        self: [this.#o.address ?? "127.0.0.1", me.address],
       });
       if (gone()) return;
       if ("reason" in decision) return end(decision.reason);
