@@ -12,9 +12,12 @@
  *   links faster is refused for DoSConnectionConnectDefenseTimePeriod.
  * * Circuit creation (DoSCircuitCreationRate/Burst/MinConnections/DefenseTimePeriod): a
  *   token bucket per address, refilled at `rate` per second up to `burst`, takes one token
- *   per CREATE2; an address with no token left while it holds at least `minConnections`
- *   links is marked for the defense period, and its CREATE2 cells are answered with DESTROY
- *   (RESOURCELIMIT) until then (DOS_CC_DEFENSE_REFUSE_CELL).
+ *   per CREATE2 on a shared link; an address with no token left while it holds at least
+ *   `minConnections` shared links is marked for the defense period, and its CREATE2 cells
+ *   on shared links are answered with DESTROY (RESOURCELIMIT) until then
+ *   (DOS_CC_DEFENSE_REFUSE_CELL). A PCTCP per-circuit link carries exactly one circuit
+ *   (bound in its handshake), so there the link budget above bounds circuit creation, and a
+ *   PCTCP client, which holds a link per circuit, is not marked for having many.
  * * Stream creation (DoSStreamCreationRate/Burst, tor 0.4.9): a token bucket per circuit;
  *   a BEGIN or RESOLVE past it is refused with END RESOURCELIMIT (defense type 2, "refuse").
  * @module
@@ -179,15 +182,15 @@ export class DosGuard {
   }
 
   /**
-   * A CREATE2 from a client at `address` (C tor dos_cc_new_create_cell, then
-   * dos_cc_get_defense_type): false when it must be refused with DESTROY RESOURCELIMIT.
+   * A CREATE2 from a client at `address` on a shared link (C tor dos_cc_new_create_cell,
+   * then dos_cc_get_defense_type): false when it must be refused with DESTROY RESOURCELIMIT.
    */
   createAllowed(address: string): boolean {
     const s = this.#stats(address);
     const now = this.#now();
     s.circuits ??= new TokenCounter(this.#o.circuitRate, this.#o.circuitBurst, this.#now);
     const hadToken = s.circuits.take();
-    if (!hadToken && s.shared + s.circuit >= this.#o.circuitMinConnections) {
+    if (!hadToken && s.shared >= this.#o.circuitMinConnections) {
       if (s.circuitMarkedUntil < now) s.circuitMarkedUntil = now + this.#o.circuitDefenseMs;
     }
     if (s.circuitMarkedUntil >= now) {

@@ -424,7 +424,7 @@ export class Relay {
       });
     // Circuit creation budget per client address (C tor command.c, dos_cc_new_create_cell).
     const client = this.#clients.get(chan);
-    if (client && !this.#dos.createAllowed(client.address)) {
+    if (client?.purpose === "shared" && !this.#dos.createAllowed(client.address)) {
       return destroy(DestroyReason.RESOURCELIMIT);
     }
     if (existing) {
