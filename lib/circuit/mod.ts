@@ -8,3 +8,5 @@ export * from "./flow.ts";
 export * from "./error.ts";
 export * from "./relay_circuit.ts";
 export * from "./client_circuit.ts";
+export * from "./queue.ts";
+export * from "./extend_attempt.ts";

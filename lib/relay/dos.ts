@@ -121,7 +121,7 @@ export class DosGuard {
   #stats(address: string): AddressStats {
     let s = this.#by.get(address);
     if (!s) {
-      s = { shared: 0, circuit: 0, circuitMarkedUntil: 0, connectMarkedUntil: 0 };
+      s = { shared: 0, circuit: 0, circuitMarkedUntil: -Infinity, connectMarkedUntil: -Infinity };
       this.#by.set(address, s);
     }
     return s;

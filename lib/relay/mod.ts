@@ -7,3 +7,7 @@
 
 export * from "./relay.ts";
 export * from "./exit_policy.ts";
+export * from "./dos.ts";
+export * from "./oom.ts";
+export * from "./exit_connect.ts";
+export * from "./extend_check.ts";

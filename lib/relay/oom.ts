@@ -25,6 +25,9 @@ export const OOM_RETAIN_FRACTION = 0.9;
 export function defaultMaxMemInQueues(): number {
   const cap = 8 * 2 ** 30;
   try {
+    // Ask first: without --allow-sys, the call would prompt on a terminal.
+    const q = Deno.permissions.querySync({ name: "sys", kind: "systemMemoryInfo" });
+    if (q.state !== "granted") return cap;
     const total = Deno.systemMemoryInfo().total;
     return total > 0 ? Math.min(cap, Math.floor(total * 0.75)) : cap;
   } catch {
