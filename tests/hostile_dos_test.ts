@@ -19,7 +19,7 @@ Deno.test("DosGuard marks an address with 3 links past the CREATE2 burst for the
 });
 
 Deno.test("DosGuard does not mark an address with fewer than DoSCircuitCreationMinConnections links", () => {
-  let now = 0;
+  const now = 0;
   const g = new DosGuard({}, () => now);
   g.clientLinkOpened("10.0.0.1", "shared");
   let ok = 0;

@@ -159,6 +159,7 @@ Deno.test("ClientCircuit keeps DATA that arrives with CONNECTED, before the SOCK
     onionKey: toBase64(keys.onion.public),
   } as RelayEntry;
   let relay!: RelayCircuitCore;
+  // deno-lint-ignore prefer-const -- assigned below, used by the fake channel's closures
   let circ!: ClientCircuit;
   const banner = new TextEncoder().encode("220 server speaks first\r\n");
   const chan = {
