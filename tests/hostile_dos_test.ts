@@ -2,7 +2,7 @@
 // clock: buckets refill at their rate, a marked address stays marked for the defense period,
 // relays' bookkeeping is per address, and the OOM order is oldest first.
 import { assert, assertEquals } from "./_assert.ts";
-import { DosGuard, oomVictims } from "../lib/relay/mod.ts";
+import { DosGuard, OnionQueue, oomVictims } from "../lib/relay/mod.ts";
 
 Deno.test("DosGuard marks an address with 3 links past the CREATE2 burst for the defense period, then forgets", () => {
   let now = 0;
@@ -59,4 +59,30 @@ Deno.test("oomVictims closes the oldest queued data first, down to 90 % of the l
   assertEquals(oomVictims(all, 1000).map((v) => v.id), ["old"]);
   // Limit 700: down to 630 → the oldest, then the next oldest.
   assertEquals(oomVictims(all, 700).map((v) => v.id), ["old", "mid"]);
+});
+
+Deno.test("OnionQueue runs handshakes at once while idle, queues past a slice, drops those older than the wait cutoff, refuses past MaxOnionQueueDelay", async () => {
+  let now = 0;
+  const q = new OnionQueue({ now: () => now, sliceMs: 1, cpuShare: 1 });
+  const ran: number[] = [], expired: number[] = [];
+  const job = (i: number, cost = 0) => ({
+    run: () => (ran.push(i), now += cost),
+    expire: () => expired.push(i),
+  });
+  q.add(job(0, 2)); // idle: run at once, and this turn's slice is spent
+  assertEquals(ran, [0]);
+  q.add(job(1)); // queued
+  now += 6000; // older than onion_queue_wait_cutoff (5 s) when its turn comes
+  q.add(job(2));
+  await new Promise((r) => setTimeout(r, 5));
+  assertEquals([ran, expired], [[0, 2], [1]]);
+  // Handshakes that cost 10 ms each: once ~175–185 wait (1750 ms of work at the measured
+  // cost), new ones are refused.
+  for (let i = 0; i < 30; i++) q.add(job(100 + i, 10));
+  await new Promise((r) => setTimeout(r, 30));
+  let refused = 0;
+  for (let i = 0; i < 1000; i++) if (!q.add(job(1000 + i, 10))) refused++;
+  assert(refused > 700, `${refused} refused`);
+  assert(q.length <= 200, `${q.length} waiting`);
+  q.close();
 });

@@ -11,3 +11,4 @@ export * from "./dos.ts";
 export * from "./oom.ts";
 export * from "./exit_connect.ts";
 export * from "./extend_check.ts";
+export * from "./onion_queue.ts";

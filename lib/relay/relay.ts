@@ -38,6 +38,7 @@ import { ExtendAttempts } from "../circuit/extend_attempt.ts";
 import { exitDecision, resolveIpv4 } from "./exit_connect.ts";
 import { ed25519Matches, extendLoop } from "./extend_check.ts";
 import { DosGuard, type DosOptions, type TokenCounter } from "./dos.ts";
+import { OnionQueue, type OnionQueueOptions } from "./onion_queue.ts";
 import { type Logger, nullLogger } from "../util/log.ts";
 
 export type { PctcpSecurity };
@@ -92,6 +93,8 @@ export interface RelayOptions {
   maxMemInQueues?: number;
   /** Per-address DoS budgets for clients (C tor's DoS subsystem; see lib/relay/dos.ts). */
   dos?: DosOptions;
+  /** The CREATE2 handshake queue's overload limits (C tor onion_queue.c; onion_queue.ts). */
+  onionQueue?: OnionQueueOptions;
   /** Logger. */
   log?: Logger;
 }
@@ -180,6 +183,9 @@ export class Relay {
   #dos: DosGuard;
   /** Client links (not relays) with the address they came from, for the DoS budgets. */
   #clients = new Map<Channel, { address: string; purpose: "shared" | "circuit" }>();
+  /** CREATE2 handshakes waiting for the CPU, and the circuit ids they hold per channel. */
+  #onionQueue: OnionQueue;
+  #creating = new Map<Channel, Set<number>>();
   #scheduler: ChannelScheduler;
 
   /** A relay with its keys, directory and transport; call {@link start} to listen. */
@@ -195,6 +201,7 @@ export class Relay {
     }
     this.#policy = new ExitPolicy(options.exitAllow ?? []);
     this.#dos = new DosGuard(options.dos);
+    this.#onionQueue = new OnionQueue(options.onionQueue);
     this.#scheduler = new ChannelScheduler({ kind: options.scheduler ?? "vanilla" });
     this.#pool = new ChannelPool({
       self: options.keys.identity,
@@ -367,6 +374,7 @@ export class Relay {
     const client = this.#clients.get(chan);
     if (client) this.#dos.clientLinkClosed(client.address, client.purpose);
     this.#clients.delete(chan);
+    this.#creating.delete(chan);
     const circs = this.#circuits.get(chan);
     this.#circuits.delete(chan);
     if (!circs) return;
@@ -409,6 +417,7 @@ export class Relay {
         return circ.core.fromNext(cell.command, cell.payload);
       case CellCommand.DESTROY:
         if (circ) this.#destroy(circ, cell.payload[0] ?? 0, chan, true);
+        else this.#creating.get(chan)?.delete(cell.circId); // a handshake still waiting
         return;
       default:
         return; // PADDING, VPADDING and unknown commands are dropped (tor-spec §3)
@@ -427,40 +436,76 @@ export class Relay {
     if (client?.purpose === "shared" && !this.#dos.createAllowed(client.address)) {
       return destroy(DestroyReason.RESOURCELIMIT);
     }
-    if (existing) {
+    const creating = this.#creating.get(chan);
+    if (existing || creating?.has(cell.circId)) {
       // C tor command.c: "Received CREATE cell for known circ. Dropping." A DESTROY here would
       // tell the peer a circuit is gone that stays.
       this.#log.warn(`CREATE2 ${cell.circId} on ${chan.label} for a circuit in use: dropped`);
       return;
     }
-    let keys: Uint8Array, reply: Uint8Array;
+    let create: ReturnType<typeof decodeCreate2>;
     try {
       const refusal = perCircuitRefusal(
         chan.link,
         cell.circId,
-        this.#circuits.get(chan)?.size ?? 0,
+        (this.#circuits.get(chan)?.size ?? 0) + (creating?.size ?? 0),
       );
       if (refusal) throw new ProtocolError(refusal);
       // The peer opened the link iff we did not (tor-spec §5.1.1).
       checkCreateCircId(cell.circId, !chan.link.initiator);
-      const create = decodeCreate2(cell.payload);
+      create = decodeCreate2(cell.payload);
       if (create.htype !== HandshakeType.NTOR) {
         throw new ProtocolError(`unsupported handshake type ${create.htype}`);
       }
+    } catch (e) {
+      this.#log.warn(`CREATE2 ${cell.circId} on ${chan.label} refused: ${(e as Error).message}`);
+      return destroy((e as ProtocolError).reason ?? DestroyReason.PROTOCOL);
+    }
+    // The handshake waits its turn for the CPU (lib/relay/onion_queue.ts, C tor onion_queue.c);
+    // the circuit id is held meanwhile (a DESTROY or the link closing lets it go).
+    let held = creating;
+    if (!held) this.#creating.set(chan, held = new Set());
+    const ids = held;
+    ids.add(cell.circId);
+    const queued = this.#onionQueue.add({
+      run: () => {
+        if (!ids.delete(cell.circId) || chan.closed) return;
+        this.#answerCreate2(cell.circId, chan, create.hdata, destroy);
+      },
+      expire: () => {
+        if (ids.delete(cell.circId) && !chan.closed) destroy(DestroyReason.RESOURCELIMIT);
+      },
+    });
+    if (!queued) {
+      ids.delete(cell.circId);
+      this.#log.warn(`CREATE2 ${cell.circId} on ${chan.label} refused: onion queue full`);
+      destroy(DestroyReason.RESOURCELIMIT);
+    }
+  }
+
+  /** Runs the ntor handshake of a CREATE2 and answers CREATED2 (or DESTROY). */
+  #answerCreate2(
+    circId: number,
+    chan: Channel,
+    hdata: Uint8Array,
+    destroy: (reason: number) => void,
+  ): void {
+    let keys: Uint8Array, reply: Uint8Array;
+    try {
       [keys, reply] = ntorServer(
         {
           id: identityDigest(this.#o.keys.identity.public),
           onionKey: this.#o.keys.onion.public,
           onionSecret: this.#o.keys.onion.secret,
         },
-        create.hdata,
+        hdata,
       );
     } catch (e) {
-      this.#log.warn(`CREATE2 ${cell.circId} on ${chan.label} refused: ${(e as Error).message}`);
+      this.#log.warn(`CREATE2 ${circId} on ${chan.label} refused: ${(e as Error).message}`);
       return destroy((e as ProtocolError).reason ?? DestroyReason.PROTOCOL);
     }
     const circ = {
-      prev: { chan, circId: cell.circId },
+      prev: { chan, circId },
       streams: new Map(),
       closed: false,
       extends: new ExtendAttempts(),
@@ -471,7 +516,7 @@ export class Relay {
     circ.core = new RelayCircuitCore(keys, this.#circuitIO(circ as RelayCircuit));
     this.#register(circ.prev, circ as RelayCircuit);
     chan.sendControl({
-      circId: cell.circId,
+      circId,
       command: CellCommand.CREATED2,
       payload: encodeCreated2(reply),
     });
@@ -756,6 +801,7 @@ export class Relay {
     refusedConnections: number;
     oomClosedCircuits: number;
     dosRefused: { connections: number; circuits: number; streams: number };
+    onionQueue: { waiting: number; dropped: number };
     peers: PeerStats[];
     scheduler: SchedulerStats;
   } {
@@ -800,6 +846,7 @@ export class Relay {
       refusedConnections: this.#refused,
       oomClosedCircuits: this.#oomKilled,
       dosRefused: { ...this.#dos.refused },
+      onionQueue: { waiting: this.#onionQueue.length, dropped: this.#onionQueue.dropped },
       peers: [...this.#peerStats.values()].map((s) => ({ ...s })),
       scheduler: this.#scheduler.stats(),
     };
@@ -811,6 +858,7 @@ export class Relay {
     this.#stopped = true;
     clearInterval(this.#idleTimer);
     clearInterval(this.#oomTimer);
+    this.#onionQueue.close();
     try {
       this.#listener?.close();
     } catch { /* closed */ }
