@@ -23,9 +23,11 @@ Deno.test("childSaCovers needs an INSTALLED CHILD_SA whose remote selector cover
   assert(childSaCovers(LIST_SAS, "10.77.0.2"));
   assert(!childSaCovers(LIST_SAS, "10.77.0.3"), "an IKE_SA being set up covers nothing");
   assert(!childSaCovers(LIST_SAS.replace("INSTALLED", "REKEYED"), "10.77.0.2"));
-  assert(
-    childSaCovers(LIST_SAS.replace("remote 10.77.0.2/32", "remote 10.77.0.0/24"), "10.77.0.9"),
-  );
+  // A selector covering the address under an SA with another peer is not that peer's SA.
+  const wide = LIST_SAS.replace("remote 10.77.0.2/32", "remote 10.77.0.0/24");
+  assert(childSaCovers(wide, "10.77.0.2"));
+  assert(!childSaCovers(wide, "10.77.0.9"), "an SA with 10.77.0.2 vouched for 10.77.0.9");
+  assert(!childSaCovers(LIST_SAS, "10.77.0.2", "relay9"), "another identity");
   assert(!childSaCovers("", "10.77.0.2"));
 });
 

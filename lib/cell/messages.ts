@@ -115,9 +115,12 @@ export function decodeExtend2(p: Uint8Array): Extend2 {
       port = (b[4]! << 8) | b[5]!;
     } else if (t === LinkSpecType.LEGACY_ID) {
       if (len !== 20) throw new MessageError("EXTEND2 legacy id must be 20 bytes");
+      // tor-spec §5.1.2: nodes MUST reject more than one legacy or Ed25519 identity.
+      if (id) throw new MessageError("EXTEND2 names more than one legacy identity");
       id = b.slice();
     } else if (t === LinkSpecType.ED25519_ID) {
       if (len !== 32) throw new MessageError("EXTEND2 Ed25519 id must be 32 bytes");
+      if (ed25519) throw new MessageError("EXTEND2 names more than one Ed25519 identity");
       ed25519 = b.slice();
     } // other specifier types are skipped (tor-spec §5.1.2: unrecognized are ignored)
   }
@@ -255,5 +258,66 @@ export function decodeVersions(p: Uint8Array): number[] {
   if (p.length % 2 !== 0) throw new MessageError("VERSIONS body has odd length");
   const out: number[] = [];
   for (let i = 0; i < p.length; i += 2) out.push((p[i]! << 8) | p[i + 1]!);
+  return out;
+}
+
+/** RESOLVED answer types (tor-spec §6.4). */
+export const ResolvedType = {
+  HOSTNAME: 0,
+  IPV4: 4,
+  IPV6: 6,
+  ERROR_TRANSIENT: 0xf0,
+  ERROR: 0xf1,
+} as const;
+
+/** Decodes a RESOLVE body: a NUL-terminated host name (tor-spec §6.4). */
+export function decodeResolve(data: Uint8Array): string {
+  const nul = data.indexOf(0);
+  if (nul < 1) throw new MessageError("RESOLVE is not a NUL-terminated name");
+  try {
+    return dec.decode(data.subarray(0, nul));
+  } catch {
+    throw new MessageError("RESOLVE name is not UTF-8");
+  }
+}
+
+/**
+ * Encodes a RESOLVED body (tor-spec §6.4: TYPE u8 | LEN u8 | VALUE | TTL u32 per answer):
+ * one IPv4 answer, or a non-transient error when `ipv4` is undefined.
+ */
+export function encodeResolved(ipv4: string | undefined, ttl = 300): Uint8Array {
+  if (ipv4 === undefined) return Uint8Array.of(ResolvedType.ERROR, 0, 0, 0, 0, 0);
+  const ip = ipv4.split(".").map(Number);
+  if (ip.length !== 4 || ip.some((x) => !Number.isInteger(x) || x < 0 || x > 255)) {
+    throw new TypeError(`RESOLVED needs an IPv4 address: ${ipv4}`);
+  }
+  return Uint8Array.of(
+    ResolvedType.IPV4,
+    4,
+    ...ip,
+    ttl >>> 24,
+    (ttl >>> 16) & 0xff,
+    (ttl >>> 8) & 0xff,
+    ttl & 0xff,
+  );
+}
+
+/** Decodes a RESOLVED body into its answers (tor-spec §6.4). */
+export function decodeResolved(
+  data: Uint8Array,
+): { type: number; value: Uint8Array; ttl: number }[] {
+  const out = [];
+  let off = 0;
+  while (off < data.length) {
+    if (off + 2 > data.length) throw new MessageError("RESOLVED answer truncated");
+    const type = data[off]!, len = data[off + 1]!;
+    if (off + 2 + len + 4 > data.length) throw new MessageError("RESOLVED answer truncated");
+    const value = data.slice(off + 2, off + 2 + len);
+    const t = off + 2 + len;
+    const ttl = ((data[t]! << 24) | (data[t + 1]! << 16) | (data[t + 2]! << 8) | data[t + 3]!) >>>
+      0;
+    out.push({ type, value, ttl });
+    off = t + 4;
+  }
   return out;
 }

@@ -30,6 +30,7 @@ import {
   decodeSendme,
   encodeBegin,
   encodeCreate2,
+  encodeEnd,
   encodeExtend2,
   encodeSendme,
   HandshakeType,
@@ -96,6 +97,9 @@ export type ClientCircuitState = "new" | "creating" | "extending" | "open" | "cl
 
 type StreamState = "connecting" | "open";
 
+/** Half-closed stream ids remembered per circuit (the oldest go first). */
+const MAX_HALF_CLOSED = 1024;
+
 /** One circuit of a client, without sockets. */
 export class ClientCircuitCore {
   #io: ClientCircuitIO;
@@ -109,6 +113,12 @@ export class ClientCircuitCore {
   #random: ((b: Uint8Array) => void) | undefined;
   #earlySent = 0;
   #streams = new Map<number, { hop: number; state: StreamState }>();
+  /**
+   * Streams this side ended (END sent) whose far side may not know yet (C tor's half-closed
+   * edges, half_edge_st.h; arti's half-streams): a CONNECTED, DATA, SENDME or END still in
+   * flight for them is dropped, not a protocol violation; their END forgets them.
+   */
+  #halfClosed = new Map<number, number>();
   #nextStream = 1;
   #deliver = new DeliverWindow(CIRCWINDOW_START, CIRCWINDOW_INCREMENT);
   /** The package window towards the exit, shared by the circuit's streams. */
@@ -184,16 +194,35 @@ export class ClientCircuitCore {
   begin(host: string, port: number): number {
     if (this.#state !== "open") throw new Error(`circuit is ${this.#state}`);
     let id = this.#nextStream;
-    while (this.#streams.has(id)) id = (id % 0xffff) + 1;
+    while (this.#streams.has(id) || this.#halfClosed.has(id)) id = (id % 0xffff) + 1;
     this.#nextStream = (id % 0xffff) + 1;
     this.#streams.set(id, { hop: this.#path.length - 1, state: "connecting" });
     this.send(RelayCommand.BEGIN, id, encodeBegin({ host, port }));
     return id;
   }
 
-  /** The role forgot a stream (its socket closed or it timed out). */
+  /** The role forgot a stream (its socket closed, END sent or received). */
   streamClosed(streamId: number): void {
+    const s = this.#streams.get(streamId);
     this.#streams.delete(streamId);
+    if (!s) return;
+    this.#halfClosed.set(streamId, s.hop);
+    // Bounded: the oldest half-closed id is forgotten first.
+    if (this.#halfClosed.size > MAX_HALF_CLOSED) {
+      this.#halfClosed.delete(this.#halfClosed.keys().next().value!);
+    }
+  }
+
+  /**
+   * Gives up a stream this side still waits on (e.g. its BEGIN timed out): END with
+   * `reason` to its hop (C tor connection_ap_expire_beginning sends END TIMEOUT), and a
+   * CONNECTED that comes later is dropped.
+   */
+  abandonStream(streamId: number, reason: number): void {
+    const s = this.#streams.get(streamId);
+    if (!s || this.#state !== "open") return;
+    this.send(RelayCommand.END, streamId, encodeEnd(reason), s.hop);
+    this.streamClosed(streamId);
   }
 
   /**
@@ -302,6 +331,7 @@ export class ClientCircuitCore {
         return;
       }
       case RelayCommand.SENDME:
+        if (rc.streamId !== 0 && this.#halfClosedFrom(rc.streamId, hop)) return;
         if (rc.streamId === 0) {
           if (hop !== last) throw new ProtocolError(`circuit SENDME from hop ${hop + 1}`);
           const verdict = this.packageWindow.circuitSendme(decodeSendme(rc.data));
@@ -311,6 +341,7 @@ export class ClientCircuitCore {
         }
         return;
       case RelayCommand.CONNECTED: {
+        if (this.#halfClosedFrom(rc.streamId, hop)) return; // answered after we gave up
         const s = this.#stream(rc.streamId, hop, "CONNECTED");
         if (!s || s.state !== "connecting") {
           throw new ProtocolError(`CONNECTED for stream ${rc.streamId} that did not ask`);
@@ -319,6 +350,10 @@ export class ClientCircuitCore {
         return io.connected(rc.streamId);
       }
       case RelayCommand.END: {
+        if (this.#halfClosedFrom(rc.streamId, hop)) {
+          this.#halfClosed.delete(rc.streamId);
+          return;
+        }
         if (!this.#stream(rc.streamId, hop, "END")) return;
         this.#streams.delete(rc.streamId);
         return io.streamEnded(rc.streamId, decodeEnd(rc.data));
@@ -335,6 +370,11 @@ export class ClientCircuitCore {
       default:
         return; // unknown relay commands are dropped (tor-spec §6.1)
     }
+  }
+
+  /** True when `id` is a stream this side ended, and the cell comes from its hop. */
+  #halfClosedFrom(id: number, hop: number): boolean {
+    return !this.#streams.has(id) && this.#halfClosed.get(id) === hop;
   }
 
   /**
@@ -366,6 +406,7 @@ export class ClientCircuitCore {
     this.#state = "closed";
     this.#pending = undefined;
     this.#streams.clear();
+    this.#halfClosed.clear();
     this.packageWindow.abort();
     if (!remote) this.#io.send(CellCommand.DESTROY, Uint8Array.of(reason));
     this.#io.closed(reason, remote, why);

@@ -104,6 +104,55 @@ export class DeliverWindow {
 }
 
 /**
+ * A stream's deliver window at an edge (tor-spec §7.4; C tor connection_edge.c
+ * connection_edge_consider_sending_sendme, relay.c): every DATA cell received spends one,
+ * and the window is refilled by one increment only when the SENDME is actually sent, which
+ * an edge does once the delivered bytes have been written out to its socket. A sender that
+ * ignores SENDMEs therefore overruns it after {@link STREAMWINDOW_START} cells nobody has
+ * written out, and the receiver closes the circuit instead of buffering without bound.
+ */
+export class EdgeDeliverWindow {
+  #window: number;
+  #start: number;
+  #increment: number;
+  #written = 0;
+
+  /** A window of `start` cells, refilled `increment` at a time as SENDMEs go out. */
+  constructor(start: number = STREAMWINDOW_START, increment: number = STREAMWINDOW_INCREMENT) {
+    this.#window = start;
+    this.#start = start;
+    this.#increment = increment;
+  }
+
+  /** Cells the sender may still send before it must wait. */
+  get value(): number {
+    return this.#window;
+  }
+
+  /** One DATA cell arrived: "ok", or "violation" when the sender overran the window. */
+  received(): "ok" | "violation" {
+    return --this.#window < 0 ? "violation" : "ok";
+  }
+
+  /**
+   * `cells` received cells have been written out: the SENDMEs now due, one per increment of
+   * written cells (C tor sends one while `deliver_window <= STREAMWINDOW_START -
+   * STREAMWINDOW_INCREMENT` and the edge's outbuf has room), each refilling the window by one
+   * increment. Returns how many to send.
+   */
+  flushed(cells: number): number {
+    this.#written += cells;
+    let n = 0;
+    while (this.#written >= this.#increment && this.#window <= this.#start - this.#increment) {
+      this.#written -= this.#increment;
+      this.#window += this.#increment;
+      n++;
+    }
+    return n;
+  }
+}
+
+/**
  * A circuit's package window with SENDME v1 authentication (tor-spec §7.3, proposal 289):
  * after every 100th DATA cell sent, the sender keeps the running digest of that cell; each
  * circuit SENDME must carry the oldest kept digest.

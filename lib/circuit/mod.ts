@@ -9,3 +9,5 @@ export * from "./error.ts";
 export * from "./relay_circuit.ts";
 export * from "./create.ts";
 export * from "./client_circuit.ts";
+export * from "./queue.ts";
+export * from "./extend_attempt.ts";

@@ -43,6 +43,7 @@ import {
   decodeBegin,
   decodeCreated2,
   decodeExtend2,
+  decodeResolve,
   decodeSendme,
   encodeCreated2,
   encodeSendme,
@@ -58,6 +59,9 @@ import {
   DeliverWindow,
 } from "./flow.ts";
 import { ProtocolError } from "./error.ts";
+
+/** A RESOLVED body with one non-transient error (tor-spec §6.4, type 0xF1). */
+const RESOLVE_ERROR = Uint8Array.of(0xf1, 0, 0, 0, 0, 0);
 
 /** Most RELAY_EARLY cells a circuit may carry (tor-spec §5.6, MAX_RELAY_EARLY_CELLS_PER_CIRCUIT). */
 export const MAX_RELAY_EARLY = 8;
@@ -93,6 +97,8 @@ export interface RelayCircuitIO {
   streamEnd(streamId: number): void;
   /** The client asks this hop (as exit) to open a stream; answer with connected/endStream. */
   begin(streamId: number, begin: Begin): void;
+  /** The client asks this hop to resolve a name (tor-spec §6.4); answer with `resolved`. */
+  resolve?(streamId: number, host: string): void;
   /** The client asks this hop to extend; answer with {@link RelayCircuitCore.created} or
    * {@link RelayCircuitCore.extendFailed}. */
   extend(extend: Extend2): void;
@@ -192,6 +198,11 @@ export class RelayCircuitCore {
   /** An exit stream opened: CONNECTED (tor-spec §6.2) with the address reached. */
   connected(streamId: number, body: Uint8Array): void {
     this.originate(RelayCommand.CONNECTED, streamId, body);
+  }
+
+  /** Answers a RESOLVE with a RESOLVED body (tor-spec §6.4). */
+  resolved(streamId: number, body: Uint8Array): void {
+    this.originate(RelayCommand.RESOLVED, streamId, body);
   }
 
   /** Ends an exit stream from this side with a RELAY_END reason (tor-spec §6.3). */
@@ -300,6 +311,11 @@ export class RelayCircuitCore {
           io.truncateNext(DestroyReason.REQUESTED);
         }
         return this.originate(RelayCommand.TRUNCATED, 0, Uint8Array.of(DestroyReason.REQUESTED));
+      case RelayCommand.RESOLVE:
+        // tor-spec §6.4: a RESOLVE names a new stream id; the answer is one RESOLVED.
+        if (rc.streamId === 0) throw new ProtocolError("RESOLVE on stream 0");
+        if (!io.resolve) return this.originate(RelayCommand.RESOLVED, rc.streamId, RESOLVE_ERROR);
+        return io.resolve(rc.streamId, decodeResolve(rc.data));
       case RelayCommand.DROP:
         return;
       case RelayCommand.CONNECTED:

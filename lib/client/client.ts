@@ -19,6 +19,7 @@ import type { RelayEntry, SignedDocument } from "../directory/document.ts";
 import { concatBytes } from "../crypto/kdf.ts";
 import { fromBase64 } from "../util/bytes.ts";
 import { type EdgeSocket, EdgeStream } from "../edge/stream.ts";
+import { LateSocket } from "../edge/late_socket.ts";
 import { type Logger, nullLogger } from "../util/log.ts";
 import { choosePath, pinnedPath } from "./path.ts";
 import {
@@ -99,6 +100,8 @@ export class ClientCircuit {
   #core: ClientCircuitCore;
   #streams = new Map<number, EdgeStream>();
   #pending = new Map<number, (reason: number | "connected") => void>();
+  /** Streams connected whose SOCKS socket has not joined yet (their data waits there). */
+  #late = new Map<number, LateSocket>();
   #built: Promise<void>;
   #onClosed: (circ: ClientCircuit) => void;
 
@@ -136,7 +139,12 @@ export class ClientCircuit {
         }
       },
       built: () => resolve(),
-      connected: (sid) => this.#settleStream(sid, "connected"),
+      connected: (sid) => {
+        // The stream takes data from now on, before its SOCKS socket joins (item 11 of
+        // issue 24: a server that speaks first).
+        if (this.#pending.has(sid)) this.#openEdge(sid);
+        this.#settleStream(sid, "connected");
+      },
       streamEnded: (sid, reason) => {
         if (this.#pending.has(sid)) this.#settleStream(sid, reason);
         else this.#streams.get(sid)?.remoteEnd();
@@ -209,7 +217,8 @@ export class ClientCircuit {
     return new Promise((resolve) => {
       const t = setTimeout(() => {
         this.#pending.delete(streamId);
-        this.#core.streamClosed(streamId);
+        // END TIMEOUT to the exit; a CONNECTED that comes later is dropped (client_circuit.ts).
+        this.#core.abandonStream(streamId, EndReason.TIMEOUT);
         resolve({ streamId, result: EndReason.TIMEOUT });
       }, timeoutMs);
       this.#pending.set(streamId, (r) => {
@@ -225,23 +234,42 @@ export class ClientCircuit {
    * closes the socket at once instead of leaving it waiting.
    */
   attach(streamId: number, socket: EdgeSocket): Promise<void> {
-    if (this.closed) {
+    const late = this.#late.get(streamId);
+    this.#late.delete(streamId);
+    const stream = this.#streams.get(streamId);
+    if (this.closed || !late || !stream) {
       try {
         socket.close();
       } catch { /* closed */ }
       return Promise.resolve();
     }
+    late.attach(socket);
+    return stream.pump();
+  }
+
+  /** @internal The SOCKS side of a connected stream went away before it joined: END it. */
+  dropStream(streamId: number): void {
+    const late = this.#late.get(streamId);
+    this.#late.delete(streamId);
+    this.#streams.get(streamId)?.end(EndReason.MISC);
+    late?.close(); // data waiting for the socket is dropped with it
+  }
+
+  /** The stream's edge, made at CONNECTED with a socket that joins later. */
+  #openEdge(streamId: number): void {
     const core = this.#core;
-    const stream = new EdgeStream(streamId, socket, {
+    const late = new LateSocket();
+    const stream = new EdgeStream(streamId, late, {
       sendRelay: (cmd, id, data) => core.send(cmd, id, data),
       packageWindow: core.packageWindow,
       removeStream: (id) => {
         this.#streams.delete(id);
+        this.#late.delete(id);
         core.streamClosed(id);
       },
     });
     this.#streams.set(streamId, stream);
-    return stream.pump();
+    this.#late.set(streamId, late);
   }
 
   #settleStream(streamId: number, r: number | "connected"): void {
@@ -536,7 +564,12 @@ export class OnionClient {
         return;
       }
       this.#o.onStream?.({ ...event, outcome: "ok" });
-      await write(encodeReply(SocksReply.SUCCEEDED));
+      try {
+        await write(encodeReply(SocksReply.SUCCEEDED));
+      } catch (e) {
+        circ.dropStream(streamId);
+        throw e;
+      }
       const leftover = buf;
       const socket: EdgeSocket = leftover.length
         ? {

@@ -5,3 +5,4 @@
  */
 
 export * from "./stream.ts";
+export * from "./late_socket.ts";

@@ -10,7 +10,7 @@
 import { EndReason, RELAY_DATA_LEN, RelayCommand } from "../cell/relay_cell.ts";
 import { encodeEnd, encodeSendme } from "../cell/messages.ts";
 import {
-  DeliverWindow,
+  EdgeDeliverWindow,
   PackageWindow,
   STREAMWINDOW_INCREMENT,
   STREAMWINDOW_START,
@@ -60,8 +60,12 @@ export class EdgeStream {
     STREAMWINDOW_START,
     STREAMWINDOW_INCREMENT,
   );
-  /** Stream deliver window: a SENDME is owed every 50 cells written to the socket. */
-  readonly deliverWindow: DeliverWindow = new DeliverWindow(
+  /**
+   * Stream deliver window: a SENDME goes out for every 50 cells written to the socket, and
+   * only then does the window reopen, so at most 500 cells (≈ 249 KB) wait here for a slow
+   * socket; a sender past that is a protocol violation (tor-spec §7.4).
+   */
+  readonly deliverWindow: EdgeDeliverWindow = new EdgeDeliverWindow(
     STREAMWINDOW_START,
     STREAMWINDOW_INCREMENT,
   );
@@ -75,7 +79,6 @@ export class EdgeStream {
   #writes: Promise<void> = Promise.resolve();
   #pending: Uint8Array[] = [];
   #pendingBytes = 0;
-  #sendmesOwed = 0;
   #flushing = false;
   #endSent = false;
 
@@ -89,6 +92,11 @@ export class EdgeStream {
   /** True once closed. */
   get closed(): boolean {
     return this.#closed;
+  }
+
+  /** Bytes delivered and not yet written to the socket (at most the deliver window's worth). */
+  get bufferedBytes(): number {
+    return this.#pendingBytes;
   }
 
   /**
@@ -141,7 +149,6 @@ export class EdgeStream {
     this.bytesIn += data.length;
     this.#pending.push(data);
     this.#pendingBytes += data.length;
-    if (verdict === "sendme") this.#sendmesOwed++;
     if (!this.#flushing) {
       this.#flushing = true;
       // After this turn's cells: every DATA cell of the frame being read joins one write.
@@ -160,10 +167,8 @@ export class EdgeStream {
       while (this.#pending.length && !this.#closed) {
         const parts = this.#pending;
         const size = this.#pendingBytes;
-        const owed = this.#sendmesOwed;
         this.#pending = [];
         this.#pendingBytes = 0;
-        this.#sendmesOwed = 0;
         let buf: Uint8Array;
         if (parts.length === 1) buf = parts[0]!;
         else {
@@ -173,6 +178,8 @@ export class EdgeStream {
         }
         let off = 0;
         while (off < buf.length) off += await this.#socket.write(buf.subarray(off));
+        // Only cells written out reopen the window (cells that arrived meanwhile wait).
+        const owed = this.deliverWindow.flushed(parts.length);
         for (let i = 0; i < owed && !this.#closed; i++) {
           this.#circ.sendRelay(RelayCommand.SENDME, this.id, encodeSendme());
         }

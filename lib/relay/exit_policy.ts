@@ -57,8 +57,12 @@ export class ExitPolicy {
     });
   }
 
-  /** True if the exit may connect to `host:port` (host: an IPv4 address or a name). */
-  allows(host: string, port: number): boolean {
+  /**
+   * True if the exit may connect to `host:port` (host: an IPv4 address or a name). `self`:
+   * the relay's own addresses, refused like private ones unless an allow entry names them
+   * (C tor's ExitPolicyRejectPrivate rejects the relay's own addresses too).
+   */
+  allows(host: string, port: number, self: readonly string[] = []): boolean {
     const ip = ipv4ToInt(host);
     if (ip === undefined) {
       // Names: "localhost" and IPv6 literals are private; other names are resolved by the
@@ -69,6 +73,7 @@ export class ExitPolicy {
     for (const r of this.#rules) {
       if (inNet(ip, r.net, r.bits) && (r.port === "*" || r.port === port)) return true;
     }
+    if (self.includes(host)) return false;
     return !PRIVATE.some(([n, b]) => inNet(ip, ipv4ToInt(n)!, b));
   }
 }

@@ -10,9 +10,11 @@ import { type Cell, CellCommand, DestroyReason, type DestroyReasonCode } from ".
 import { EndReason } from "../cell/relay_cell.ts";
 import {
   type Begin,
+  type Create2,
   encodeConnected,
   encodeCreate2,
   encodeCreated2,
+  encodeResolved,
   type Extend2,
 } from "../cell/messages.ts";
 import {
@@ -41,6 +43,13 @@ import type { PublishResult } from "../dirauth/publish.ts";
 import { exitPolicyLines, TorNetworkMembership } from "./tor_join.ts";
 import { EdgeStream, type StreamCircuit } from "../edge/stream.ts";
 import { ExitPolicy } from "./exit_policy.ts";
+import { circuitQueueOverfull, RELAY_CIRC_CELL_QUEUE_SIZE } from "../circuit/queue.ts";
+import { defaultMaxMemInQueues, oomVictims } from "./oom.ts";
+import { ExtendAttempts } from "../circuit/extend_attempt.ts";
+import { exitDecision, resolveIpv4 } from "./exit_connect.ts";
+import { ed25519Matches, extendLoop } from "./extend_check.ts";
+import { DosGuard, type DosOptions, type TokenCounter } from "./dos.ts";
+import { OnionQueue, type OnionQueueOptions } from "./onion_queue.ts";
 import { type Logger, nullLogger } from "../util/log.ts";
 
 /**
@@ -88,6 +97,20 @@ export interface RelayOptions extends TransportOptions {
   ewmaHalflifeMs?: number;
   /** Cell scheduler across links (default "vanilla"; "kist" as Tor since 0.3.2). */
   scheduler?: SchedulerKind;
+  /**
+   * Cells queued for one circuit towards one hop past which the circuit is closed
+   * (default 2500, C tor's RELAY_CIRC_CELL_QUEUE_SIZE_DEFAULT; see lib/circuit/queue.ts).
+   */
+  maxCircuitQueue?: number;
+  /**
+   * Bytes in circuit queues and edge buffers past which circuits with the oldest queued data
+   * are closed (tor-spec §8.1; default as C tor's MaxMemInQueues auto, see lib/relay/oom.ts).
+   */
+  maxMemInQueues?: number;
+  /** Per-address DoS budgets for clients (C tor's DoS subsystem; see lib/relay/dos.ts). */
+  dos?: DosOptions;
+  /** The CREATE2 handshake queue's overload limits (C tor onion_queue.c; onion_queue.ts). */
+  onionQueue?: OnionQueueOptions;
   /** Logger. */
   log?: Logger;
 }
@@ -127,6 +150,14 @@ interface RelayCircuit {
   core: RelayCircuitCore;
   streams: Map<number, EdgeStream>;
   closed: boolean;
+  /** When cells were queued for it after both its queues were empty (for the OOM order). */
+  queuedSince?: number | undefined;
+  /** Its EXTEND2 still wanted (a TRUNCATE cancels one pending). */
+  extends: ExtendAttempts;
+  /** Exit streams still resolving or connecting; an END marks one abandoned. */
+  connecting: Map<number, { abandoned: boolean }>;
+  /** Its BEGIN/RESOLVE budget (DoSStreamCreation), made at the first one. */
+  streamBucket?: TokenCounter;
 }
 
 /** Exit streams stop packaging at this many queued cells (tor's relay.c CELL_QUEUE_HIGHWATER_SIZE). */
@@ -136,6 +167,9 @@ const RESUME_QUEUE_AT = 64;
 
 /** The relays of a network with no directory of ours (a C tor network). */
 const NO_DIRECTORY: { relays: RelayEntry[] } = { relays: [] };
+
+/** How often the memory watchdog looks at the queues (C tor checks on every queued cell). */
+const OOM_CHECK_MS = 250;
 
 /** An onion router. */
 export class Relay {
@@ -164,6 +198,14 @@ export class Relay {
   #log: Logger;
   #tasks = new Set<Promise<unknown>>();
   #idleTimer?: ReturnType<typeof setInterval>;
+  #oomTimer?: ReturnType<typeof setInterval>;
+  #oomKilled = 0;
+  #dos: DosGuard;
+  /** Client links (not relays) with the address they came from, for the DoS budgets. */
+  #clients = new Map<Channel, { address: string; purpose: "shared" | "circuit" }>();
+  /** CREATE2 handshakes waiting for the CPU, and the circuit ids they hold per channel. */
+  #onionQueue: OnionQueue;
+  #creating = new Map<Channel, Set<number>>();
   #scheduler: ChannelScheduler;
   #membership?: TorNetworkMembership;
 
@@ -179,6 +221,8 @@ export class Relay {
       this.#readBucket = new TokenBucket(options.bandwidth.rate, options.bandwidth.burst);
     }
     this.#policy = new ExitPolicy(options.exitAllow ?? []);
+    this.#dos = new DosGuard(options.dos);
+    this.#onionQueue = new OnionQueue(options.onionQueue);
     this.#scheduler = new ChannelScheduler({ kind: options.scheduler ?? "vanilla" });
     this.#pool = new ChannelPool({
       self: options.keys,
@@ -247,6 +291,7 @@ export class Relay {
     });
     this.#track(this.#acceptLoop(this.#listener));
     this.#idleTimer = setInterval(() => this.#closeIdle(), 10_000);
+    this.#oomTimer = setInterval(() => this.#checkMemory(), OOM_CHECK_MS);
     const address = this.#o.address ?? "127.0.0.1";
     if (this.#transportName === "pctcp") {
       // Announced in band on every Tor link (pctcp_hello.ts): C tor peers ignore it.
@@ -346,8 +391,15 @@ export class Relay {
       } catch { /* closed */ }
       return;
     }
-    (conn as Deno.TcpConn).setNoDelay?.(true);
     const address = (conn.remoteAddr as Deno.NetAddr).hostname;
+    // C tor checks the concurrent-connection budget at accept (connection.c, dos.c).
+    if (!this.#dos.connectionAllowed(address)) {
+      this.#refused++;
+      try {
+        conn.close();
+      } catch { /* closed */ }
+      return;
+    }
     this.#handshaking++;
     try {
       // Tor's link protocol starts with a TLS ClientHello (record type 22); PCTCP's
@@ -379,7 +431,15 @@ export class Relay {
     this.#log.debug(
       `Tor link from ${address}: ${link.peer.role} ${link.peer.rsaFingerprint ?? ""}`,
     );
-    this.#pool.adoptTor(link, this.#label(link.peer.rsaFingerprint), conn);
+    // Client links (not relays) count against their address's budget (dos.c).
+    const relay = link.peer.role === "relay";
+    if (!relay && !this.#dos.clientLinkOpened(address, "shared")) {
+      this.#refused++;
+      link.close();
+      return;
+    }
+    const chan = this.#pool.adoptTor(link, this.#label(link.peer.rsaFingerprint), conn);
+    if (!relay) this.#clients.set(chan, { address, purpose: "shared" });
   }
 
   /** A per-circuit connection (LINK2): only from a relay whose identity a Tor link or our directory proved. */
@@ -399,7 +459,13 @@ export class Relay {
       throw new Error("LINK2 is only for per-circuit connections");
     }
     const fp = link.peer.identity ? this.#pool.fingerprintOf(link.peer.identity) : undefined;
-    this.#pool.adopt(link, this.#label(fp), conn, !!fp);
+    if (!fp && !this.#dos.clientLinkOpened(address, "circuit")) {
+      this.#refused++;
+      link.close();
+      return;
+    }
+    const chan = this.#pool.adopt(link, this.#label(fp), conn, !!fp);
+    if (!fp) this.#clients.set(chan, { address, purpose: "circuit" });
   }
 
   #peer(nickname: string, f: (s: PeerStats) => void): void {
@@ -421,6 +487,10 @@ export class Relay {
 
   #onChannelClose(chan: Channel, err?: Error): void {
     if (err && !this.#stopped) this.#log.debug(`channel ${chan.label} closed: ${err.message}`);
+    const client = this.#clients.get(chan);
+    if (client) this.#dos.clientLinkClosed(client.address, client.purpose);
+    this.#clients.delete(chan);
+    this.#creating.delete(chan);
     const circs = this.#circuits.get(chan);
     this.#circuits.delete(chan);
     if (!circs) return;
@@ -465,6 +535,7 @@ export class Relay {
         return circ.core.fromNext(cell.command, cell.payload);
       case CellCommand.DESTROY:
         if (circ) this.#destroy(circ, cell.payload[0] ?? 0, chan, true);
+        else this.#creating.get(chan)?.delete(cell.circId); // a handshake still waiting
         return;
       default:
         return; // PADDING, VPADDING and unknown commands are dropped (tor-spec §3)
@@ -472,40 +543,81 @@ export class Relay {
   }
 
   #onCreate2(cell: Cell, chan: Channel, existing?: RelayCircuit): void {
-    // Admission and the handshake are lib/circuit's rules (create.ts); this only acts.
-    const admitted = admitCreate2(cell.circId, cell.payload, {
-      ...chan.meta,
-      carried: this.#circuits.get(chan)?.size ?? 0,
-      inUse: existing !== undefined,
-    });
-    const id = fingerprintDigest(this.#fingerprint);
-    const tor = this.#o.keys.tor;
-    const answer = admitted.ok
-      ? answerCreate2(admitted.create, [
-        { id, onionKey: this.#o.keys.onion.public, onionSecret: this.#o.keys.onion.secret },
-        ...(tor.previousNtor
-          ? [{
-            id,
-            onionKey: tor.previousNtor.key.public,
-            onionSecret: tor.previousNtor.key.secret,
-          }]
-          : []),
-      ])
-      : admitted;
-    if (!answer.ok) {
-      this.#log.warn(`CREATE2 ${cell.circId} on ${chan.label} refused: ${answer.why}`);
-      return chan.sendControl({
+    const destroy = (reason: number) =>
+      chan.sendControl({
         circId: cell.circId,
         command: CellCommand.DESTROY,
-        payload: Uint8Array.of(answer.refuse),
+        payload: Uint8Array.of(reason),
       });
+    // Circuit creation budget per client address (C tor command.c, dos_cc_new_create_cell).
+    const client = this.#clients.get(chan);
+    if (client?.purpose === "shared" && !this.#dos.createAllowed(client.address)) {
+      return destroy(DestroyReason.RESOURCELIMIT);
     }
-    const { keys, reply } = answer;
-    this.#newCircuit(chan, cell.circId, keys);
+    const creating = this.#creating.get(chan);
+    if (existing || creating?.has(cell.circId)) {
+      // C tor command.c: "Received CREATE cell for known circ. Dropping." A DESTROY here would
+      // tell the peer a circuit is gone that stays.
+      this.#log.warn(`CREATE2 ${cell.circId} on ${chan.label} for a circuit in use: dropped`);
+      return;
+    }
+    // Admission is lib/circuit's rule (create.ts); this only acts.
+    const admitted = admitCreate2(cell.circId, cell.payload, {
+      ...chan.meta,
+      carried: (this.#circuits.get(chan)?.size ?? 0) + (creating?.size ?? 0),
+      inUse: false,
+    });
+    if (!admitted.ok) {
+      this.#log.warn(`CREATE2 ${cell.circId} on ${chan.label} refused: ${admitted.why}`);
+      return destroy(admitted.refuse);
+    }
+    const create = admitted.create;
+    // The handshake waits its turn for the CPU (lib/relay/onion_queue.ts, C tor onion_queue.c);
+    // the circuit id is held meanwhile (a DESTROY or the link closing lets it go).
+    let held = creating;
+    if (!held) this.#creating.set(chan, held = new Set());
+    const ids = held;
+    ids.add(cell.circId);
+    const queued = this.#onionQueue.add({
+      run: () => {
+        if (!ids.delete(cell.circId) || chan.closed) return;
+        this.#answerCreate2(cell.circId, chan, create, destroy);
+      },
+      expire: () => {
+        if (ids.delete(cell.circId) && !chan.closed) destroy(DestroyReason.RESOURCELIMIT);
+      },
+    });
+    if (!queued) {
+      ids.delete(cell.circId);
+      this.#log.warn(`CREATE2 ${cell.circId} on ${chan.label} refused: onion queue full`);
+      destroy(DestroyReason.RESOURCELIMIT);
+    }
+  }
+
+  /** Runs the ntor handshake of a CREATE2 (current onion key, then the previous one) and answers. */
+  #answerCreate2(
+    circId: number,
+    chan: Channel,
+    create: Create2,
+    destroy: (reason: number) => void,
+  ): void {
+    const id = fingerprintDigest(this.#fingerprint);
+    const tor = this.#o.keys.tor;
+    const answer = answerCreate2(create, [
+      { id, onionKey: this.#o.keys.onion.public, onionSecret: this.#o.keys.onion.secret },
+      ...(tor.previousNtor
+        ? [{ id, onionKey: tor.previousNtor.key.public, onionSecret: tor.previousNtor.key.secret }]
+        : []),
+    ]);
+    if (!answer.ok) {
+      this.#log.warn(`CREATE2 ${circId} on ${chan.label} refused: ${answer.why}`);
+      return destroy(answer.refuse);
+    }
+    this.#newCircuit(chan, circId, answer.keys);
     chan.sendControl({
-      circId: cell.circId,
+      circId,
       command: CellCommand.CREATED2,
-      payload: encodeCreated2(reply),
+      payload: encodeCreated2(answer.reply),
     });
   }
 
@@ -533,7 +645,13 @@ export class Relay {
 
   /** A circuit whose previous hop is (`chan`, `circId`), with its relay-crypto keys. */
   #newCircuit(chan: Channel, circId: number, keys: Uint8Array): RelayCircuit {
-    const circ = { prev: { chan, circId }, streams: new Map(), closed: false } as
+    const circ = {
+      prev: { chan, circId },
+      streams: new Map(),
+      closed: false,
+      extends: new ExtendAttempts(),
+      connecting: new Map(),
+    } as
       & Omit<RelayCircuit, "core">
       & { core?: RelayCircuitCore };
     circ.core = new RelayCircuitCore(keys, this.#circuitIO(circ as RelayCircuit));
@@ -544,17 +662,27 @@ export class Relay {
   /** What the circuit core asks of this role, for one circuit. */
   #circuitIO(circ: RelayCircuit) {
     return {
-      toClient: (payload: Uint8Array) =>
-        circ.prev.chan.send(circ.prev.circId, CellCommand.RELAY, payload),
+      toClient: (payload: Uint8Array) => this.#queue(circ, circ.prev, CellCommand.RELAY, payload),
       toNext: (command: number, payload: Uint8Array) => {
-        if (circ.next) circ.next.chan.send(circ.next.circId, command, payload);
+        if (circ.next) this.#queue(circ, circ.next, command, payload);
       },
       deliver: (id: number, data: Uint8Array) => circ.streams.get(id)?.deliver(data) ?? true,
       streamSendme: (id: number) => circ.streams.get(id)?.sendme() ?? true,
-      streamEnd: (id: number) => circ.streams.get(id)?.remoteEnd(),
+      streamEnd: (id: number) => {
+        // An END for a stream still connecting abandons it (C tor closes the exit connection
+        // in any state): its socket, when it comes, is closed, never joined to the stream id.
+        const pending = circ.connecting.get(id);
+        if (pending) pending.abandoned = true;
+        circ.connecting.delete(id);
+        circ.streams.get(id)?.remoteEnd();
+      },
+      resolve: (id: number, host: string) => this.#track(this.#resolve(circ, id, host), circ),
       begin: (id: number, begin: Begin) => this.#track(this.#begin(circ, id, begin), circ),
       extend: (ext: Extend2) => this.#track(this.#extend(circ, ext), circ),
-      truncateNext: (reason: DestroyReasonCode) => this.#destroyNext(circ, reason),
+      truncateNext: (reason: DestroyReasonCode) => {
+        circ.extends.cancel();
+        this.#destroyNext(circ, reason);
+      },
       destroy: (reason: DestroyReasonCode, why: string) => {
         this.#log.warn(`circuit ${circ.prev.circId} on ${circ.prev.chan.label}: ${why}`);
         this.#destroy(circ, reason);
@@ -562,14 +690,68 @@ export class Relay {
     };
   }
 
+  /**
+   * Queues a cell of `circ` towards `hop`; past the per-circuit queue limit the circuit is
+   * closed with RESOURCELIMIT (C tor relay.c append_cell_to_circuit_queue).
+   */
+  #queue(circ: RelayCircuit, hop: Hop, command: number, payload: Uint8Array): void {
+    const queued = hop.chan.queuedFor(hop.circId);
+    if (queued === 0 && circ.queuedSince === undefined) circ.queuedSince = performance.now();
+    hop.chan.send(hop.circId, command, payload);
+    const limit = this.#o.maxCircuitQueue ?? RELAY_CIRC_CELL_QUEUE_SIZE;
+    if (circuitQueueOverfull(queued + 1, limit)) {
+      this.#log.warn(`circuit ${circ.prev.circId}: more than ${limit} cells queued; closing it`);
+      this.#destroy(circ, DestroyReason.RESOURCELIMIT);
+    }
+  }
+
+  /**
+   * The memory watchdog (tor-spec §8.1, C tor circuits_handle_oom): past `maxMemInQueues`
+   * bytes queued, closes the circuits with the oldest queued data (lib/relay/oom.ts).
+   */
+  #checkMemory(): void {
+    const limit = this.#o.maxMemInQueues ?? (this.#defaultMem ??= defaultMaxMemInQueues());
+    const seen = new Set<RelayCircuit>();
+    const cands: { circ: RelayCircuit; queuedBytes: number; oldestMs: number }[] = [];
+    for (const circs of this.#circuits.values()) {
+      for (const circ of circs.values()) {
+        if (seen.has(circ)) continue;
+        seen.add(circ);
+        let bytes = 0;
+        for (const hop of [circ.prev, circ.next]) {
+          if (hop) bytes += hop.chan.queuedFor(hop.circId) * 514;
+        }
+        if (bytes === 0) circ.queuedSince = undefined;
+        for (const s of circ.streams.values()) bytes += s.bufferedBytes;
+        if (bytes > 0) {
+          cands.push({ circ, queuedBytes: bytes, oldestMs: circ.queuedSince ?? performance.now() });
+        }
+      }
+    }
+    for (const v of oomVictims(cands, limit)) {
+      this.#oomKilled++;
+      this.#log.warn(`out of memory for queues: closing circuit ${v.circ.prev.circId}`);
+      this.#destroy(v.circ, DestroyReason.RESOURCELIMIT);
+    }
+  }
+
+  #defaultMem?: number;
+
   async #extend(circ: RelayCircuit, ext: Extend2): Promise<void> {
     const fp = toHex(ext.id).toUpperCase();
-    if (fp === this.#fingerprint) {
-      // Extending to ourselves (circuitbuild.c refuses it too).
-      return circ.core.extendFailed(DestroyReason.PROTOCOL);
+    // Loops (C tor circuitbuild_relay.c circuit_extend_lspec_valid_helper): a relay does not
+    // extend to itself, nor back to the circuit's previous hop.
+    const loop = extendLoop(fp, this.#fingerprint, this.#peerFingerprint(circ.prev.chan));
+    if (loop) {
+      this.#log.warn(`circuit ${circ.prev.circId} on ${circ.prev.chan.label}: ${loop}`);
+      return this.#destroy(circ, DestroyReason.PROTOCOL);
     }
     const listed = this.#dir.relays.find((r) => r.fingerprint === fp);
-    if (listed && (listed.address !== ext.address || listed.orPort !== ext.port)) {
+    if (
+      listed &&
+      (listed.address !== ext.address || listed.orPort !== ext.port ||
+        !ed25519Matches(ext.ed25519, listed))
+    ) {
       return circ.core.extendFailed(DestroyReason.OR_IDENTITY);
     }
     if (!listed && this.#o.directory) return circ.core.extendFailed(DestroyReason.OR_IDENTITY);
@@ -588,19 +770,25 @@ export class Relay {
       bandwidth: 0,
       transports: ["tor"],
     };
+    const ticket = circ.extends.begin();
     let got;
     try {
       got = await this.#transport.channelFor(target);
     } catch (e) {
       this.#log.warn(`extend to ${target.nickname} failed: ${(e as Error).message}`);
+      if (!circ.extends.wanted(ticket)) return;
       return circ.core.extendFailed(DestroyReason.CONNECTFAILED);
     }
     const { channel: chan, circId, own } = got;
-    if (circ.closed || chan.closed) {
+    // Closed, or truncated (or extended anew) while the channel opened: give it back.
+    const wanted = circ.extends.wanted(ticket);
+    if (circ.closed || chan.closed || !wanted) {
       if (own) chan.close();
-      if (!circ.closed) circ.core.extendFailed(DestroyReason.CONNECTFAILED);
+      else chan.freeCircId(circId);
+      if (!circ.closed && wanted) circ.core.extendFailed(DestroyReason.CONNECTFAILED);
       return;
     }
+    circ.extends.done(ticket);
     circ.next = { chan, circId };
     this.#register(circ.next, circ);
     chan.sendControl({ circId, command: CellCommand.CREATE2, payload: encodeCreate2(ext.create) });
@@ -608,34 +796,46 @@ export class Relay {
 
   async #begin(circ: RelayCircuit, streamId: number, begin: Begin): Promise<void> {
     const end = (reason: number) => circ.core.endStream(streamId, reason);
-    // No streams on a circuit whose previous hop is a client (one-hop circuits: tor-spec §6.2
-    // "relays SHOULD refuse"; C tor's connection_edge.c answers END TORPROTOCOL).
-    if (circ.prev.chan.meta.peer.role !== "relay" && this.#o.authorities) {
-      return end(EndReason.TORPROTOCOL);
-    }
     if (!this.#isExit) return end(EndReason.EXITPOLICY);
-    if (!this.#policy.allows(begin.host, begin.port)) return end(EndReason.EXITPOLICY);
+    // Stream creation budget per circuit (DoSStreamCreation, lib/relay/dos.ts).
+    if (!(circ.streamBucket ??= this.#dos.streamBucket()).take()) {
+      this.#dos.refused.streams++;
+      return end(EndReason.RESOURCELIMIT);
+    }
     if (this.#socketsInUse() >= this.#fdBudget) return end(EndReason.RESOURCELIMIT);
-    let conn: Deno.TcpConn;
+    const pending = { abandoned: false };
+    circ.connecting.set(streamId, pending);
+    // Gone: the circuit closed, or the client ended this stream (and may reuse its id).
+    const gone = () => circ.closed || pending.abandoned;
+    let conn: Deno.TcpConn | undefined;
     this.#exitStreams++;
     try {
-      conn = await Deno.connect({ hostname: begin.host, port: begin.port });
-    } catch (e) {
-      this.#exitStreams--;
-      const refused = e instanceof Deno.errors.ConnectionRefused;
-      return end(refused ? EndReason.CONNECTREFUSED : EndReason.NOROUTE);
+      // Resolve, check, then connect (lib/relay/exit_connect.ts).
+      const decision = await exitDecision(begin.host, begin.port, {
+        policy: this.#policy,
+        isRelayPort: (a, p) => this.#dir.relays.some((r) => r.address === a && r.orPort === p),
+        fromRelay: this.#isRelayChannel(circ.prev.chan),
+        self: [this.#o.address ?? "127.0.0.1"],
+      });
+      if (gone()) return;
+      if ("reason" in decision) return end(decision.reason);
+      try {
+        conn = await Deno.connect({ hostname: decision.address, port: begin.port });
+      } catch (e) {
+        if (gone()) return;
+        const refused = e instanceof Deno.errors.ConnectionRefused;
+        return end(refused ? EndReason.CONNECTREFUSED : EndReason.NOROUTE);
+      }
+    } finally {
+      if (circ.connecting.get(streamId) === pending) circ.connecting.delete(streamId);
+      if (!conn) this.#exitStreams--;
     }
-    const addr = conn.remoteAddr as Deno.NetAddr;
-    if (!this.#policy.allows(addr.hostname, begin.port)) {
-      conn.close();
-      this.#exitStreams--;
-      return end(EndReason.EXITPOLICY);
-    }
-    if (circ.closed) {
+    if (gone()) {
       conn.close();
       this.#exitStreams--;
       return;
     }
+    const addr = conn.remoteAddr as Deno.NetAddr;
     conn.setNoDelay(true);
     const stream = new EdgeStream(streamId, conn, this.#streamCircuit(circ));
     circ.streams.set(streamId, stream);
@@ -645,6 +845,28 @@ export class Relay {
     } finally {
       this.#exitStreams--;
     }
+  }
+
+  /** The fingerprint of `chan`'s peer when it authenticated as a relay. */
+  #peerFingerprint(chan: Channel): string | undefined {
+    return chan.meta.peer.fingerprint;
+  }
+
+  /** True when `chan`'s peer authenticated as a relay (its link handshake proved an identity). */
+  #isRelayChannel(chan: Channel): boolean {
+    return chan.meta.peer.role === "relay" && chan.meta.peer.fingerprint !== undefined;
+  }
+
+  /**
+   * RESOLVE (tor-spec §6.4): an exit answers with RESOLVED, the IPv4 address or an error
+   * (C tor connection_exit_begin_resolve; no exit policy applies to a lookup).
+   */
+  async #resolve(circ: RelayCircuit, streamId: number, host: string): Promise<void> {
+    const me = this.#dir.relays.find((r) => r.fingerprint === this.#fingerprint);
+    const allowed = (circ.streamBucket ??= this.#dos.streamBucket()).take();
+    const address = me?.flags.includes("exit") && allowed ? await resolveIpv4(host) : undefined;
+    if (circ.closed) return;
+    circ.core.resolved(streamId, encodeResolved(address));
   }
 
   #streamCircuit(circ: RelayCircuit): StreamCircuit {
@@ -727,6 +949,9 @@ export class Relay {
     sockets: number;
     fdBudget: number;
     refusedConnections: number;
+    oomClosedCircuits: number;
+    dosRefused: { connections: number; circuits: number; streams: number };
+    onionQueue: { waiting: number; dropped: number };
     peers: PeerStats[];
     scheduler: SchedulerStats;
   } {
@@ -772,6 +997,9 @@ export class Relay {
       sockets: this.#socketsInUse(),
       fdBudget: this.#fdBudget,
       refusedConnections: this.#refused,
+      oomClosedCircuits: this.#oomKilled,
+      dosRefused: { ...this.#dos.refused },
+      onionQueue: { waiting: this.#onionQueue.length, dropped: this.#onionQueue.dropped },
       peers: [...this.#peerStats.values()].map((s) => ({ ...s })),
       scheduler: this.#scheduler.stats(),
     };
@@ -783,6 +1011,8 @@ export class Relay {
     this.#stopped = true;
     clearInterval(this.#idleTimer);
     await this.#membership?.stop();
+    clearInterval(this.#oomTimer);
+    this.#onionQueue.close();
     try {
       this.#listener?.close();
     } catch { /* closed */ }

@@ -24,10 +24,15 @@ function covers(selector: string, address: string): boolean {
 
 /**
  * True when `swanctl --list-sas` text shows an INSTALLED CHILD_SA whose remote traffic
- * selectors cover `address`. The IKE_SA alone is not enough (FACTS.md: check the CHILD_SA).
+ * selectors cover `address`, under an IKE_SA whose peer is that relay: its remote identity
+ * is `peerId` when given, else its remote endpoint is `address` itself. A selector alone is
+ * not enough (issue 24 item 12: an SA with some other gateway whose selectors happen to
+ * cover the address says nothing about who is at it), nor is the IKE_SA alone (FACTS.md:
+ * check the CHILD_SA).
  */
-export function childSaCovers(listSas: string, address: string): boolean {
+export function childSaCovers(listSas: string, address: string, peerId?: string): boolean {
   let installed = false;
+  let peerMatches = false;
   for (const raw of listSas.split("\n")) {
     const line = raw.trim();
     // A CHILD_SA header: "name: #N, reqid N, STATE, MODE, ..."
@@ -36,13 +41,20 @@ export function childSaCovers(listSas: string, address: string): boolean {
       installed = child[1] === "INSTALLED";
       continue;
     }
-    // An IKE_SA header ends the previous CHILD_SA.
+    // An IKE_SA header ends the previous IKE_SA and its CHILD_SAs.
     if (/^[^:]+: #\d+, [A-Z_]+, IKEv[12]/.test(line)) {
       installed = false;
+      peerMatches = false;
+      continue;
+    }
+    // The IKE_SA's peer: "remote 'ID' @ ADDRESS[PORT]".
+    const ike = /^remote\s+'([^']*)'\s+@\s+([^\s\[]+)/.exec(line);
+    if (ike) {
+      peerMatches = peerId !== undefined ? ike[1] === peerId : ike[2] === address;
       continue;
     }
     const remote = /^remote\s+(.+)$/.exec(line);
-    if (installed && remote && !remote[1]!.includes("'")) {
+    if (installed && peerMatches && remote && !remote[1]!.includes("'")) {
       for (const ts of remote[1]!.split(/\s+/)) {
         if (covers(ts.split("[")[0]!, address)) return true;
       }

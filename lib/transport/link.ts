@@ -193,8 +193,13 @@ async function writeAll(conn: ByteStream, b: Uint8Array): Promise<void> {
   while (off < b.length) off += await conn.write(b.subarray(off));
 }
 
-/** Nonce and length-prefix scratch for every link's frames (filled just before each use). */
-const SEND_NONCE = new Uint8Array(12);
+/**
+ * Nonce and length-prefix scratch for every link's received frames: filled and read in one
+ * synchronous step (the receive path never awaits between). The send path awaits (WebCrypto)
+ * between building its nonce and the cipher reading it, so each link has its own send nonce
+ * (issue 24 item 7: a shared one was overwritten by another link meanwhile, repeating
+ * (key, nonce) pairs).
+ */
 const RECV_NONCE = new Uint8Array(12);
 const RECV_HEAD = new Uint8Array(4);
 
@@ -267,6 +272,8 @@ export class Link implements ChannelLink {
   #sendKey: Uint8Array;
   #recvKey: Uint8Array;
   #sendWebKey?: Promise<CryptoKey>;
+  /** This link's send nonce (per link: see RECV_NONCE). */
+  #sendNonce = new Uint8Array(12);
   #sendCtr = 0;
   #recvCtr = 0;
   #closed = false;
@@ -389,9 +396,9 @@ export class Link implements ChannelLink {
     const b = f.buf, len = f.len;
     b[0] = len >>> 24, b[1] = (len >>> 16) & 0xff, b[2] = (len >>> 8) & 0xff, b[3] = len & 0xff;
     if (!this.encrypted) return b.subarray(0, 4 + len);
-    // The nonce is built in a scratch shared by every link: each use below reads it at once
-    // (WebCrypto copies its parameters when called).
-    const iv = setNonce(SEND_NONCE, this.#sendCtr++);
+    // This link's own nonce buffer: the WebCrypto branch awaits before the cipher reads it,
+    // and frames of one link are sealed one at a time (#pump), so nothing else writes it.
+    const iv = setNonce(this.#sendNonce, this.#sendCtr++);
     const head = b.subarray(0, 4), body = b.subarray(4, 4 + len);
     if (nativeAes) {
       nativeAes.gcmSeal(this.#sendKey, iv, head, body, b.subarray(4 + len, 4 + len + GCM_TAG));
@@ -679,10 +686,10 @@ export interface LinkAcceptOptions {
   /** Decides whether a relay identity may link to us (e.g. it is in the directory). */
   allowRelay?: (identity: Uint8Array) => boolean;
   /**
-   * Our policy for unencrypted frames, asked with the peer's address before we answer:
-   * true only when something else protects the link (an IPsec SA covers the peer) or in
-   * insecure lab mode. Without it every plaintext link is refused. Plaintext is accepted only
-   * for per-circuit links from relays.
+   * Our policy for unencrypted frames, asked with the peer's address once the peer proved
+   * its relay identity (never for an unauthenticated hello): true only when something else
+   * protects the link (an IPsec SA covers the peer) or in insecure lab mode. Without it every
+   * plaintext link is refused. Plaintext is accepted only for per-circuit links from relays.
    */
   allowPlaintext?: (address: string) => boolean | Promise<boolean>;
   /** The peer's address, for `allowPlaintext` (from the accepted connection). */
@@ -710,14 +717,11 @@ async function acceptInner(conn: ByteStream, o: LinkAcceptOptions): Promise<Link
   if (purpose === "shared" ? circuit !== 0 : (circuit >>> 31) !== 1) {
     throw new LinkError(`link binding malformed: ${purpose} link with circuit ${circuit}`);
   }
-  if (!encrypted) {
-    if (purpose !== "circuit") throw new LinkError("refusing an unencrypted shared link");
-    const ok = o.allowPlaintext && await o.allowPlaintext(o.remoteAddress ?? "");
-    if (!ok) {
-      throw new LinkError(
-        `refusing an unencrypted link from ${o.remoteAddress ?? "the peer"}: no IPsec covers it`,
-      );
-    }
+  // Plaintext is decided once the peer proved its relay identity (below): asking the
+  // policy (an IPsec check may run `swanctl`) for anyone's hello would let unauthenticated
+  // hellos start processes (issue 24 item 9).
+  if (!encrypted && purpose !== "circuit") {
+    throw new LinkError("refusing an unencrypted shared link");
   }
   let keys: Uint8Array, reply: Uint8Array;
   try {
@@ -772,8 +776,14 @@ async function acceptInner(conn: ByteStream, o: LinkAcceptOptions): Promise<Link
   } else if (auth[0] !== 0 || auth.length !== 1 + MAC_LEN) {
     throw new LinkError("malformed link authentication");
   }
-  if (!encrypted && peer.role !== "relay") {
-    throw new LinkError("refusing an unencrypted link from a client");
+  if (!encrypted) {
+    if (peer.role !== "relay") throw new LinkError("refusing an unencrypted link from a client");
+    const ok = o.allowPlaintext && await o.allowPlaintext(o.remoteAddress ?? "");
+    if (!ok) {
+      throw new LinkError(
+        `refusing an unencrypted link from ${o.remoteAddress ?? "the peer"}: no IPsec covers it`,
+      );
+    }
   }
   link0.peer = peer;
   await link0.write(concatBytes(OK, hmacSha256(mac, RESPONDER_LABEL, transcript)));
