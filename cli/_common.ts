@@ -1,16 +1,26 @@
 /**
- * Helpers shared by the command files: exit codes and error reporting.
+ * Helpers shared by the command files: exit codes, error reporting, flag value parsers.
  *
- * Usage errors exit 2, runtime failures exit 1 (STYLE.md, "Ours, in short").
+ * Exit codes (docs/cli.md, the same for every command): 0 done; 1 runtime failure (the command
+ * could not do its job: proxy down, every fetch failed, a file it needs is bad); 2 usage error
+ * (bad flag or value); 3 partial (the job was done but some items failed: some fetches, some
+ * lines skipped); 130 stopped by Ctrl-C (SIGINT), 143 by SIGTERM, after writing what it had.
  * @module
  */
 
 import { InvalidArgumentError } from "commander";
+import { parseDuration } from "../lib/util/duration.ts";
 
 /** Exit code for a usage error (bad flag, bad value). */
 export const EXIT_USAGE = 2;
 /** Exit code for a runtime failure. */
 export const EXIT_FAILURE = 1;
+/** Exit code when the job was done but some of its items failed (some fetches, some lines). */
+export const EXIT_PARTIAL = 3;
+/** Exit code after Ctrl-C (128 + SIGINT), once what was measured is written. */
+export const EXIT_INTERRUPTED = 130;
+/** Exit code after SIGTERM (128 + 15), once what was measured is written. */
+export const EXIT_TERMINATED = 143;
 
 /** An error in how the command was called; printed without a stack, exits 2. */
 export class UsageError extends Error {
@@ -58,6 +68,29 @@ export function nonNegative(value: string): number {
     throw new InvalidArgumentError(`expected a non-negative number, got ${JSON.stringify(value)}`);
   }
   return n;
+}
+
+/**
+ * Parses a duration flag into seconds for commander: `90s`, `500ms`, `5m`, `1h`, `1m30s`, or a
+ * bare number of seconds (as before units).
+ */
+export function seconds(value: string): number {
+  try {
+    return parseDuration(value, "s") / 1000;
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+}
+
+/** Parses a duration flag into milliseconds, a bare number being ms (`measure --timeout`). */
+export function millis(value: string): number {
+  try {
+    const ms = parseDuration(value, "ms");
+    if (ms <= 0) throw new SyntaxError(`expected a positive duration, got ${value}`);
+    return ms;
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
 }
 
 /**
