@@ -8,7 +8,7 @@
  * @module
  */
 
-import { InvalidArgumentError } from "commander";
+import { type Command, InvalidArgumentError, type Option } from "commander";
 import { parseDuration } from "../lib/util/duration.ts";
 
 /** Exit code for a usage error (bad flag, bad value). */
@@ -115,4 +115,20 @@ export function untilStopped(exitWith?: number): Promise<string> {
       }, 1000)
       : undefined;
   });
+}
+
+/**
+ * Adds `option` as the documented name of a flag whose old name stays as a hidden alias: its
+ * value is stored under `attr`, the old flag's attribute, so the command's code reads one
+ * place (e.g. `--time-origin` for the old `--base` of stats, see docs/cli.md "Flag names").
+ */
+export function renamedFlag(
+  c: Command,
+  option: Option,
+  attr: string,
+  parse: (value: string) => unknown = (v) => v,
+): Command {
+  c.addOption(option);
+  c.on(`option:${option.name()}`, (v: string) => c.setOptionValueWithSource(attr, parse(v), "cli"));
+  return c;
 }

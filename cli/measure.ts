@@ -292,6 +292,7 @@ Ctrl-C exits at once).`,
           ? circuitLookupFromLog(o.streams)
           : undefined;
         const times: number[] = [];
+        let done = 0;
         const armTimes = new Map<string, number[]>();
         const workers = workloads.length * o.concurrency;
         const progress = o.quiet ? undefined : new Progress({
@@ -345,6 +346,7 @@ Ctrl-C exits at once).`,
             ...(lookup ? { circuitLookup: lookup } : {}),
             ...(path && !pinned ? { socksUserPrefix: encodeSocksUser({ path }) } : {}),
             onRecord: (r: MeasureRecord) => {
+              done++;
               if (r.outcome !== "ok") {
                 const arm = r.arm ? ` [${r.arm}]` : "";
                 const msg = `pctcp: fetch ${r.id}${arm} ${r.url}: ${r.outcome}: ${r.error}`;
@@ -364,7 +366,7 @@ Ctrl-C exits at once).`,
                 const perArm = [...armTimes].map(([a, t]) => `${a} ${percentile(t, 50).toFixed(1)}`)
                   .join(", ");
                 progress.update(
-                  r.id,
+                  done,
                   `${times.length} ok; download p50 ${p50} ms, p90 ${p90} ms${
                     perArm ? ` (p50 by arm: ${perArm})` : ""
                   }`,
