@@ -272,3 +272,26 @@ Deno.test("export keeps every stream of colliding run ids and names bad lines (e
     await Deno.remove(dir, { recursive: true });
   }
 });
+
+Deno.test("stats and report read through the schema: a wrong type is named by file, line and field", async () => {
+  const { pctcp } = await import("./_cli.ts");
+  const dir = await Deno.makeTempDir();
+  try {
+    const bad = sampleRecord();
+    (bad.phases_ms as Record<string, unknown>).last_byte = "12";
+    const file = `${dir}/w.jsonl`;
+    await Deno.writeTextFile(file, `${JSON.stringify(sampleRecord())}\n${JSON.stringify(bad)}\n`);
+    const s = await pctcp("stats", file, "--format", "json");
+    assertStringIncludes(s.stderr, `${file}:2: skipped: phases_ms.last_byte: expected`);
+    assert(!/TypeError|at file:/.test(s.stderr), s.stderr);
+    // report (lib/report, helper E's) reads through the same reader: no crash, the skip said.
+    const r = await pctcp("report", file, "--out", `${dir}/out`);
+    assertEquals(r.code, 0, r.stderr);
+    assertStringIncludes(
+      await Deno.readTextFile(`${dir}/out/report.html`),
+      "1 malformed lines skipped",
+    );
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -7,6 +7,7 @@
  */
 
 import type { MeasureRecord } from "../measure/record.ts";
+import { checkLine } from "../measure/schema.ts";
 
 /** A line that could not be used. */
 export interface BadLine {
@@ -151,32 +152,17 @@ export async function readRecords(
     const dec = new TextDecoder();
     const handle = (line: string) => {
       lineNo++;
-      if (!line.trim()) return;
-      let r: MeasureRecord;
-      try {
-        r = JSON.parse(line);
-      } catch {
+      // The records schema (docs/records.md, lib/measure/schema.ts) names the field at fault.
+      const c = checkLine(line, file, lineNo);
+      if ("skip" in c) return;
+      if ("error" in c) {
         badCount++;
-        if (bad.length < max) bad.push({ file, line: lineNo, reason: "not JSON" });
-        return;
-      }
-      if ((r as unknown as { type?: string }).type === "run") return;
-      if (
-        typeof r !== "object" || r === null || typeof r.outcome !== "string" ||
-        typeof r.phases_ms !== "object"
-      ) {
-        badCount++;
-        if (bad.length < max) {
-          bad.push({
-            file,
-            line: lineNo,
-            reason: "not a measurement record (no outcome/phases_ms)",
-          });
-        }
+        const reason = c.error.message.slice(`${file}:${lineNo}: `.length);
+        if (bad.length < max) bad.push({ file, line: lineNo, reason });
         return;
       }
       records++;
-      onRecord(r, file);
+      onRecord(c.record, file);
     };
     try {
       for await (const chunk of f.readable) {
