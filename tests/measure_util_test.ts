@@ -87,3 +87,35 @@ Deno.test("pollUntil returns the first value, times out naming what it waited fo
     "stopped",
   );
 });
+
+Deno.test("selfCommand starts the program as it was started: source, bundle or compiled binary", async () => {
+  const { selfCommand, selfForm } = await import("../lib/util/self.ts");
+  const deno = "/usr/bin/deno";
+  const source = {
+    execPath: deno,
+    moduleUrl: "file:///home/u/pctcp/lib/util/self.ts",
+    mainModule: "file:///home/u/pctcp/tests/x_test.ts",
+  };
+  assertEquals(selfCommand([], source), [deno, "run", "-A", "/home/u/pctcp/cli/main.ts"]);
+  assertEquals(
+    selfCommand(["--max-old-space-size=64"], source)[3],
+    "--v8-flags=--max-old-space-size=64",
+  );
+  const bundle = {
+    execPath: deno,
+    moduleUrl: "file:///tmp/any%20dir/pctcp.js",
+    mainModule: "file:///tmp/any%20dir/pctcp.js",
+  };
+  assertEquals(selfForm(bundle), "bundle");
+  assertEquals(selfCommand([], bundle), [deno, "run", "-A", "/tmp/any dir/pctcp.js"]);
+  const compiled = {
+    execPath: "/opt/pctcp",
+    moduleUrl: "file:///tmp/deno-compile-pctcp/lib/util/self.ts",
+    mainModule: "file:///tmp/deno-compile-pctcp/cli/main.ts",
+  };
+  assertEquals(selfForm(compiled), "compiled");
+  assertEquals(selfCommand([], compiled), ["/opt/pctcp"]);
+  // This test runs from source.
+  assertEquals(selfForm(), "source");
+  assert(selfCommand().at(-1)!.endsWith("/cli/main.ts"));
+});

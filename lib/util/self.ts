@@ -5,37 +5,48 @@
  * @module
  */
 
-/** True when this module runs from the source tree (not bundled, not compiled). */
-function fromSource(): boolean {
-  return import.meta.url.startsWith("file:") && import.meta.url.endsWith("/lib/util/self.ts");
+/** Where the program runs from: the executable, this module's URL and the main module. */
+export interface SelfFacts {
+  /** `Deno.execPath()`: deno, or the compiled binary. */
+  execPath: string;
+  /** `import.meta.url` of this module: …/lib/util/self.ts from source, else the bundle's. */
+  moduleUrl: string;
+  /** `Deno.mainModule`: cli/main.ts, the bundle, or a test file. */
+  mainModule: string;
+}
+
+const here = (): SelfFacts => ({
+  execPath: Deno.execPath(),
+  moduleUrl: import.meta.url,
+  mainModule: Deno.mainModule,
+});
+
+/** How the program was started: "source", "bundle" or "compiled". */
+export function selfForm(facts: SelfFacts = here()): "source" | "bundle" | "compiled" {
+  const base = facts.execPath.split("/").pop() ?? "";
+  if (!/^deno(\.exe)?$/.test(base)) return "compiled";
+  return facts.moduleUrl.startsWith("file:") && facts.moduleUrl.endsWith("/lib/util/self.ts")
+    ? "source"
+    : "bundle";
 }
 
 /**
  * The command line that starts this program: `[deno, "run", "-A", (--v8-flags), entry]` under
- * Deno (entry: cli/main.ts from source, else the bundle this code is part of, `Deno.mainModule`),
- * or `[binary]` when compiled.
+ * Deno (entry: cli/main.ts from source, else the bundle this code is part of, `mainModule`), or
+ * `[binary]` when compiled.
  */
-export function selfCommand(v8Flags: string[] = []): string[] {
-  const exe = Deno.execPath();
-  const base = exe.split("/").pop() ?? "";
-  if (!/^deno(\.exe)?$/.test(base)) return [exe];
-  const entry = fromSource()
-    ? decodeURIComponent(new URL("../../cli/main.ts", import.meta.url).pathname)
-    : Deno.mainModule.startsWith("file:")
-    ? decodeURIComponent(new URL(Deno.mainModule).pathname)
-    : Deno.mainModule;
+export function selfCommand(v8Flags: string[] = [], facts: SelfFacts = here()): string[] {
+  const form = selfForm(facts);
+  if (form === "compiled") return [facts.execPath];
+  const path = (u: string) => u.startsWith("file:") ? decodeURIComponent(new URL(u).pathname) : u;
+  const entry = form === "source"
+    ? path(new URL("../../cli/main.ts", facts.moduleUrl).href)
+    : path(facts.mainModule);
   return [
-    exe,
+    facts.execPath,
     "run",
     "-A",
     ...(v8Flags.length ? [`--v8-flags=${v8Flags.join(",")}`] : []),
     entry,
   ];
-}
-
-/** How the program was started: "source", "bundle" or "compiled" (for `--version` and help). */
-export function selfForm(): "source" | "bundle" | "compiled" {
-  const base = Deno.execPath().split("/").pop() ?? "";
-  if (!/^deno(\.exe)?$/.test(base)) return "compiled";
-  return fromSource() ? "source" : "bundle";
 }
