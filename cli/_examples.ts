@@ -10,9 +10,11 @@ export const EXAMPLES: Readonly<Record<string, string>> = {
   "": `
 Examples:
   pctcp experiment interference --scenario quick --out ./pctcp-demo   # the main job (loopback)
-  pctcp network up && pctcp measure --socks 127.0.0.1:9050 \\
-    --url http://127.0.0.1:8080/bytes/1MiB --count 5 --out m.jsonl && pctcp network down
+  pctcp network up                  # prints its SOCKS proxy and server, e.g. 127.0.0.1:38751
+  pctcp measure --socks 127.0.0.1:38751 --url http://127.0.0.1:40697/bytes/1MiB --count 5 \\
+    --out m.jsonl
   pctcp stats m.jsonl
+  pctcp network down
 
 Exit codes (every command): 0 done; 1 runtime failure; 2 usage error; 3 partial (some
 fetches failed, some lines skipped); 130 stopped by Ctrl-C. Durations take units (90s, 500ms,
