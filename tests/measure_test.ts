@@ -1,4 +1,4 @@
-import { assert, assertEquals, assertRejects } from "./_assert.ts";
+import { assert, assertEquals } from "./_assert.ts";
 import { serve } from "../lib/serve/server.ts";
 import { bodySha256 } from "../lib/serve/body.ts";
 import { formatSize, parseSize } from "../lib/serve/sizes.ts";

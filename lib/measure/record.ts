@@ -117,6 +117,7 @@ export function toRecord(
 
 /** Raised when another run holds the output's lock. */
 export class LockedError extends Error {
+  /** Error name. */
   override name = "LockedError";
 }
 

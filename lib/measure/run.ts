@@ -158,6 +158,7 @@ export interface RunSummary {
 
 /** The run stopped because the SOCKS proxy refused every connection for a while. */
 export class ProxyDownError extends Error {
+  /** Error name. */
   override name = "ProxyDownError";
   /** What the run did before it stopped (its records are written). */
   readonly summary: RunSummary;

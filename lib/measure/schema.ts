@@ -133,6 +133,7 @@ export function validateRecord(v: unknown): SchemaProblem | null {
 
 /** A line of a records file that is not a valid record; says file, line and field. */
 export class RecordError extends SyntaxError {
+  /** Error name. */
   override name = "RecordError";
   /** The file. */
   readonly file: string;

@@ -8,6 +8,7 @@
 
 /** Raised when what {@link pollUntil} waited for did not come in time. */
 export class PollTimeoutError extends Error {
+  /** Error name. */
   override name = "PollTimeoutError";
 }
 
