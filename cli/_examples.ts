@@ -64,10 +64,6 @@ Examples:
 Examples:
   pctcp report pctcp-demo                       # writes pctcp-demo/report.html
   pctcp report 'data/*.jsonl' --out weekly --title "Week 49"`,
-  import: `
-Example:
-  xz -d op-hk-2026-12-01.onionperf.analysis.json.xz
-  pctcp import onionperf op-hk-2026-12-01.onionperf.analysis.json --out hk.jsonl`,
   experiment: `
 Examples:
   pctcp experiment interference --scenario quick --out ./pctcp-demo
