@@ -345,6 +345,8 @@ Ctrl-C exits at once).`,
             signal: ctl.signal,
             ...(lookup ? { circuitLookup: lookup } : {}),
             ...(path && !pinned ? { socksUserPrefix: encodeSocksUser({ path }) } : {}),
+            onNotice: (m: string) =>
+              progress ? progress.say(`pctcp: ${m}`) : console.error(`pctcp: ${m}`),
             onRecord: (r: MeasureRecord) => {
               done++;
               if (r.outcome !== "ok") {

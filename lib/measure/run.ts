@@ -117,6 +117,8 @@ export interface RunOptions {
   client?: "raw" | "undici" | "node";
   /** Called after each record is written. */
   onRecord?: (record: MeasureRecord) => void;
+  /** Told what the run does on its own (e.g. backing off while the proxy refuses). */
+  onNotice?: (message: string) => void;
   /** Aborts the run: nothing more starts and fetches under way stop at once, recorded as
    * `interrupted` (the signal's reason in their `error`). */
   signal?: AbortSignal;
@@ -365,6 +367,7 @@ export async function runMeasurement(options: RunOptions): Promise<RunSummary> {
           ...options,
           circuitLookup: undefined,
           onRecord: undefined,
+          onNotice: undefined,
           signal: undefined,
           timeoutMs,
           overrun,
@@ -514,6 +517,13 @@ export async function runMeasurement(options: RunOptions): Promise<RunSummary> {
                 proxy.lastCounted = now;
                 proxy.nextTry = now +
                   Math.min(MAX_BACKOFF_MS, down.firstDelayMs * 2 ** (proxy.refusals - 1));
+                if (proxy.refusals < down.attempts && i < count - 1) {
+                  options.onNotice?.(
+                    `the SOCKS proxy ${options.socks} refused (${proxy.refusals} in a row); next try in ${
+                      ((proxy.nextTry - now) / 1000).toFixed(1)
+                    } s`,
+                  );
+                }
                 if (proxy.refusals >= down.attempts && !proxyDown) {
                   proxyDown =
                     `the SOCKS proxy ${options.socks} is down: it refused ${proxy.refusals} connections in a row over ${
