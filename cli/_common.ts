@@ -93,6 +93,15 @@ export function millis(value: string): number {
   }
 }
 
+/** Parses a duration flag into milliseconds where 0 is allowed (e.g. "0: off"), bare = ms. */
+export function millisOrZero(value: string): number {
+  try {
+    return parseDuration(value, "ms");
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+}
+
 /**
  * Resolves on SIGINT or SIGTERM, or when process `exitWith` is gone (checked every second):
  * processes an experiment starts end with it even if it is killed.

@@ -5,7 +5,7 @@
  */
 
 import { Command, type CommanderError } from "commander";
-import { EXIT_USAGE, renamedFlag, seconds } from "./_common.ts";
+import { EXIT_USAGE, millisOrZero, renamedFlag, seconds } from "./_common.ts";
 import { Option } from "commander";
 import { EXAMPLES } from "./_examples.ts";
 import { VERSION } from "../lib/version.ts";
@@ -123,6 +123,12 @@ function oneMeaningPerFlag(program: Command): void {
       d.flags = "--duration <time>";
       d.description = "override the scenario's time per arm (90s, 5m; a bare number is seconds)";
     }
+  }
+  const ewma = sub("relay") && find(sub("relay")!, "--ewma-halflife");
+  if (ewma) {
+    ewma.argParser(millisOrZero);
+    ewma.flags = "--ewma-halflife <time>";
+    ewma.description = "EWMA half-life of the circuit scheduler (e.g. 30s; bare: ms; 0: off)";
   }
   // `--format json` everywhere; `--json` stays as a hidden alias where it was.
   const net = sub("network");
