@@ -175,16 +175,16 @@ export function checkLine(
 
 /** What {@link readRecords} read. */
 export interface ReadResult {
-  /** The valid records, in file order. */
+  /** The valid records, in file order (none kept when `onRecord` takes them). */
   records: MeasureRecord[];
-  /** The lines that are not valid records (only with `onBad`; else the first one throws). */
-  bad: RecordError[];
+  /** Lines that were not valid records (only with `onBad`; else the first one throws). */
+  badCount: number;
 }
 
 /**
  * Reads one JSONL records file (streamed line by line), validating every line. A bad line is
  * a thrown {@link RecordError} naming file, line and field, unless `onBad` is given: then it is
- * handed there and collected, and reading goes on (the caller says so; nothing is dropped in
+ * handed there and counted, and reading goes on (the caller says so; nothing is dropped in
  * silence). Run-settings lines and blank lines are skipped. `onRecord`, when given, receives
  * each record instead of the result keeping them (bounded memory for big files).
  */
@@ -195,7 +195,7 @@ export async function readRecords(
     onRecord?: (r: MeasureRecord) => void;
   } = {},
 ): Promise<ReadResult> {
-  const out: ReadResult = { records: [], bad: [] };
+  const out: ReadResult = { records: [], badCount: 0 };
   const f = await Deno.open(path);
   const dec = new TextDecoder();
   let rest = "";
@@ -208,7 +208,7 @@ export async function readRecords(
       else out.records.push(c.record);
     } else if ("error" in c) {
       if (!options.onBad) throw c.error;
-      out.bad.push(c.error);
+      out.badCount++;
       options.onBad(c.error);
     }
   };
