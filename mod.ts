@@ -35,15 +35,25 @@ export { formatSize, parseSize } from "./lib/serve/sizes.ts";
 export {
   type FetchOptions,
   type FetchResult,
+  type HttpClient,
   type Outcome,
   timedFetch,
 } from "./lib/measure/fetch.ts";
-export { type MeasureRecord, RecordWriter } from "./lib/measure/record.ts";
+export { LockedError, type MeasureRecord, RecordWriter } from "./lib/measure/record.ts";
+export { OUTCOMES } from "./lib/measure/outcome.ts";
+export {
+  readRecords,
+  type ReadResult,
+  RecordError,
+  type SchemaProblem,
+  validateRecord,
+} from "./lib/measure/schema.ts";
 export {
   type Arm,
   type ArmCounts,
   type ArmOrder,
   type OverrunPolicy,
+  ProxyDownError,
   runMeasurement,
   type RunOptions,
   type RunSummary,

@@ -1,16 +1,26 @@
 /**
- * Helpers shared by the command files: exit codes and error reporting.
+ * Helpers shared by the command files: exit codes, error reporting, flag value parsers.
  *
- * Usage errors exit 2, runtime failures exit 1 (STYLE.md, "Ours, in short").
+ * Exit codes (docs/cli.md, the same for every command): 0 done; 1 runtime failure (the command
+ * could not do its job: proxy down, every fetch failed, a file it needs is bad); 2 usage error
+ * (bad flag or value); 3 partial (the job was done but some items failed: some fetches, some
+ * lines skipped); 130 stopped by Ctrl-C (SIGINT), 143 by SIGTERM, after writing what it had.
  * @module
  */
 
-import { InvalidArgumentError } from "commander";
+import { type Command, InvalidArgumentError, type Option } from "commander";
+import { parseDuration } from "../lib/util/duration.ts";
 
 /** Exit code for a usage error (bad flag, bad value). */
 export const EXIT_USAGE = 2;
 /** Exit code for a runtime failure. */
 export const EXIT_FAILURE = 1;
+/** Exit code when the job was done but some of its items failed (some fetches, some lines). */
+export const EXIT_PARTIAL = 3;
+/** Exit code after Ctrl-C (128 + SIGINT), once what was measured is written. */
+export const EXIT_INTERRUPTED = 130;
+/** Exit code after SIGTERM (128 + 15), once what was measured is written. */
+export const EXIT_TERMINATED = 143;
 
 /** An error in how the command was called; printed without a stack, exits 2. */
 export class UsageError extends Error {
@@ -61,6 +71,38 @@ export function nonNegative(value: string): number {
 }
 
 /**
+ * Parses a duration flag into seconds for commander: `90s`, `500ms`, `5m`, `1h`, `1m30s`, or a
+ * bare number of seconds (as before units).
+ */
+export function seconds(value: string): number {
+  try {
+    return parseDuration(value, "s") / 1000;
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+}
+
+/** Parses a duration flag into milliseconds, a bare number being ms (`measure --timeout`). */
+export function millis(value: string): number {
+  try {
+    const ms = parseDuration(value, "ms");
+    if (ms <= 0) throw new SyntaxError(`expected a positive duration, got ${value}`);
+    return ms;
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+}
+
+/** Parses a duration flag into milliseconds where 0 is allowed (e.g. "0: off"), bare = ms. */
+export function millisOrZero(value: string): number {
+  try {
+    return parseDuration(value, "ms");
+  } catch (e) {
+    throw new InvalidArgumentError((e as Error).message);
+  }
+}
+
+/**
  * Resolves on SIGINT or SIGTERM, or when process `exitWith` is gone (checked every second):
  * processes an experiment starts end with it even if it is killed.
  */
@@ -82,4 +124,20 @@ export function untilStopped(exitWith?: number): Promise<string> {
       }, 1000)
       : undefined;
   });
+}
+
+/**
+ * Adds `option` as the documented name of a flag whose old name stays as a hidden alias: its
+ * value is stored under `attr`, the old flag's attribute, so the command's code reads one
+ * place (e.g. `--time-origin` for the old `--base` of stats, see docs/cli.md "Flag names").
+ */
+export function renamedFlag(
+  c: Command,
+  option: Option,
+  attr: string,
+  parse: (value: string) => unknown = (v) => v,
+): Command {
+  c.addOption(option);
+  c.on(`option:${option.name()}`, (v: string) => c.setOptionValueWithSource(attr, parse(v), "cli"));
+  return c;
 }

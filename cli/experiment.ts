@@ -110,7 +110,6 @@ function runOptions(
   emulation: EmulationSpec | undefined,
   signal: AbortSignal,
 ) {
-  const quiet = !Deno.stderr.isTerminal();
   return {
     arms,
     base,
@@ -118,7 +117,7 @@ function runOptions(
     ...(o.netns ? { netns: true } : {}),
     ...(emulation ? { emulation } : {}),
     ...(o.duration !== undefined ? { durationS: o.duration } : {}),
-    progress: (l: string) => quiet ? console.log(l) : console.error(l),
+    progress: (l: string) => console.error(l), // stdout holds the results alone (docs/cli.md)
     signal,
   };
 }

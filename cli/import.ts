@@ -8,6 +8,7 @@ import { Command } from "commander";
 import { run, UsageError } from "./_common.ts";
 import { fromOnionPerf } from "../lib/report/onionperf.ts";
 import { RecordWriter } from "../lib/measure/record.ts";
+import { validateRecord } from "../lib/measure/schema.ts";
 
 /** Builds the `import` command. */
 export function importCommand(): Command {
@@ -16,6 +17,17 @@ export function importCommand(): Command {
     .argument("<format>", "onionperf")
     .argument("<file>", "analysis JSON")
     .requiredOption("--out <file>", "JSONL records file to append to")
+    .addHelpText(
+      "after",
+      `
+Example:
+  xz -d op-hk-2026-12-01.onionperf.analysis.json.xz
+  pctcp import onionperf op-hk-2026-12-01.onionperf.analysis.json --out hk.jsonl
+  pctcp stats hk.jsonl
+
+Every imported stream is checked against the records schema (docs/records.md) before
+anything is appended.`,
+    )
     .action((format: string, file: string, o: { out: string }) =>
       run(async () => {
         if (format !== "onionperf") {
@@ -30,6 +42,17 @@ export function importCommand(): Command {
           );
         }
         const recs = fromOnionPerf(doc);
+        // What we append must read back: every record is checked against the schema first.
+        recs.forEach((rec, i) => {
+          const p = validateRecord(rec);
+          if (p) {
+            throw new SyntaxError(
+              `${file}: stream ${
+                i + 1
+              } (${rec.url}) would make an invalid record: ${p.field}: ${p.message}`,
+            );
+          }
+        });
         const w = await RecordWriter.open(o.out);
         try {
           for (const r of recs) await w.append(r);

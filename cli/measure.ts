@@ -4,7 +4,18 @@
  */
 
 import { Command, Option } from "commander";
-import { nonNegative, positiveInt, run, UsageError } from "./_common.ts";
+import {
+  EXIT_FAILURE,
+  EXIT_INTERRUPTED,
+  EXIT_PARTIAL,
+  EXIT_TERMINATED,
+  millis,
+  nonNegative,
+  positiveInt,
+  run,
+  seconds,
+  UsageError,
+} from "./_common.ts";
 import {
   type Arm,
   type ArmOrder,
@@ -12,6 +23,7 @@ import {
   DEFAULT_CIRCUIT_AGE_S,
   DEFAULT_TIMEOUT_MS,
   type OverrunPolicy,
+  ProxyDownError,
   runId,
   runMeasurement,
   splitHostPort,
@@ -22,6 +34,8 @@ import { percentile } from "../lib/stats/percentile.ts";
 import { circuitLookupFromLog } from "../lib/measure/streams.ts";
 import { PinnedCircuits } from "../lib/tor/pinned.ts";
 import { expandDatePattern } from "../lib/schedule/date_pattern.ts";
+import { Progress } from "../lib/util/progress.ts";
+import { encodeSocksUser } from "../lib/util/socks_user.ts";
 
 interface MeasureFlags {
   socks: string;
@@ -36,6 +50,7 @@ interface MeasureFlags {
   jitter: number;
   concurrency: number;
   timeout?: number;
+  grace?: number;
   out: string;
   seed?: number;
   transport?: string;
@@ -114,17 +129,27 @@ export function measureCommand(): Command {
     )
     .option("--label <name>", "label of the records", "measure")
     .option("--count <n>", "fetches per worker", positiveInt)
-    .option("--duration <s>", "stop starting fetches after this many seconds", nonNegative)
     .option(
-      "--interval <s>",
-      "seconds between a worker's fetch starts, a monitor's schedule (0: back to back)",
-      nonNegative,
+      "--duration <time>",
+      "stop starting fetches after this long (90s, 5m, 1h; a bare number is seconds); fetches under way then have --grace",
+      seconds,
+    )
+    .option(
+      "--grace <time>",
+      "with --duration: how long fetches under way may run on before they are stopped and recorded as interrupted",
+      seconds,
       0,
     )
     .option(
-      "--think <s>",
-      "seconds a worker pauses after a fetch ends, a person reading the page (not with --interval)",
-      nonNegative,
+      "--interval <time>",
+      "time between a worker's fetch starts, a monitor's schedule (e.g. 5m; bare: seconds; 0: back to back)",
+      seconds,
+      0,
+    )
+    .option(
+      "--think <time>",
+      "pause of a worker after a fetch ends, a person reading the page (bare: seconds; not with --interval)",
+      seconds,
     )
     .addOption(
       new Option(
@@ -140,9 +165,11 @@ export function measureCommand(): Command {
     )
     .option("--concurrency <n>", "parallel workers per workload", positiveInt, 1)
     .option(
-      "--timeout <ms>",
-      `per-fetch timeout in ms (default ${DEFAULT_TIMEOUT_MS}, OnionPerf's; never shortened by the schedule)`,
-      positiveInt,
+      "--timeout <time>",
+      `per-fetch timeout (e.g. 270s; a bare number is ms, as before units; default ${
+        DEFAULT_TIMEOUT_MS / 1000
+      }s, OnionPerf's; never shortened by the schedule)`,
+      millis,
     )
     .option("--seed <n>", "seed of the jitter", positiveInt)
     .option("--transport <name>", "transport label for the records (tor, pctcp, …)")
@@ -175,9 +202,9 @@ export function measureCommand(): Command {
       ).choices(["round-robin", "blocks"]).default("blocks"),
     )
     .option(
-      "--circuit-age <s>",
-      `with --arm: a fresh circuit per arm after this many seconds (also after a failure; Tor's MaxCircuitDirtiness)`,
-      positiveInt,
+      "--circuit-age <time>",
+      `with --arm: a fresh circuit per arm after this long (bare: seconds; default ${DEFAULT_CIRCUIT_AGE_S}s, Tor's MaxCircuitDirtiness; also after a failure)`,
+      seconds,
       DEFAULT_CIRCUIT_AGE_S,
     )
     .option("--ca-cert <pem...>", "extra trusted CA certificates for HTTPS (e.g. a test server's)")
@@ -185,7 +212,24 @@ export function measureCommand(): Command {
       new Option("--client <c>", "HTTP client: raw (socket-level timing), undici, node")
         .choices(["raw", "undici", "node"]).default("raw"),
     )
-    .addOption(new Option("--quiet", "print only errors and the final line"))
+    .addOption(new Option("--quiet", "no progress: print only errors and the final summary"))
+    .addHelpText(
+      "after",
+      `
+Examples:
+  # 10 timed downloads of 1 MiB through a local Tor client, one JSON record per line
+  pctcp measure --socks 127.0.0.1:9050 --url http://127.0.0.1:8080/bytes/1MiB --count 10 --out m.jsonl
+
+  # a monitor: one 5 MiB fetch every 5 minutes for an hour, into a daily file (UTC day)
+  pctcp measure --socks 127.0.0.1:9050 --url http://HOST:8080/bytes/5MiB --interval 5m \\
+    --duration 1h --timeout 270s --out 'data/%Y-%m-%d.jsonl'
+
+Output: records are appended to --out as each fetch ends; the run's summary is the one JSON
+line on stdout; progress and errors go to stderr.
+Exit: 0 all fetches ok; 3 some failed; 1 none succeeded, the proxy is down, or an error;
+2 usage error; 130 after Ctrl-C (fetches under way are recorded as interrupted; a second
+Ctrl-C exits at once).`,
+    )
     .action((o: MeasureFlags) =>
       run(async () => {
         try {
@@ -247,14 +291,34 @@ export function measureCommand(): Command {
           : o.streams
           ? circuitLookupFromLog(o.streams)
           : undefined;
-        const tty = Deno.stderr.isTerminal() && !o.quiet;
         const times: number[] = [];
+        let done = 0;
         const armTimes = new Map<string, number[]>();
+        const workers = workloads.length * o.concurrency;
+        const progress = o.quiet ? undefined : new Progress({
+          unit: "fetches",
+          ...(o.count ? { total: o.count * workers } : {}),
+          ...(o.duration !== undefined && !o.count
+            ? { endsAt: Date.now() + o.duration * 1000 }
+            : {}),
+        });
+        // First signal: stop scheduling, stop fetches under way (recorded as interrupted),
+        // write, exit 130 (143 for SIGTERM). A second one: exit at once.
         const ctl = new AbortController();
-        const onSig = () => ctl.abort();
-        Deno.addSignalListener("SIGINT", onSig);
-        Deno.addSignalListener("SIGTERM", onSig);
+        let signalled: "SIGINT" | "SIGTERM" | undefined;
+        const onSignal = (sig: "SIGINT" | "SIGTERM") => () => {
+          if (signalled) Deno.exit(sig === "SIGINT" ? EXIT_INTERRUPTED : EXIT_TERMINATED);
+          signalled = sig;
+          progress?.say(
+            `pctcp: ${sig}: stopping; fetches under way are recorded as interrupted (again to quit at once)`,
+          );
+          ctl.abort(`stopped by ${sig}`);
+        };
+        const onInt = onSignal("SIGINT"), onTerm = onSignal("SIGTERM");
+        Deno.addSignalListener("SIGINT", onInt);
+        Deno.addSignalListener("SIGTERM", onTerm);
         let summary;
+        let downError: ProxyDownError | undefined;
         try {
           const caCerts = o.caCert
             ? await Promise.all(o.caCert.map((f) => Deno.readTextFile(f)))
@@ -265,7 +329,7 @@ export function measureCommand(): Command {
             workloads,
             client: o.client,
             ...(o.count ? { count: o.count } : {}),
-            ...(o.duration !== undefined ? { durationS: o.duration } : {}),
+            ...(o.duration !== undefined ? { durationS: o.duration, graceS: o.grace ?? 0 } : {}),
             intervalS: o.interval,
             ...(o.think !== undefined ? { thinkS: o.think } : {}),
             overrun: o.overrun,
@@ -280,11 +344,16 @@ export function measureCommand(): Command {
             out,
             signal: ctl.signal,
             ...(lookup ? { circuitLookup: lookup } : {}),
-            ...(path && !pinned ? { socksUserPrefix: `pctcp-path=${path.join(",")};` } : {}),
+            ...(path && !pinned ? { socksUserPrefix: encodeSocksUser({ path }) } : {}),
+            onNotice: (m: string) =>
+              progress ? progress.say(`pctcp: ${m}`) : console.error(`pctcp: ${m}`),
             onRecord: (r: MeasureRecord) => {
+              done++;
               if (r.outcome !== "ok") {
                 const arm = r.arm ? ` [${r.arm}]` : "";
-                console.error(`pctcp: fetch ${r.id}${arm} ${r.url}: ${r.outcome}: ${r.error}`);
+                const msg = `pctcp: fetch ${r.id}${arm} ${r.url}: ${r.outcome}: ${r.error}`;
+                if (progress) progress.say(msg);
+                else console.error(msg);
               } else if (r.phases_ms.last_byte !== undefined) {
                 times.push(r.phases_ms.last_byte);
                 if (r.arm) {
@@ -293,27 +362,38 @@ export function measureCommand(): Command {
                   armTimes.set(r.arm, t);
                 }
               }
-              if (tty) {
+              if (progress) {
                 const p50 = times.length ? percentile(times, 50).toFixed(1) : "-";
                 const p90 = times.length ? percentile(times, 90).toFixed(1) : "-";
                 const perArm = [...armTimes].map(([a, t]) => `${a} ${percentile(t, 50).toFixed(1)}`)
                   .join(", ");
-                Deno.stderr.writeSync(new TextEncoder().encode(
-                  `\r${r.id} fetches, ${times.length} ok; download time (from stream start) p50 ${p50} ms, p90 ${p90} ms${
+                progress.update(
+                  done,
+                  `${times.length} ok; download p50 ${p50} ms, p90 ${p90} ms${
                     perArm ? ` (p50 by arm: ${perArm})` : ""
-                  }   `,
-                ));
+                  }`,
+                );
               }
             },
           });
+        } catch (e) {
+          if (!(e instanceof ProxyDownError)) throw e;
+          downError = e;
+          summary = e.summary;
         } finally {
           await pinned?.close();
+          Deno.removeSignalListener("SIGINT", onInt);
+          Deno.removeSignalListener("SIGTERM", onTerm);
+          progress?.done();
         }
-        Deno.removeSignalListener("SIGINT", onSig);
-        Deno.removeSignalListener("SIGTERM", onSig);
-        if (tty) console.error("");
         console.log(JSON.stringify(summary));
-        return summary.total > 0 && summary.ok === 0 ? 1 : 0;
+        if (downError) {
+          console.error(`pctcp: ${downError.message}`);
+          return EXIT_FAILURE;
+        }
+        if (signalled) return signalled === "SIGINT" ? EXIT_INTERRUPTED : EXIT_TERMINATED;
+        if (summary.failed > 0 && summary.ok === 0) return EXIT_FAILURE;
+        return summary.failed > 0 ? EXIT_PARTIAL : 0;
       })
     );
 }

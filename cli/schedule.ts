@@ -16,6 +16,7 @@ import {
 } from "../lib/schedule/crontab.ts";
 import { expandDatePattern } from "../lib/schedule/date_pattern.ts";
 import { createHash } from "node:crypto";
+import { selfCommand } from "../lib/util/self.ts";
 
 interface AddFlags {
   name?: string;
@@ -30,8 +31,13 @@ interface AddFlags {
 }
 
 /**
- * OnionPerf's measurement (its default model): every 5 minutes a 5 MiB download, whose
- * 50 KiB and 1 MiB byte marks are recorded with it, plus a 50 KiB and a 1 MiB download.
+ * OnionPerf's measurement as its default TGen model makes it (onionperf/model.py, TorperfModel
+ * and TGenModelConf: one stream of `recvsize` 5 MiB with `timeout="270 seconds"`, a
+ * `pause_between` of 300 s running beside each stream and a `pause_sync` waiting for both, so a
+ * stream starts every 5 minutes, or as soon as a slower one ends): one 5 MiB download every
+ * 5 minutes with a 270 s timeout; OnionPerf's 50 KiB and 1 MiB points are the byte marks of
+ * that download (`marks_ms`), not downloads of their own. Its 300 s `pause_initial` is cron's
+ * first slot. The timeout is shorter than the period, so runs never overlap.
  */
 function onionperfArgs(o: AddFlags, cwd: string): string[] {
   if (!o.socks || !o.server) {
@@ -47,13 +53,11 @@ function onionperfArgs(o: AddFlags, cwd: string): string[] {
     "--label",
     "onionperf",
     "--url",
-    `${base}/bytes/50KiB`,
-    `${base}/bytes/1MiB`,
     `${base}/bytes/5MiB`,
     "--count",
-    "3",
+    "1",
     "--timeout",
-    "90000",
+    "270s",
     "--out",
     `${dir}/onionperf-%Y-%m-%d.jsonl`,
   ];
@@ -63,11 +67,15 @@ function absolute(p: string, cwd: string): string {
   return p.startsWith("/") ? p : `${cwd.replace(/\/$/, "")}/${p}`;
 }
 
-/** The command that runs this pctcp: the deno binary and the main module (source or bundle). */
+/** The command that runs this pctcp as it was started: `deno run -A cli/main.ts` from source,
+ * `deno run -A /path/pctcp.js` from the bundle, or the compiled binary alone. */
 function selfArgv(): string[] {
-  const main = new URL(Deno.mainModule);
-  if (main.protocol !== "file:") throw new Error(`cannot schedule from ${Deno.mainModule}`);
-  return [Deno.execPath(), "run", "-A", decodeURIComponent(main.pathname)];
+  const argv = selfCommand();
+  const entry = argv.at(-1)!;
+  if (argv.length > 1 && !entry.startsWith("/")) {
+    throw new Error(`cannot schedule from ${entry}: run pctcp from a local file`);
+  }
+  return argv;
 }
 
 function cronRunning(): boolean {
@@ -97,7 +105,10 @@ export function scheduleCommand(): Command {
     .option("--name <name>", "entry name (default: onionperf, or measure-HASH of the arguments)")
     .option("--log <file>", "where the runs' output goes (default ./pctcp-schedule-NAME.log)")
     .option("--print", "only print the crontab line; change nothing")
-    .option("--preset <preset>", "onionperf: 50 KiB, 1 MiB and 5 MiB every 5 min (marks kept)")
+    .option(
+      "--preset <preset>",
+      "onionperf: as OnionPerf measures, one 5 MiB download every 5 min, 270 s timeout (50 KiB and 1 MiB byte marks kept)",
+    )
     .option("--socks <host:port>", "with --preset: the SOCKS5 proxy")
     .option("--server <url>", "with --preset: the file server (GET /bytes/SIZE)")
     .option("--out-dir <dir>", "with --preset: folder of the daily files (default ./onionperf)")

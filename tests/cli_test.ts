@@ -114,3 +114,122 @@ Deno.test("export --format onionperf refuses a nickname OnionPerf 3.1's schema d
   assertEquals(r.code, 2, r.stderr);
   assertStringIncludes(r.stderr, "letters, digits and -");
 });
+
+Deno.test("every command's help has an example", async () => {
+  const { buildProgram } = await import("../cli/main.ts");
+  const missing: string[] = [];
+  const walk = (c: import("commander").Command, path: string) => {
+    let text = "";
+    c.configureOutput({ writeOut: (s) => text += s, writeErr: (s) => text += s });
+    c.outputHelp();
+    if (!/Examples?\b/.test(text)) missing.push(path || "pctcp");
+    for (const sub of c.commands) walk(sub, path ? `${path} ${sub.name()}` : sub.name());
+  };
+  walk(buildProgram(), "");
+  assertEquals(missing, []);
+});
+
+Deno.test("parseDuration takes units everywhere and keeps a bare number in the flag's old unit", async () => {
+  const { parseDuration, formatDuration } = await import("../lib/util/duration.ts");
+  assertEquals(parseDuration("90s"), 90_000);
+  assertEquals(parseDuration("500ms"), 500);
+  assertEquals(parseDuration("1m30s"), 90_000);
+  assertEquals(parseDuration("2h"), 7_200_000);
+  assertEquals(parseDuration("10 ms"), 10);
+  assertEquals(parseDuration("250us"), 0.25);
+  assertEquals(parseDuration("90"), 90_000, "bare: seconds");
+  assertEquals(parseDuration("90", "ms"), 90, "bare: ms (measure --timeout)");
+  for (const bad of ["", "5x", "-3s", "1m30", "s", "1e3s"]) {
+    let threw = false;
+    try {
+      parseDuration(bad);
+    } catch (e) {
+      threw = e instanceof SyntaxError;
+    }
+    assert(threw, `${JSON.stringify(bad)} refused`);
+  }
+  assertEquals(formatDuration(850), "850 ms");
+  assertEquals(formatDuration(250_000), "4 min 10 s");
+});
+
+Deno.test("Progress shows done/total, elapsed and ETA; without a TTY one line per period", async () => {
+  const { Progress } = await import("../lib/util/progress.ts");
+  let now = 0;
+  const out: string[] = [];
+  const p = new Progress({
+    unit: "fetches",
+    total: 10,
+    tty: false,
+    everyMs: 10_000,
+    now: () => now,
+    write: (t) => out.push(t),
+  });
+  now = 4_000;
+  p.update(2);
+  assertEquals(out, [], "nothing before the first period");
+  now = 10_000;
+  p.update(5, "5 ok");
+  assertEquals(out, ["pctcp: 5/10 fetches, 5 ok; elapsed 10 s, ETA 10 s\n"]);
+  now = 12_000;
+  p.update(6);
+  assertEquals(out.length, 1);
+  const tty: string[] = [];
+  const q = new Progress({
+    unit: "fetches",
+    endsAt: 60_000,
+    tty: true,
+    now: () => 0,
+    write: (t) => tty.push(t),
+  });
+  q.update(1);
+  q.done();
+  assertStringIncludes(tty[0]!, "1 fetches; elapsed 0 ms, ETA 1 min");
+  assertEquals(tty.at(-1), "\n");
+});
+
+Deno.test("renamed flags: --time-origin, --arms and --format json work, and the old names still do", async () => {
+  const dir = await Deno.makeTempDir();
+  try {
+    const rec = (arm: string, id: number) =>
+      JSON.stringify({
+        v: 1,
+        run: "r-1",
+        id,
+        label: "t",
+        transport: null,
+        url: "http://x/",
+        size: 10,
+        start: "2026-12-01T00:00:00.000Z",
+        phases_ms: { tcp: 1, socks: 2, request: 3, first_byte: 10 + id, last_byte: 20 + id },
+        progress_ms: {},
+        bytes: 10,
+        status: 200,
+        sha256: null,
+        sha256_ok: null,
+        circuit: null,
+        source_port: null,
+        outcome: "ok",
+        error: null,
+        arm,
+      });
+    const file = `${dir}/a.jsonl`;
+    await Deno.writeTextFile(file, [rec("a", 1), rec("b", 2), rec("a", 3)].join("\n") + "\n");
+    const newer = await pctcp("stats", file, "--time-origin", "tgen", "--format", "json");
+    const older = await pctcp("stats", file, "--base", "tgen", "--format", "json");
+    assertEquals(newer.code, 0, newer.stderr);
+    assertEquals(newer.stdout, older.stdout);
+    const onion = await pctcp("stats", file, "--format", "json");
+    assert(onion.stdout !== newer.stdout, "--time-origin changes the numbers");
+    const arms = await pctcp("export", file, "--arms", "a");
+    const arm = await pctcp("export", file, "--arm", "a");
+    assertEquals(arms.stdout.trim().split("\n").length, 3); // header + 2 of arm a
+    assertEquals(arms.stdout, arm.stdout);
+    const bad = await pctcp("stats", file, "--time-origin", "nope");
+    assertEquals(bad.code, 2);
+    const list = await pctcp("schedule", "list", "--format", "json");
+    assertEquals(list.code, 0, list.stderr);
+    assert(Array.isArray(JSON.parse(list.stdout)));
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});

@@ -181,12 +181,20 @@ Deno.test("readRecords survives random bytes: every bad line reported, nothing t
       run: "r",
       id: 1,
       label: "x",
+      transport: null,
       url: "u",
+      size: null,
       start: "2026-01-01T00:00:00Z",
       phases_ms: {},
       progress_ms: {},
-      outcome: "ok",
       bytes: 0,
+      status: null,
+      sha256: null,
+      sha256_ok: null,
+      circuit: null,
+      source_port: null,
+      outcome: "ok",
+      error: null, // every field docs/records.md requires
     });
     const lines = Array.from(
       { length: 1000 },

@@ -1,9 +1,8 @@
-import { assert, assertEquals, assertRejects } from "./_assert.ts";
+import { assert, assertEquals } from "./_assert.ts";
 import { serve } from "../lib/serve/server.ts";
 import { bodySha256 } from "../lib/serve/body.ts";
 import { formatSize, parseSize } from "../lib/serve/sizes.ts";
 import { timedFetch } from "../lib/measure/fetch.ts";
-import { LockedError, RecordWriter } from "../lib/measure/record.ts";
 import { runMeasurement, subresources } from "../lib/measure/run.ts";
 import { percentile } from "../lib/stats/percentile.ts";
 import { startNet } from "./_net.ts";
@@ -186,24 +185,6 @@ Deno.test("timedFetch agrees with curl at the median within 1 ms plus the measur
     }
   } finally {
     await inst.stop();
-  }
-});
-
-Deno.test("RecordWriter refuses a second writer and takes over a stale lock", async () => {
-  const dir = await Deno.makeTempDir();
-  try {
-    const path = `${dir}/r.jsonl`;
-    const w = await RecordWriter.open(path);
-    await assertRejects(() => RecordWriter.open(path), LockedError, "another run");
-    await w.append({ a: 1 });
-    await w.close();
-    await Deno.writeTextFile(`${path}.lock`, "999999999\n");
-    const w2 = await RecordWriter.open(path);
-    await w2.append({ a: 2 });
-    await w2.close();
-    assertEquals((await Deno.readTextFile(path)).trim().split("\n").length, 2);
-  } finally {
-    await Deno.remove(dir, { recursive: true });
   }
 });
 

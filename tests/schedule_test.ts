@@ -69,9 +69,22 @@ Deno.test("withEntry is idempotent by name and withoutEntries gives back the exa
   assertEquals(withoutEntries(once, ["b"]), once);
 });
 
-Deno.test("expandDatePattern fills local date fields and refuses unknown ones", () => {
-  const d = new Date(2026, 0, 5, 7, 8, 9);
+Deno.test("expandDatePattern fills UTC date fields whatever the time zone and refuses unknown ones", async () => {
+  const d = new Date(Date.UTC(2026, 0, 5, 7, 8, 9));
   assertEquals(expandDatePattern("r-%Y-%m-%d_%H%M%S-%%.jsonl", d), "r-2026-01-05_070809-%.jsonl");
+  // Late on 31 December in UTC is already 1 January in Tokyo: the file is still the UTC day's.
+  const late = "2026-12-31T23:30:00Z";
+  const other = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "eval",
+      `import { expandDatePattern } from "${
+        new URL("../lib/schedule/date_pattern.ts", import.meta.url).href
+      }"; console.log(expandDatePattern("%Y-%m-%d", new Date("${late}")), new Date("${late}").getDate());`,
+    ],
+    env: { TZ: "Asia/Tokyo" },
+    stdout: "piped",
+  }).output();
+  assertEquals(new TextDecoder().decode(other.stdout).trim(), "2026-12-31 1");
   assertThrows(() => expandDatePattern("r-%q.jsonl", d), SyntaxError, "%q");
 });
 
@@ -126,9 +139,11 @@ Deno.test("schedule add --print changes nothing; usage errors exit 2", async () 
     "--print",
   );
   assertEquals(preset.code, 0, preset.stderr);
-  for (const size of ["50KiB", "1MiB", "5MiB"]) {
-    assertStringIncludes(preset.stdout, `/bytes/${size}`);
-  }
+  // OnionPerf's model: one 5 MiB stream every 5 minutes, timeout 270 s (its TorperfModel).
+  assertStringIncludes(preset.stdout, "/bytes/5MiB");
+  assert(!preset.stdout.includes("/bytes/50KiB"), preset.stdout);
+  assertStringIncludes(preset.stdout, "--timeout 270s");
+  assertStringIncludes(preset.stdout, "--count 1");
   assertStringIncludes(preset.stdout, "*/5 * * * *");
   assertEquals(
     (await pctcp("schedule", "add", "--every", "7m", "--", "measure", "--out", "x")).code,

@@ -9,6 +9,7 @@
  * @module
  */
 
+import { builtinNames, readBuiltin } from "../util/builtin.ts";
 import { graphPaths, type NetworkGraph, parseNetworkGraph } from "./gml.ts";
 import { parseDuration, parseLoss, parseRate } from "./units.ts";
 
@@ -129,14 +130,21 @@ function queueBytes(q: Quantity | undefined, rate: number): number {
   return Math.max(MIN_QUEUE_BYTES, (rate * parseDuration(q)) / 1000);
 }
 
+/** A topology file's text: the file, else the built-in topology of that name (`four-cities`,
+ * `four-cities.gml`; measurements/topologies/, embedded in the program). */
+async function readTopologyFile(path: string): Promise<string | undefined> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch {
+    const name = path.startsWith("builtin:") ? path.slice(8) : path;
+    return await readBuiltin("topologies", name) ?? await readBuiltin("topologies", `${name}.json`);
+  }
+}
+
 /** Loads a GML graph file. */
 export async function loadGraph(path: string): Promise<NetworkGraph> {
-  let text: string;
-  try {
-    text = await Deno.readTextFile(path);
-  } catch {
-    throw new Error(`no network graph at ${path}`);
-  }
+  const text = await readTopologyFile(path);
+  if (text === undefined) throw new Error(`no network graph at ${path}`);
   return parseNetworkGraph(text);
 }
 
@@ -148,7 +156,19 @@ export async function loadTopology(path: string): Promise<EmulationSpec> {
   if (/\.gml$/i.test(path)) return { topology: path };
   let spec: EmulationSpec;
   try {
-    spec = JSON.parse(await Deno.readTextFile(path));
+    const text = await readTopologyFile(path);
+    if (text === undefined) {
+      throw new Error(
+        `no such file or built-in topology (${builtinNames("topologies").join(", ")})`,
+      );
+    }
+    spec = JSON.parse(text);
+    // A built-in spec names its graph beside it, built in too.
+    if (!(await Deno.stat(path).then(() => true, () => false))) {
+      return spec.topology && !spec.topology.startsWith("/")
+        ? { ...spec, topology: `builtin:${spec.topology}` }
+        : spec;
+    }
   } catch (e) {
     throw new SyntaxError(`topology ${path} is not readable JSON: ${(e as Error).message}`);
   }

@@ -5,23 +5,7 @@
  * @module
  */
 
-const TIME_MS: Record<string, number> = {
-  "": 1,
-  ns: 1e-6,
-  nanosecond: 1e-6,
-  nanoseconds: 1e-6,
-  us: 1e-3,
-  "μs": 1e-3,
-  microsecond: 1e-3,
-  microseconds: 1e-3,
-  ms: 1,
-  millisecond: 1,
-  milliseconds: 1,
-  s: 1000,
-  sec: 1000,
-  second: 1000,
-  seconds: 1000,
-};
+import { parseDuration as parseDurationMs } from "../util/duration.ts";
 
 /** Milliseconds of a duration (`40ms`, `0.04s`, `250us`, a bare number is ms). */
 export function parseDuration(text: string | number): number {
@@ -29,10 +13,12 @@ export function parseDuration(text: string | number): number {
     if (!Number.isFinite(text) || text < 0) throw new RangeError(`not a duration: ${text}`);
     return text;
   }
-  const m = /^\s*(\d+(?:\.\d+)?)\s*([a-zA-Zμ]*)\s*$/.exec(text);
-  const unit = m?.[2]?.toLowerCase() ?? "";
-  if (!m || !(unit in TIME_MS)) throw new SyntaxError(`not a duration: ${JSON.stringify(text)}`);
-  return Number(m[1]) * TIME_MS[unit]!;
+  // The one parser (lib/util/duration.ts); a bare number is ms here.
+  try {
+    return parseDurationMs(text, "ms");
+  } catch {
+    throw new SyntaxError(`not a duration: ${JSON.stringify(text)}`);
+  }
 }
 
 const SI: Record<string, number> = { "": 1, k: 1e3, m: 1e6, g: 1e9, t: 1e12 };

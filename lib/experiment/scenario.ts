@@ -6,6 +6,7 @@
 
 import { parseSize } from "../serve/sizes.ts";
 import { type EmulationSpec, withBase } from "../emulate/config.ts";
+import { builtinNames, readBuiltin } from "../util/builtin.ts";
 
 /** A scenario as stored (sizes may be strings like "300KiB"). */
 export interface Scenario {
@@ -35,16 +36,22 @@ export interface Scenario {
   emulation?: EmulationSpec;
 }
 
-/** Loads a scenario by name (measurements/scenarios/NAME.json) or path; a clear error if bad. */
+/** Loads a scenario by name (measurements/scenarios/NAME.json, embedded in the program by
+ * scripts/embed.ts) or path; a clear error if bad. */
 export async function loadScenario(nameOrPath: string): Promise<Scenario> {
-  const path = nameOrPath.endsWith(".json")
-    ? nameOrPath
-    : new URL(`../../measurements/scenarios/${nameOrPath}.json`, import.meta.url).pathname;
+  const embedded = nameOrPath.endsWith(".json")
+    ? undefined
+    : await readBuiltin("scenarios", `${nameOrPath}.json`);
+  const path = embedded !== undefined ? `measurements/scenarios/${nameOrPath}.json` : nameOrPath;
   let text: string;
   try {
-    text = await Deno.readTextFile(path);
+    text = embedded ?? await Deno.readTextFile(path);
   } catch {
-    throw new Error(`no scenario ${JSON.stringify(nameOrPath)} (looked for ${path})`);
+    throw new Error(
+      `no scenario ${JSON.stringify(nameOrPath)} (not a file; built in: ${
+        builtinNames("scenarios").map((n) => n.replace(/\.json$/, "")).sort().join(", ")
+      })`,
+    );
   }
   let s: Scenario;
   try {

@@ -20,111 +20,23 @@
  * @module
  */
 
-import { createHash } from "node:crypto";
 import diagnostics from "node:diagnostics_channel";
 import {
-  BYTE_MARKS,
+  BodyMeter,
+  FETCH_TIMEOUT_MS,
+  FetchFailure,
   type FetchOptions,
   type FetchResult,
+  fetchStop,
+  lowerHeaders,
   newFetchResult,
-  type Outcome,
-} from "./fetch.ts";
+} from "./result.ts";
 
-/** The HTTP clients `pctcp measure --client` offers. */
-export type HttpClient = "raw" | "undici" | "node";
-
-/** Every client name, for option parsing. */
-export const HTTP_CLIENTS: readonly HttpClient[] = ["raw", "undici", "node"];
-
-class Failure extends Error {
-  constructor(readonly outcome: Outcome, message: string) {
-    super(message);
-  }
-}
-
-/** Counts body bytes into a result: progress deciles, byte marks, SHA-256, last byte. */
-class BodyMeter {
-  #r: FetchResult;
-  #at: () => number;
-  #hash = createHash("sha256");
-  #kept: Uint8Array[] | undefined;
-  #decile = 0;
-  #mark = 0;
-
-  constructor(r: FetchResult, at: () => number, keepBody: boolean) {
-    this.#r = r;
-    this.#at = at;
-    this.#kept = keepBody ? [] : undefined;
-  }
-
-  take(b: Uint8Array): void {
-    if (b.length === 0) return;
-    const r = this.#r;
-    this.#hash.update(b);
-    this.#kept?.push(b.slice());
-    r.bytes += b.length;
-    const t = this.#at();
-    r.phases.last_byte = t;
-    if (r.size) {
-      while (this.#decile < 10 && r.bytes * 100 >= (this.#decile + 1) * 10 * r.size) {
-        r.progress[String((this.#decile + 1) * 10)] = t;
-        this.#decile++;
-      }
-    }
-    while (this.#mark < BYTE_MARKS.length && r.bytes >= BYTE_MARKS[this.#mark]!) {
-      r.marks[String(BYTE_MARKS[this.#mark]!)] = t;
-      this.#mark++;
-    }
-  }
-
-  /** Ends the body: hashes, length and digest checks, status (throws a Failure). */
-  finish(headers: Record<string, string>, expectedSha256?: string): void {
-    const r = this.#r;
-    r.phases.last_byte ??= r.phases.first_byte ?? this.#at();
-    r.sha256 = this.#hash.digest("hex");
-    if (this.#kept) {
-      const all = new Uint8Array(r.bytes);
-      let off = 0;
-      for (const c of this.#kept) all.set(c, off), off += c.length;
-      r.body = all;
-    }
-    if (r.size !== undefined && r.bytes < r.size) {
-      throw new Failure("short-read", `got ${r.bytes} of ${r.size} bytes`);
-    }
-    const expected = expectedSha256 ?? headers["x-content-sha256"] ??
-      reprDigestHex(headers["repr-digest"]);
-    if (expected) {
-      r.sha256Ok = expected.toLowerCase() === r.sha256;
-      if (!r.sha256Ok) {
-        throw new Failure("checksum", `SHA-256 ${r.sha256} differs from ${expected}`);
-      }
-    }
-    if ((r.status ?? 0) >= 400) throw new Failure("http", `HTTP status ${r.status}`);
-  }
-}
-
-function reprDigestHex(v?: string): string | undefined {
-  const m = v ? /sha-256=:([A-Za-z0-9+/=]+):/.exec(v) : null;
-  if (!m) return undefined;
-  return Array.from(atob(m[1]!), (c) => c.charCodeAt(0).toString(16).padStart(2, "0")).join("");
-}
-
-function lowerHeaders(h: Record<string, string | string[] | undefined>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(h)) {
-    if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(", ") : v;
-  }
-  return out;
-}
+export { HTTP_CLIENTS, type HttpClient } from "./result.ts";
 
 /** Classes an error thrown by undici or node:http into a record outcome. */
-function classify(e: unknown, r: FetchResult, timedOut: boolean, timeoutMs: number): void {
-  if (timedOut) {
-    r.outcome = "timeout";
-    r.error = `no answer within ${timeoutMs} ms`;
-    return;
-  }
-  if (e instanceof Failure) {
+function classify(e: unknown, r: FetchResult): void {
+  if (e instanceof FetchFailure) {
     r.outcome = e.outcome;
     r.error = e.message;
     return;
@@ -185,7 +97,7 @@ async function loadUndici(): Promise<typeof import("undici")> {
 export async function undiciFetch(url: string, options: FetchOptions): Promise<FetchResult> {
   const undici = await loadUndici(); // before the clock starts: loading is not the fetch
   const { r, at } = newFetchResult("undici");
-  const timeoutMs = options.timeoutMs ?? 60_000;
+  const timeoutMs = options.timeoutMs ?? FETCH_TIMEOUT_MS;
   const token = `${Deno.pid}-${++undiciSeq}-${r.startMono}`;
   undiciWaiters.set(token, (ev, msg) => {
     if (ev === "sendHeaders") {
@@ -205,15 +117,11 @@ export async function undiciFetch(url: string, options: FetchOptions): Promise<F
     connections: 1,
   });
   const ac = new AbortController();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    ac.abort();
-  }, timeoutMs);
+  const stop = fetchStop(options, () => ac.abort());
   try {
     const u = new URL(url);
     if (u.protocol !== "http:" && u.protocol !== "https:") {
-      throw new Failure("http", `unsupported URL scheme ${u.protocol}`);
+      throw new FetchFailure("http", `unsupported URL scheme ${u.protocol}`);
     }
     const res = await undici.request(url, {
       dispatcher: agent,
@@ -232,9 +140,9 @@ export async function undiciFetch(url: string, options: FetchOptions): Promise<F
     for await (const chunk of res.body) meter.take(chunk as Uint8Array);
     meter.finish(headers, options.expectedSha256);
   } catch (e) {
-    classify(e, r, timedOut, timeoutMs);
+    if (!stop.settle(r)) classify(e, r);
   } finally {
-    clearTimeout(timer);
+    stop.clear();
     undiciWaiters.delete(token);
     await agent.destroy().catch(() => {});
   }
@@ -247,23 +155,24 @@ export async function nodeFetch(url: string, options: FetchOptions): Promise<Fet
   const http = await import("node:http");
   const https = await import("node:https");
   const { r, at } = newFetchResult("node");
-  const timeoutMs = options.timeoutMs ?? 60_000;
   const user = options.socksUser ? `${encodeURIComponent(options.socksUser)}:x@` : "";
   const host = options.socksHost.includes(":") ? `[${options.socksHost}]` : options.socksHost;
   const agent = new SocksProxyAgent(`socks5h://${user}${host}:${options.socksPort}`);
-  let timedOut = false;
   let req: import("node:http").ClientRequest | undefined;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    req?.destroy(new Error("timeout"));
-  }, timeoutMs);
+  let fail: ((e: Error) => void) | undefined;
+  const stop = fetchStop(options, () => {
+    req?.destroy(new Error("stopped"));
+    fail?.(new Error("stopped"));
+  });
   try {
     const u = new URL(url);
     if (u.protocol !== "http:" && u.protocol !== "https:") {
-      throw new Failure("http", `unsupported URL scheme ${u.protocol}`);
+      throw new FetchFailure("http", `unsupported URL scheme ${u.protocol}`);
     }
     const mod = u.protocol === "https:" ? https : http;
     await new Promise<void>((resolve, reject) => {
+      fail = reject;
+      if (stop.why) return reject(new Error("stopped"));
       let meter: BodyMeter | undefined;
       let headers: Record<string, string> = {};
       req = mod.get(url, {
@@ -287,7 +196,7 @@ export async function nodeFetch(url: string, options: FetchOptions): Promise<Fet
             reject(e);
           }
         });
-        res.on("aborted", () => reject(new Failure("short-read", "response aborted")));
+        res.on("aborted", () => reject(new FetchFailure("short-read", "response aborted")));
         res.on("error", reject);
       });
       req.on("socket", (s) => {
@@ -297,14 +206,14 @@ export async function nodeFetch(url: string, options: FetchOptions): Promise<Fet
       req.on("finish", () => r.phases.request = at());
       req.on("error", (e) => {
         if (meter && r.size !== undefined && r.bytes < r.size) {
-          reject(new Failure("short-read", `got ${r.bytes} of ${r.size} bytes: ${e.message}`));
+          reject(new FetchFailure("short-read", `got ${r.bytes} of ${r.size} bytes: ${e.message}`));
         } else reject(e);
       });
     });
   } catch (e) {
-    classify(e, r, timedOut, timeoutMs);
+    if (!stop.settle(r)) classify(e, r);
   } finally {
-    clearTimeout(timer);
+    stop.clear();
     req?.destroy();
     agent.destroy();
   }

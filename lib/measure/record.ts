@@ -117,51 +117,47 @@ export function toRecord(
 
 /** Raised when another run holds the output's lock. */
 export class LockedError extends Error {
+  /** Error name. */
   override name = "LockedError";
 }
 
-function alive(pid: number): boolean {
-  try {
-    Deno.kill(pid, "SIGCONT");
-    return true;
-  } catch {
-    return false;
-  }
+/** Options of {@link RecordWriter.open}. */
+export interface WriterOptions {
+  /** Told what was repaired or set aside before appending (default: `pctcp: …` on stderr). */
+  notice?: (message: string) => void;
 }
 
-/** Appends records to a JSONL file, each flushed to disk; holds `FILE.lock` while open. */
+/**
+ * Appends records to a JSONL file, each flushed to disk (fdatasync). While open it holds an
+ * exclusive advisory lock (flock) on the file itself, which the kernel releases when the
+ * process ends however it ends, so no stale lock outlives a crash. Before the first append, a
+ * torn last line (a crash or a full disk mid-write) is repaired when it is a whole JSON value
+ * that lacks only its newline, else moved to `FILE.torn` and cut off; either is said.
+ */
 export class RecordWriter {
   /** The file appended to. */
   readonly path: string;
   #file: Deno.FsFile;
-  #lock: string;
   #enc = new TextEncoder();
 
-  private constructor(path: string, file: Deno.FsFile, lock: string) {
+  private constructor(path: string, file: Deno.FsFile) {
     this.path = path;
     this.#file = file;
-    this.#lock = lock;
   }
 
-  /** Opens `path` for appending; a stale lock (dead pid) is taken over. */
-  static async open(path: string): Promise<RecordWriter> {
-    const lock = `${path}.lock`;
-    for (let attempt = 0; attempt < 2; attempt++) {
-      try {
-        await Deno.writeTextFile(lock, `${Deno.pid}\n`, { createNew: true });
-        break;
-      } catch (e) {
-        if (!(e instanceof Deno.errors.AlreadyExists)) throw e;
-        const pid = Number((await Deno.readTextFile(lock).catch(() => "")).trim());
-        if (pid && alive(pid)) {
-          throw new LockedError(`another run (pid ${pid}) is writing ${path}; lock ${lock}`);
-        }
-        await Deno.remove(lock).catch(() => {});
-        if (attempt === 1) throw new LockedError(`cannot take the lock ${lock}`);
+  /** Opens `path` for appending; a LockedError if another writer holds it. */
+  static async open(path: string, options: WriterOptions = {}): Promise<RecordWriter> {
+    const file = await Deno.open(path, { read: true, append: true, create: true });
+    try {
+      if (!(await file.tryLock(true))) {
+        throw new LockedError(`another run is writing ${path} (it holds the file's lock)`);
       }
+      await repairTail(file, path, options.notice ?? ((m) => console.error(`pctcp: ${m}`)));
+    } catch (e) {
+      file.close();
+      throw e;
     }
-    const file = await Deno.open(path, { append: true, create: true });
-    return new RecordWriter(path, file, lock);
+    return new RecordWriter(path, file);
   }
 
   /** Appends one record and flushes it to disk. */
@@ -172,11 +168,61 @@ export class RecordWriter {
     await this.#file.syncData();
   }
 
-  /** Closes the file and releases the lock. */
-  async close(): Promise<void> {
+  /** Closes the file, which releases the lock. */
+  close(): Promise<void> {
     try {
       this.#file.close();
     } catch { /* closed */ }
-    await Deno.remove(this.#lock).catch(() => {});
+    return Promise.resolve();
   }
+}
+
+/** The largest torn tail looked at; a longer unterminated tail is set aside whole. */
+const TAIL_SCAN = 1 << 20;
+
+async function repairTail(
+  file: Deno.FsFile,
+  path: string,
+  notice: (message: string) => void,
+): Promise<void> {
+  const size = (await file.stat()).size;
+  if (size === 0) return;
+  const last = new Uint8Array(1);
+  await file.seek(size - 1, Deno.SeekMode.Start);
+  await file.read(last);
+  if (last[0] === 0x0a) return;
+  // Find the start of the unterminated last line.
+  const scan = Math.min(size, TAIL_SCAN);
+  const buf = new Uint8Array(scan);
+  await file.seek(size - scan, Deno.SeekMode.Start);
+  let got = 0;
+  while (got < scan) {
+    const n = await file.read(buf.subarray(got));
+    if (n === null) break;
+    got += n;
+  }
+  const nl = buf.subarray(0, got).lastIndexOf(0x0a);
+  const tailStart = nl >= 0 ? size - scan + nl + 1 : size - scan;
+  const tail = buf.subarray(tailStart - (size - scan), got);
+  const text = new TextDecoder().decode(tail);
+  let whole = false;
+  try {
+    const v = JSON.parse(text);
+    whole = typeof v === "object" && v !== null;
+  } catch { /* torn */ }
+  if (whole) {
+    await file.write(Uint8Array.of(0x0a));
+    await file.syncData();
+    notice(`${path}: the last line lacked its newline; added it before appending`);
+    return;
+  }
+  const aside = new Uint8Array(tail.length + 1);
+  aside.set(tail);
+  aside[tail.length] = 0x0a;
+  await Deno.writeFile(`${path}.torn`, aside, { append: true });
+  await file.truncate(tailStart);
+  await file.syncData();
+  notice(
+    `${path}: set aside a torn last line (${tail.length} bytes, line cut off mid-write) in ${path}.torn before appending`,
+  );
 }

@@ -10,6 +10,10 @@ import { type FetchOptions, type FetchResult, timedFetch } from "./fetch.ts";
 import { type MeasureRecord, RecordWriter, toRecord } from "./record.ts";
 import { VERSION } from "../version.ts";
 import { seededRandom } from "../util/random.ts";
+import { encodeSocksUser } from "../util/socks_user.ts";
+import { splitHostPort } from "../util/host_port.ts";
+
+export { splitHostPort } from "../util/host_port.ts";
 
 /** What to fetch. */
 export interface Workload {
@@ -62,8 +66,15 @@ export interface RunOptions {
   workloads: Workload[];
   /** Fetches per worker (default 1 when no duration). */
   count?: number;
-  /** Stop starting fetches after this many seconds (fetches under way finish). */
+  /** Stop starting fetches after this many seconds; fetches under way then have `graceS`. */
   durationS?: number;
+  /** Seconds fetches under way at the end of `durationS` may run on before they are stopped
+   * and recorded `interrupted` (default: no limit, each runs to its end or its timeout). */
+  graceS?: number;
+  /** When the proxy refuses connections: the first back-off pause (doubling after each
+   * refusal, at most 30 s) and the refusals in a row after which the run stops as
+   * {@link ProxyDownError} (default 500 ms, 5: about 7.5 s of trying). */
+  proxyDown?: { firstDelayMs: number; attempts: number };
   /** Seconds between the starts of a worker's fetches (0: back to back). */
   intervalS?: number;
   /** Seconds each worker pauses after a fetch ends (a person reading the page); a workload's
@@ -106,7 +117,10 @@ export interface RunOptions {
   client?: "raw" | "undici" | "node";
   /** Called after each record is written. */
   onRecord?: (record: MeasureRecord) => void;
-  /** Aborts the run (pending fetches finish or time out). */
+  /** Told what the run does on its own (e.g. backing off while the proxy refuses). */
+  onNotice?: (message: string) => void;
+  /** Aborts the run: nothing more starts and fetches under way stop at once, recorded as
+   * `interrupted` (the signal's reason in their `error`). */
   signal?: AbortSignal;
 }
 
@@ -132,8 +146,10 @@ export interface RunSummary {
   total: number;
   /** Fetches that succeeded. */
   ok: number;
-  /** Fetches that failed. */
+  /** Fetches that failed (not counting interrupted ones). */
   failed: number;
+  /** Fetches stopped under way because the run was stopped or its duration ended. */
+  interrupted: number;
   /** Fetches that started late because the one before ran past their slot (policy late). */
   late: number;
   /** Slots dropped because a fetch ran past them (policy skip). */
@@ -142,10 +158,23 @@ export interface RunSummary {
   arms?: Record<string, ArmCounts>;
 }
 
+/** The run stopped because the SOCKS proxy refused every connection for a while. */
+export class ProxyDownError extends Error {
+  /** Error name. */
+  override name = "ProxyDownError";
+  /** What the run did before it stopped (its records are written). */
+  readonly summary: RunSummary;
+  /** The error, and the run's summary up to it. */
+  constructor(message: string, summary: RunSummary) {
+    super(message);
+    this.summary = summary;
+  }
+}
+
 /** The SOCKS user name that pins an arm's circuit number `n` (our client and
  * {@link PinnedCircuits} read `pctcp-path=`; the rest isolates). */
 export function armSocksUser(arm: Arm, n: number, rest: string): string {
-  return `pctcp-path=${arm.path.join(",")};arm=${arm.name};c=${n};${rest}`;
+  return encodeSocksUser({ path: arm.path, arm: arm.name, circuit: n, rest });
 }
 
 /** The arm of each of a worker's slots: round robin from `offset`, or blocks of one fetch
@@ -171,12 +200,17 @@ export function armSlot(
   return { arm: blockOrder[block]![i % arms]!, block };
 }
 
-/** A run id from the time: r-YYYYMMDD-HHMMSS. */
-export function runId(d = new Date()): string {
-  const p = (n: number) => String(n).padStart(2, "0");
+/**
+ * A run id from the time to the millisecond and a random suffix, r-YYYYMMDD-HHMMSS.mmm-xxxxxx,
+ * so two runs started in the same millisecond (cron on two machines merged, two workers) still
+ * differ; ids sort by start time.
+ */
+export function runId(d = new Date(), random: () => number = Math.random): string {
+  const p = (n: number, w = 2) => String(n).padStart(w, "0");
+  const suffix = Math.floor(random() * 2 ** 24).toString(16).padStart(6, "0");
   return `r-${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}-${
     p(d.getUTCHours())
-  }${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}`;
+  }${p(d.getUTCMinutes())}${p(d.getUTCSeconds())}.${p(d.getUTCMilliseconds(), 3)}-${suffix}`;
 }
 
 const SUBRESOURCE = /(?:src|href)\s*=\s*["']([^"'#]+)["']/gi;
@@ -207,13 +241,19 @@ export async function fetchPage(
   delete doc.body;
   let failed = 0, next = 0;
   const worker = async () => {
-    while (next < subs.length) {
+    while (next < subs.length && !options.signal?.aborted) {
       const u = subs[next++]!;
       const r = await timedFetch(u, options);
       if (r.outcome !== "ok") failed++;
     }
   };
   await Promise.all(Array.from({ length: Math.min(6, subs.length) }, worker));
+  if (failed > 0 && options.signal?.aborted) {
+    doc.outcome = "interrupted";
+    doc.error = `stopped with ${failed} of ${subs.length} sub-resources unfinished: ${
+      reasonText(options.signal.reason) ?? "aborted"
+    }`;
+  }
   return {
     doc,
     pageMs: Math.round((performance.now() - doc.startMono) * 1000) / 1000,
@@ -222,14 +262,23 @@ export async function fetchPage(
   };
 }
 
+function reasonText(reason: unknown): string | undefined {
+  if (reason === undefined) return undefined;
+  return typeof reason === "string" ? reason : (reason as Error)?.message ?? String(reason);
+}
+
 function sleep(ms: number, signal?: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     if (signal?.aborted) return resolve();
-    const t = setTimeout(resolve, ms);
-    signal?.addEventListener("abort", () => {
+    const onAbort = () => {
       clearTimeout(t);
       resolve();
-    }, { once: true });
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener("abort", onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener("abort", onAbort, { once: true });
   });
 }
 
@@ -240,8 +289,13 @@ function wallIso(mono: number): string {
 
 const round3 = (x: number) => Math.round(x * 1000) / 1000;
 
-/** Outcomes after which an arm's next fetch gets a fresh circuit (not the server's answers). */
-const CIRCUIT_SUSPECT = (outcome: string) => outcome !== "ok" && outcome !== "http";
+/** Outcomes after which an arm's next fetch gets a fresh circuit (not the server's answers,
+ * not a stopped run). */
+const CIRCUIT_SUSPECT = (outcome: string) =>
+  outcome !== "ok" && outcome !== "http" && outcome !== "interrupted";
+
+/** The longest back-off pause while the proxy refuses, ms. */
+const MAX_BACKOFF_MS = 30_000;
 
 /**
  * Runs the schedule; writes records to `options.out`, run settings to `out.runs.jsonl`.
@@ -279,9 +333,21 @@ export async function runMeasurement(options: RunOptions): Promise<RunSummary> {
     total: 0,
     ok: 0,
     failed: 0,
+    interrupted: 0,
     late: 0,
     skipped: 0,
   };
+  // One stop for everything under way: the caller's signal, or the end of the grace period.
+  const stopAll = new AbortController();
+  const onCallerAbort = () =>
+    stopAll.abort(reasonText(options.signal?.reason) ?? "the run was stopped");
+  if (options.signal?.aborted) onCallerAbort();
+  else options.signal?.addEventListener("abort", onCallerAbort, { once: true });
+  let graceTimer: ReturnType<typeof setTimeout> | undefined;
+  // Back-off while the proxy refuses: refusals of fetches started after the last counted one.
+  const down = options.proxyDown ?? { firstDelayMs: 500, attempts: 5 };
+  const proxy = { refusals: 0, lastCounted: -Infinity, nextTry: 0, firstAt: 0 };
+  let proxyDown: string | undefined;
   if (arms.length) {
     summary.arms = Object.fromEntries(
       arms.map((a) => [a.name, { total: 0, ok: 0, failed: 0, circuits: 0 }]),
@@ -301,6 +367,7 @@ export async function runMeasurement(options: RunOptions): Promise<RunSummary> {
           ...options,
           circuitLookup: undefined,
           onRecord: undefined,
+          onNotice: undefined,
           signal: undefined,
           timeoutMs,
           overrun,
@@ -316,6 +383,13 @@ export async function runMeasurement(options: RunOptions): Promise<RunSummary> {
       ? performance.now() + options.durationS * 1000
       : undefined;
     const count = options.count ?? (deadline === undefined ? 1 : Infinity);
+    if (deadline !== undefined && options.graceS !== undefined && Number.isFinite(options.graceS)) {
+      graceTimer = setTimeout(
+        () => stopAll.abort(`the run's duration (${options.durationS} s) ended`),
+        Math.max(0, deadline + options.graceS * 1000 - performance.now()),
+      );
+    }
+    const stopped = () => stopAll.signal.aborted;
     let nextId = 1;
     const workers: Promise<void>[] = [];
     let w = 0;
@@ -341,11 +415,12 @@ export async function runMeasurement(options: RunOptions): Promise<RunSummary> {
           let late = false;
           let skippedBefore = 0;
           for (let i = 0; i < count; i++) {
-            if (options.signal?.aborted) return;
+            if (stopped()) return;
+            startAt = Math.max(startAt, proxy.nextTry);
             if (deadline !== undefined && startAt >= deadline) return;
             const wait = startAt - performance.now();
-            if (wait > 0) await sleep(wait, options.signal);
-            if (options.signal?.aborted) return;
+            if (wait > 0) await sleep(wait, stopAll.signal);
+            if (stopped()) return;
             const url = wl.urls[(i + worker) % wl.urls.length]!;
             let armFields: Partial<MeasureRecord> = {};
             let socksUser = user;
@@ -384,6 +459,7 @@ export async function runMeasurement(options: RunOptions): Promise<RunSummary> {
               timeoutMs,
               ...(socksUser ? { socksUser } : {}),
               ...(options.client ? { client: options.client } : {}),
+              signal: stopAll.signal,
             };
             const meta = {
               run,
@@ -431,12 +507,40 @@ export async function runMeasurement(options: RunOptions): Promise<RunSummary> {
             if (rec.outcome === "ok") {
               summary.ok++;
               await Deno.writeTextFile(`${options.out}.fresh`, `${new Date().toISOString()}\n`);
-            } else summary.failed++;
+            } else if (rec.outcome === "interrupted") summary.interrupted++;
+            else summary.failed++;
+            if (rec.outcome === "proxy-connect") {
+              if (startMono >= proxy.lastCounted) {
+                const now = performance.now();
+                if (proxy.refusals === 0) proxy.firstAt = now;
+                proxy.refusals++;
+                proxy.lastCounted = now;
+                proxy.nextTry = now +
+                  Math.min(MAX_BACKOFF_MS, down.firstDelayMs * 2 ** (proxy.refusals - 1));
+                if (proxy.refusals < down.attempts && i < count - 1) {
+                  options.onNotice?.(
+                    `the SOCKS proxy ${options.socks} refused (${proxy.refusals} in a row); next try in ${
+                      ((proxy.nextTry - now) / 1000).toFixed(1)
+                    } s`,
+                  );
+                }
+                if (proxy.refusals >= down.attempts && !proxyDown) {
+                  proxyDown =
+                    `the SOCKS proxy ${options.socks} is down: it refused ${proxy.refusals} connections in a row over ${
+                      ((now - proxy.firstAt) / 1000).toFixed(1)
+                    } s (${rec.error}); is it running?`;
+                  stopAll.abort(proxyDown);
+                }
+              }
+            } else if (rec.outcome !== "interrupted") {
+              proxy.refusals = 0;
+              proxy.nextTry = 0;
+            }
             if (arm) {
               const a = summary.arms![arm.name]!;
               a.total++;
               if (rec.outcome === "ok") a.ok++;
-              else a.failed++;
+              else if (rec.outcome !== "interrupted") a.failed++;
               if (CIRCUIT_SUSPECT(rec.outcome)) armState.get(arm.name)!.bad = true;
             }
             options.onRecord?.(rec);
@@ -464,16 +568,10 @@ export async function runMeasurement(options: RunOptions): Promise<RunSummary> {
     }
     await Promise.all(workers);
   } finally {
+    clearTimeout(graceTimer);
+    options.signal?.removeEventListener("abort", onCallerAbort);
     await writer.close();
   }
+  if (proxyDown) throw new ProxyDownError(proxyDown, summary);
   return summary;
-}
-
-/** Splits HOST:PORT (IPv6 in brackets); a SyntaxError on a bad value. */
-export function splitHostPort(s: string): [string, number] {
-  const m = /^(?:\[([^\]]+)\]|([^:]+)):(\d{1,5})$/.exec(s);
-  if (!m || Number(m[3]) < 1 || Number(m[3]) > 65535) {
-    throw new SyntaxError(`expected HOST:PORT, got ${JSON.stringify(s)}`);
-  }
-  return [(m[1] ?? m[2])!, Number(m[3])];
 }

@@ -135,22 +135,9 @@ function schedulerOf(i: number, s: NetworkOptions["scheduler"]): SchedulerKind {
   return (Array.isArray(s) ? s[i] : s) ?? "vanilla";
 }
 
-/** How to run this program again as a child (from source or as a compiled binary). */
-export function selfCommand(v8Flags: string[] = []): string[] {
-  const exe = Deno.execPath();
-  const base = exe.split("/").pop() ?? "";
-  if (/^deno(\.exe)?$/.test(base)) {
-    const main = new URL("../../cli/main.ts", import.meta.url);
-    return [
-      exe,
-      "run",
-      "-A",
-      ...(v8Flags.length ? [`--v8-flags=${v8Flags.join(",")}`] : []),
-      main.protocol === "file:" ? main.pathname : Deno.mainModule,
-    ];
-  }
-  return [exe];
-}
+/** How to run this program again as a child: from source, the bundle or a compiled binary. */
+export { selfCommand } from "../util/self.ts";
+import { selfCommand } from "../util/self.ts";
 
 /**
  * V8 flags of the long-running onion roles (relays, client): a heap that grows less ahead of

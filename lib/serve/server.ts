@@ -17,6 +17,8 @@ export interface ServeOptions {
   port?: number;
   /** Folder of static files (web pages); none by default. */
   root?: string;
+  /** Web pages by path (`index.html`), served when there is no `root` (the built-in pages). */
+  pages?: Readonly<Record<string, string>>;
   /** Largest /bytes/ size served (default 1 GiB). */
   maxSize?: number;
 }
@@ -80,6 +82,14 @@ export async function handle(req: Request, options: ServeOptions = {}): Promise<
       });
     } catch {
       // fall through to 404
+    }
+  }
+  if (!options.root && options.pages) {
+    const rel = decodeURIComponent(url.pathname).replace(/\/+$/, "/index.html").slice(1);
+    if (Object.hasOwn(options.pages, rel)) {
+      return new Response(req.method === "HEAD" ? null : options.pages[rel]!, {
+        headers: { "content-type": TYPES[rel.split(".").pop() ?? ""] ?? "text/plain" },
+      });
     }
   }
   return new Response("not found\n", { status: 404 });

@@ -7,6 +7,7 @@
  */
 
 import type { MeasureRecord } from "../measure/record.ts";
+import { readRecords as readRecordFile } from "../measure/schema.ts";
 
 /** A line that could not be used. */
 export interface BadLine {
@@ -145,53 +146,18 @@ export async function readRecords(
   const max = options.maxBadReported ?? 100;
   files = await expandRecordFiles(files);
   for (const file of files) {
-    const f = await Deno.open(file);
-    let lineNo = 0;
-    let rest = "";
-    const dec = new TextDecoder();
-    const handle = (line: string) => {
-      lineNo++;
-      if (!line.trim()) return;
-      let r: MeasureRecord;
-      try {
-        r = JSON.parse(line);
-      } catch {
+    // Through the records schema (docs/records.md, lib/measure/schema.ts): it names the field.
+    await readRecordFile(file, {
+      onBad: (e) => {
         badCount++;
-        if (bad.length < max) bad.push({ file, line: lineNo, reason: "not JSON" });
-        return;
-      }
-      if ((r as unknown as { type?: string }).type === "run") return;
-      if (
-        typeof r !== "object" || r === null || typeof r.outcome !== "string" ||
-        typeof r.phases_ms !== "object"
-      ) {
-        badCount++;
-        if (bad.length < max) {
-          bad.push({
-            file,
-            line: lineNo,
-            reason: "not a measurement record (no outcome/phases_ms)",
-          });
-        }
-        return;
-      }
-      records++;
-      onRecord(r, file);
-    };
-    try {
-      for await (const chunk of f.readable) {
-        const text = rest + dec.decode(chunk, { stream: true });
-        const lines = text.split("\n");
-        rest = lines.pop() ?? "";
-        for (const l of lines) handle(l);
-      }
-      rest += dec.decode();
-      if (rest) handle(rest);
-    } finally {
-      try {
-        f.close();
-      } catch { /* readable closed it */ }
-    }
+        const reason = e.message.slice(`${file}:${e.line}: `.length);
+        if (bad.length < max) bad.push({ file, line: e.line, reason });
+      },
+      onRecord: (r) => {
+        records++;
+        onRecord(r, file);
+      },
+    });
   }
   return { records, bad, badCount, files };
 }
