@@ -69,6 +69,15 @@ Deno.test("imuxDefinition advertises imux, takes its caps as flags and passes th
   assertEquals(imuxDefinition.flags.every((f) => f.flags.startsWith("--imux-")), true);
 });
 
+Deno.test("the experiment's arms include imux, with either scheduler, from the registry", () => {
+  assert(ARMS.includes("imux") && ARMS.includes("imux-kist"), ARMS.join(","));
+  assertEquals(armSpec("imux"), { kind: "ours", transport: "imux", scheduler: "vanilla" });
+  assertEquals(armSpec("imux-kist"), { kind: "ours", transport: "imux", scheduler: "kist" });
+  // The order and names of the arms before IMUX are unchanged.
+  assertEquals(ARMS.slice(0, 4), ["tor", "tor-kist", "pctcp", "pctcp-kist"]);
+  assertEquals(ARMS.slice(-3), ["mixed", "ctor", "ctor-nocc"]);
+});
+
 /** Polls `f` until it is true (bounded). */
 async function until(f: () => boolean | Promise<boolean>, ms = 10_000): Promise<boolean> {
   const t0 = Date.now();
