@@ -6,6 +6,7 @@ import { connectionsTo, startNet } from "./_net.ts";
 import { serve } from "../lib/serve/server.ts";
 import { timedFetch } from "../lib/measure/fetch.ts";
 import { IMUX_DEFAULT_CAPS, imuxDefinition, imuxTarget } from "../lib/transport/imux.ts";
+import { ARMS, armSpec } from "../lib/experiment/interference.ts";
 import {
   advertisedTransports,
   launchArgs,
@@ -15,8 +16,19 @@ import {
 const caps = { perPeer: 8, total: 100 };
 
 Deno.test("imuxTarget gives a pair its circuits' share of the budget, bounded as the fork bounds it", () => {
-  // Half of all circuits → half the budget, but never more than the pair's circuits.
-  assertEquals(imuxTarget({ pairCircuits: 4, allCircuits: 8, have: 4, openAll: 4, caps }), 4);
+  // Half of all circuits → half the budget, but never more than the pair's circuits and a
+  // spare.
+  assertEquals(imuxTarget({ pairCircuits: 4, allCircuits: 8, have: 4, openAll: 4, caps }), 5);
+  assertEquals(
+    imuxTarget({
+      pairCircuits: 4,
+      allCircuits: 4,
+      have: 8,
+      openAll: 8,
+      caps: { perPeer: 99, total: 100 },
+    }),
+    5,
+  );
   assertEquals(
     imuxTarget({
       pairCircuits: 40,
@@ -128,7 +140,7 @@ Deno.test("ImuxTransport spreads circuits over several links to an imux peer, mo
     }
     // The client's circuits were spread over its links to r1, none is a link's own.
     const used = new Set(circs.map((c) => c.chan));
-    assert(used.size >= 3, `six circuits on ${used.size} links`);
+    assertEquals(used.size, 4, `six circuits on ${used.size} links`);
     assert(circs.every((c) => !c.chan.meta.own && c.chan.meta.purpose === "shared"));
     // The circuits end: the extras drain and close, the shared link stays.
     // (The fetches' circuits, by their isolation key: SOCKS user and password "x".)

@@ -20,8 +20,16 @@
  *   IMUXConnLimitThreshold), and nothing is opened while the role's own socket budget is
  *   nearly spent (`socketsAvailable`, 90 % of the relay's fdBudget). The seam gives a
  *   transport that yes/no, not the relay's socket count.
- * - The target is also at most the pair's circuits: a circuit stays on the connection it was
- *   placed on here (see below), so a connection beyond one per circuit would carry nothing.
+ * - The target is also at most the pair's circuits plus one: a circuit stays on the
+ *   connection it was placed on here (see below), so more than one connection per circuit
+ *   would carry nothing; the one more is a spare, open ahead of the next circuit (as PCTCP's
+ *   pre-opened link), so that circuit need not wait for a TCP and link handshake.
+ * - A new circuit takes a connection with no circuit on it (the spare); else, while the
+ *   target counting it allows one more, a connection opened for it (waited for); else the
+ *   quietest (below). So while the budget lasts each circuit has a connection to itself, as
+ *   under PCTCP, and past it circuits share, as under Tor. Placing circuits only on the
+ *   connections already open let circuits built together all land on the first one (they
+ *   stay there), which the first experiment run showed: IMUX no better than tor.
  * - "Active circuits" are all circuits on the channels (both directions of a relay, as the
  *   fork counts n_circ_id and p_circ_id), not only those past an EWMA threshold.
  * - The manager runs when a circuit is placed (so connections follow circuits at once) and
@@ -99,12 +107,13 @@ export interface ImuxCounts {
 
 /**
  * The number of connections a relay pair should have (the fork's
- * `channel_imux_get_chan_max_connections`, with the bound by circuits this module adds).
+ * `channel_imux_get_chan_max_connections`, with the bound by circuits, plus a spare, that this
+ * module adds).
  */
 export function imuxTarget(c: ImuxCounts): number {
   if (c.pairCircuits <= 0 || c.allCircuits <= 0) return 1;
   let t = Math.floor(c.pairCircuits / c.allCircuits * c.caps.total);
-  t = Math.min(t, c.pairCircuits);
+  t = Math.min(t, c.pairCircuits + 1);
   t = Math.min(t, Math.max(1, 2 * c.have));
   t = Math.min(t, c.have + Math.max(0, c.caps.total - c.openAll));
   return Math.max(1, Math.min(t, c.caps.perPeer));
@@ -130,6 +139,8 @@ interface PeerState {
   /** The pool's shared link to the peer when last asked (never drained here). */
   base: Channel | undefined;
   opening: number;
+  /** Circuits waiting for a link being opened for them. */
+  waiting: number;
   draining: Set<Channel>;
 }
 
@@ -174,13 +185,26 @@ export class ImuxTransport implements CircuitTransport {
     if (!peer.transports.includes("imux")) return this.#o.fallback.channelFor(peer);
     const fp = peer.fingerprint;
     let st = this.#peers.get(fp);
-    if (!st) this.#peers.set(fp, st = { peer, base: undefined, opening: 0, draining: new Set() });
+    if (!st) {
+      this.#peers.set(
+        fp,
+        st = {
+          peer,
+          base: undefined,
+          opening: 0,
+          waiting: 0,
+          draining: new Set(),
+        },
+      );
+    }
     st.peer = peer;
     // The pool's one shared link, opened first (concurrent callers share the attempt).
     const base = st.base = await this.#pool.shared(peer);
-    const links = this.links(fp);
-    const usable = links.filter((c) => !st.draining.has(c));
-    const channel = this.#quietest(usable.length ? usable : [base]);
+    // A link that carries no circuit (the spare), else one opened for this circuit while the
+    // target allows, else the quietest: while the budget lasts every circuit has a link to
+    // itself, as under PCTCP; past it they share.
+    const channel = this.#empty(st) ?? await this.#openFor(st) ??
+      this.#quietest(this.#usable(st, base));
     const circId = channel.allocCircId();
     // Counted on the channel at once (the relay registers it there too; the client does not),
     // so the next placement and the manager see it.
@@ -189,6 +213,35 @@ export class ImuxTransport implements CircuitTransport {
     this.#manage(st);
     this.#tick();
     return { channel, circId, own: false };
+  }
+
+  #usable(st: PeerState, base: Channel): Channel[] {
+    const usable = this.links(st.peer.fingerprint).filter((c) => !st.draining.has(c));
+    return usable.length ? usable : [base];
+  }
+
+  #empty(st: PeerState): Channel | undefined {
+    return this.links(st.peer.fingerprint).find((c) =>
+      c.circuits.size === 0 && !st.draining.has(c)
+    );
+  }
+
+  /** A new link for one circuit, when the target counting it (and those waiting) allows one. */
+  async #openFor(st: PeerState): Promise<Channel | undefined> {
+    const c = this.#counts(this.links(st.peer.fingerprint), st.opening);
+    c.pairCircuits += st.waiting + 1;
+    if (c.have >= imuxTarget(c) || !(this.#o.socketsAvailable?.() ?? true)) return undefined;
+    st.opening++;
+    st.waiting++;
+    try {
+      const chan = await this.#pool.openShared(st.peer);
+      return chan.closed ? undefined : chan;
+    } catch {
+      return undefined; // refused, or the pool closed: the circuit shares a link
+    } finally {
+      st.opening--;
+      st.waiting--;
+    }
   }
 
   /** The connection with the lowest cell EWMA; ties to the one with fewest circuits. */
