@@ -12,13 +12,14 @@ import {
   transportFlags,
   transportOptionsFromFlags,
 } from "../lib/transport/mod.ts";
+import { ImuxTransport } from "../lib/transport/imux.ts";
 
 function pool(): ChannelPool {
   return new ChannelPool({ channel: { onCell() {} } });
 }
 
 Deno.test("TRANSPORT_NAMES lists the registry's transports, baseline first", () => {
-  assertEquals(TRANSPORT_NAMES, ["tor", "pctcp"]);
+  assertEquals(TRANSPORT_NAMES, ["tor", "pctcp", "imux"]);
   assertEquals(advertisedTransports("tor"), ["tor"]);
   assertEquals(advertisedTransports("pctcp"), ["tor", "pctcp"]);
 });
@@ -28,9 +29,10 @@ Deno.test("createTransport makes each transport by name and throws NoSuchTranspo
   assert(createTransport("tor", p) instanceof SharedTransport);
   const t = createTransport("pctcp", p, { pctcp: { preopen: false }, role: "client" });
   assert(t instanceof PctcpTransport);
-  const e = assertThrows(() => createTransport("imux", p), NoSuchTransportError);
-  assertEquals((e as NoSuchTransportError).transport, "imux");
-  assert(e.message.includes("known: tor, pctcp"), e.message);
+  assert(createTransport("imux", p) instanceof ImuxTransport);
+  const e = assertThrows(() => createTransport("torchestra", p), NoSuchTransportError);
+  assertEquals((e as NoSuchTransportError).transport, "torchestra");
+  assert(e.message.includes("known: tor, pctcp, imux"), e.message);
   // Names from the prototype are no transports either.
   assertThrows(() => createTransport("toString", p), NoSuchTransportError);
   await p.closeAll();
@@ -45,8 +47,15 @@ Deno.test("transportFlags gives each role the flags it takes", () => {
     "--swanctl-uri",
     "--pctcp-max-per-peer",
     "--pctcp-max-total",
+    "--imux-max-per-peer",
+    "--imux-max-total",
   ]);
-  assertEquals(client, ["--pctcp-max-per-peer", "--pctcp-max-total"]);
+  assertEquals(client, [
+    "--pctcp-max-per-peer",
+    "--pctcp-max-total",
+    "--imux-max-per-peer",
+    "--imux-max-total",
+  ]);
 });
 
 Deno.test("transportOptionsFromFlags nests a transport's flags under its name", () => {
@@ -102,7 +111,7 @@ Deno.test("launchArgs gives a relay or client its transport and flags", () => {
     "none",
     "--insecure-lab",
   ]);
-  assertThrows(() => launchArgs("imux", { role: "relay" }), NoSuchTransportError);
+  assertThrows(() => launchArgs("torchestra", { role: "relay" }), NoSuchTransportError);
 });
 
 Deno.test("PctcpPolicy allows plaintext only under IPsec that covers the peer now, or lab mode", async () => {

@@ -30,35 +30,34 @@ import { startTorOnEmulatedHosts } from "../tor/emulated.ts";
 import { timedFetch } from "../measure/fetch.ts";
 import { type EmulationSpec, mergeSpecs } from "../emulate/config.ts";
 import type { SchedulerKind } from "../channel/scheduler.ts";
+import { TRANSPORT_NAMES } from "../transport/registry.ts";
 
 /**
  * The arms: our relays (transport, scheduler), or Debian's C tor — as deployed (`ctor`:
  * KIST and proposal 324's congestion control, on by default since 0.4.7) or with congestion
  * control off (`ctor-nocc`: consensus parameter cc_alg=0, fixed SENDME windows as ours).
  */
-export const ARMS = [
-  "tor",
-  "tor-kist",
-  "pctcp",
-  "pctcp-kist",
+export const ARMS: readonly string[] = [
+  // Every transport of the registry, with the vanilla and the kist scheduler.
+  ...TRANSPORT_NAMES.flatMap((t) => [t, `${t}-kist`]),
   "mixed",
   "ctor",
   "ctor-nocc",
-] as const;
+];
 /** An arm of the experiment. */
 export type Arm = typeof ARMS[number];
 
 /** What an arm runs. */
 export function armSpec(
   arm: Arm,
-): { kind: "ours"; transport: "tor" | "pctcp" | "mixed"; scheduler: SchedulerKind } | {
+): { kind: "ours"; transport: string; scheduler: SchedulerKind } | {
   kind: "ctor";
   congestionControl: boolean;
 } {
   if (arm === "ctor" || arm === "ctor-nocc") {
     return { kind: "ctor", congestionControl: arm === "ctor" };
   }
-  const [t, s] = arm.split("-") as ["tor" | "pctcp" | "mixed", string | undefined];
+  const [t, s] = arm.split("-") as [string, string | undefined];
   return { kind: "ours", transport: t, scheduler: s === "kist" ? "kist" : "vanilla" };
 }
 

@@ -10,6 +10,7 @@
 import type { Transport } from "../directory/document.ts";
 import type { ChannelPool } from "./pool.ts";
 import { pctcpDefinition, type PctcpOptions } from "./pctcp.ts";
+import { imuxDefinition, type ImuxOptions } from "./imux.ts";
 import {
   type CircuitTransport,
   type LaunchFacts,
@@ -30,12 +31,15 @@ export interface TransportOptions {
   transport?: Transport;
   /** Options of "pctcp". */
   pctcp?: PctcpOptions;
+  /** Options of "imux". */
+  imux?: ImuxOptions;
 }
 
 /** Every transport, by name: the registry lines. */
 const DEFINITIONS: Record<string, TransportDefinition<unknown>> = {
   tor: torDefinition,
   pctcp: pctcpDefinition,
+  imux: imuxDefinition,
 };
 
 /** The transport names, baseline first (the CLI's `--transport` choices). */
