@@ -14,3 +14,4 @@ export * from "./registry.ts";
 export * from "./tls.ts";
 export * from "./tor_link.ts";
 export * from "./pctcp_hello.ts";
+export * from "./imux.ts";
