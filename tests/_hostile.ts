@@ -21,14 +21,14 @@ import {
 } from "../lib/cell/mod.ts";
 import { ntorClient1, ntorClient2, type NtorClientState } from "../lib/crypto/ntor.ts";
 import { ClientCrypto } from "../lib/crypto/relay_crypto.ts";
-import { identityDigest } from "../lib/directory/keys.ts";
+import { fingerprintDigest } from "../lib/directory/keys.ts";
 import type { RelayEntry } from "../lib/directory/document.ts";
-import { type Link, linkConnect } from "../lib/transport/link.ts";
+import { type TorLink, torLinkConnect } from "../lib/transport/tor_link.ts";
 import { fromBase64 } from "../lib/util/bytes.ts";
 
 /** A link to a relay as an anonymous client, read by hand. */
 export class RawLink {
-  readonly link: Link;
+  readonly link: TorLink;
   readonly conn: Deno.TcpConn;
   #reader = new CellReader();
   #paused = false;
@@ -41,7 +41,7 @@ export class RawLink {
   closedByPeer = false;
   readonly done: Promise<void>;
 
-  private constructor(link: Link, conn: Deno.TcpConn) {
+  private constructor(link: TorLink, conn: Deno.TcpConn) {
     this.link = link;
     this.conn = conn;
     this.done = this.#loop();
@@ -50,9 +50,7 @@ export class RawLink {
   /** Connects to `entry` and runs the link handshake as a client. */
   static async open(entry: RelayEntry): Promise<RawLink> {
     const conn = await Deno.connect({ hostname: entry.address, port: entry.orPort });
-    const link = await linkConnect(conn, {
-      peer: { identity: fromBase64(entry.identity), linkKey: fromBase64(entry.linkKey) },
-    });
+    const link = await torLinkConnect(conn, { expect: { rsaFingerprint: entry.fingerprint } });
     return new RawLink(link, conn);
   }
 
@@ -89,7 +87,7 @@ export class RawLink {
 
   /** Writes one cell. */
   send(cell: Cell): Promise<void> {
-    return this.link.write(encodeCell(cell));
+    return this.link.writev([encodeCell(cell)]);
   }
 
   /** Writes many cells in one write. */
@@ -174,7 +172,7 @@ export class RawCircuit {
 
   #skin(entry: RelayEntry) {
     const [state, skin] = ntorClient1({
-      id: identityDigest(fromBase64(entry.identity)),
+      id: fingerprintDigest(entry.fingerprint),
       onionKey: fromBase64(entry.onionKey),
     });
     this.#pending = state;
@@ -197,7 +195,7 @@ export class RawCircuit {
     const body = encodeExtend2({
       address: entry.address,
       port: entry.orPort,
-      id: identityDigest(fromBase64(entry.identity)),
+      id: fingerprintDigest(entry.fingerprint),
       create: this.#skin(entry),
     });
     return this.cell(RelayCommand.EXTEND2, 0, edit ? edit(body) : body, { early: true });
@@ -271,7 +269,7 @@ export async function sendCreate2Cells(
 ): Promise<void> {
   // One onion skin for all (the attacker spends no CPU; the relay still runs ntor per cell).
   const [, skin] = ntorClient1({
-    id: identityDigest(fromBase64(entry.identity)),
+    id: fingerprintDigest(entry.fingerprint),
     onionKey: fromBase64(entry.onionKey),
   });
   for (let i = 0; i < n; i += 250) {

@@ -7,7 +7,7 @@ import { PackageWindow } from "../lib/circuit/flow.ts";
 import { CellCommand, encodeCreated2, EndReason, RelayCommand } from "../lib/cell/mod.ts";
 import { ClientCircuitCore, RelayCircuitCore } from "../lib/circuit/mod.ts";
 import { generateRelayKeys } from "../lib/directory/mod.ts";
-import { identityDigest } from "../lib/directory/keys.ts";
+import { fingerprintDigest, identityDigest, relayFingerprint } from "../lib/directory/keys.ts";
 import { ntorServer } from "../lib/crypto/ntor.ts";
 import { startNet } from "./_net.ts";
 import { socksConnect } from "./_socks.ts";
@@ -156,6 +156,7 @@ Deno.test("ClientCircuit keeps DATA that arrives with CONNECTED, before the SOCK
     address: "127.0.0.1",
     orPort: 9000,
     identity: toBase64(keys.identity.public),
+    fingerprint: relayFingerprint(keys),
     onionKey: toBase64(keys.onion.public),
   } as RelayEntry;
   let relay!: RelayCircuitCore;
@@ -168,7 +169,7 @@ Deno.test("ClientCircuit keeps DATA that arrives with CONNECTED, before the SOCK
     sendControl: (cell: { command: number; payload: Uint8Array }) => {
       if (cell.command !== CellCommand.CREATE2) return;
       const [material, reply] = ntorServer({
-        id: identityDigest(keys.identity.public),
+        id: fingerprintDigest(relayFingerprint(keys)),
         onionKey: keys.onion.public,
         onionSecret: keys.onion.secret,
       }, cell.payload.subarray(4));
