@@ -77,4 +77,4 @@ export {
   ARMS as EXPERIMENT_ARMS,
   type InterferenceOptions,
   runInterference,
-} from "./lib/experiment/interference.ts";
+} from "./lib/experiment/run.ts";

@@ -13,7 +13,7 @@ import {
   armsOf,
   runInterference,
   summaryMarkdown,
-} from "../lib/experiment/interference.ts";
+} from "../lib/experiment/run.ts";
 import { runSweep, SWEEP_PARAMS, type SweepParam } from "../lib/experiment/sweep.ts";
 import { type EmulationSpec, parseDuration, parseLoss } from "../lib/emulate/mod.ts";
 import { haveTor } from "../lib/tor/testnet.ts";

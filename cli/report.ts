@@ -8,7 +8,7 @@
 
 import { Command } from "commander";
 import { run, UsageError } from "./_common.ts";
-import { summarizeFolder } from "../lib/experiment/interference.ts";
+import { summarizeFolder } from "../lib/experiment/run.ts";
 import { writeReport } from "../lib/experiment/report.ts";
 import { writeFolderReport, writeRecordsReport } from "../lib/report/folder.ts";
 

@@ -1,7 +1,7 @@
 import { pctcp, spawnPctcp } from "./_cli.ts";
 import { assert, assertEquals, assertThrows } from "./_assert.ts";
 import { isAlive } from "../lib/network/launcher.ts";
-import { acrossRuns, armSpec, calibrationVerdict } from "../lib/experiment/interference.ts";
+import { acrossRuns, armSpec, calibrationVerdict } from "../lib/experiment/run.ts";
 import { applySweepValue } from "../lib/experiment/sweep.ts";
 import { loadScenario } from "../lib/experiment/scenario.ts";
 

@@ -7,7 +7,7 @@
 
 import { cdfSpec, type TimePoint, timeSeriesSpec, writePlot } from "../report/plots.ts";
 import { readRecords } from "../stats/load.ts";
-import { ARMS, METRICS, metricSamples, type QueuePoint, summaryMarkdown } from "./interference.ts";
+import { ARMS, METRICS, metricSamples, type QueuePoint, summaryMarkdown } from "./run.ts";
 
 function esc(s: string): string {
   return s.replace(/[&<>]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;" })[c]!);
