@@ -7,13 +7,11 @@
 
 import { Command, Option } from "commander";
 import { nonNegative, positiveInt, run, UsageError } from "./_common.ts";
-import {
-  type Arm,
-  ARMS,
-  armsOf,
-  runInterference,
-  summaryMarkdown,
-} from "../lib/experiment/run.ts";
+import { runInterference } from "../lib/experiment/run.ts";
+import { type Arm, ARMS, armsOf, isArm } from "../lib/experiment/arms.ts";
+import { writeSummary } from "../lib/experiment/analyze.ts";
+import { summaryMarkdown } from "../lib/experiment/report.ts";
+import { probeNetns } from "../lib/network/netns.ts";
 import { runSweep, SWEEP_PARAMS, type SweepParam } from "../lib/experiment/sweep.ts";
 import { type EmulationSpec, parseDuration, parseLoss } from "../lib/emulate/mod.ts";
 import { haveTor } from "../lib/tor/testnet.ts";
@@ -46,7 +44,7 @@ function withCommon(c: Command): Command {
   return addEmulationFlags(c)
     .option(
       "--scenario <name|file>",
-      "scenario under measurements/scenarios/ or a JSON file",
+      "scenario under measurements/scenarios/ or a JSON file; auto: quick-netns on emulated hosts where it can (root, namespaces, /dev/net/tun), else quick on loopback",
       "quick",
     )
     .option(
@@ -83,6 +81,39 @@ async function checkCommon(o: CommonFlags): Promise<{ arms: Arm[]; base: Arm }> 
     throw new UsageError("the ctor arms need Debian's tor: apt-get install tor");
   }
   return { arms, base };
+}
+
+/**
+ * `--scenario auto`: the emulated quick-netns scenario where namespaces and a TUN device can
+ * be made (root), else quick on loopback; says which on stderr.
+ */
+export async function autoScenario(): Promise<{ scenario: string; netns: boolean }> {
+  const tun = await Deno.stat("/dev/net/tun").then(() => true, () => false);
+  const netns = Deno.build.os === "linux" && Deno.uid() === 0 && tun &&
+    (await probeNetns()).netns;
+  console.error(
+    netns
+      ? "pctcp: --scenario auto: root with namespaces: quick-netns on emulated hosts (RTT 40-80 ms, 0.5 % loss)"
+      : "pctcp: --scenario auto: no namespaces here (not root, or no /dev/net/tun): quick on loopback (no latency, no loss)",
+  );
+  return netns ? { scenario: "quick-netns", netns: true } : { scenario: "quick", netns: false };
+}
+
+/** What the console says after a run: the summary, then the warnings again where seen. */
+function consoleSummary(summary: Record<string, unknown>): string {
+  const check = summary.self_check as { bottleneck?: boolean; reasons?: string[] } | undefined;
+  const few = ((summary.doubts as string[] | undefined) ?? []).filter((d) =>
+    d.startsWith("few samples")
+  );
+  return [
+    summaryMarkdown(summary),
+    ...(check?.bottleneck
+      ? [`warning: the machine may have been the bottleneck: ${(check.reasons ?? []).join("; ")}`]
+      : []),
+    ...(few.length
+      ? [`warning: ${few.length} rows rest on few samples (see "What to doubt")`]
+      : []),
+  ].join("\n");
 }
 
 function signals(): { signal: AbortSignal; done(): void } {
@@ -138,15 +169,24 @@ export function experimentCommand(): Command {
     .action((o: CommonFlags) =>
       run(async () => {
         const { arms, base } = await checkCommon(o);
+        if (o.scenario === "auto") {
+          const a = await autoScenario();
+          o.scenario = a.scenario;
+          if (a.netns) o.netns = true;
+        }
         const emulation = await emulationFromFlags(o, !!o.netns);
         const sig = signals();
-        const summary = await runInterference({
-          scenario: o.scenario,
-          out: o.out,
-          ...runOptions(o, arms, base, emulation, sig.signal),
-        });
-        sig.done();
-        console.log(`\n${summaryMarkdown(summary)}`);
+        let summary;
+        try {
+          summary = await runInterference({
+            scenario: o.scenario,
+            out: o.out,
+            ...runOptions(o, arms, base, emulation, sig.signal),
+          });
+        } finally {
+          sig.done();
+        }
+        console.log(`\n${consoleSummary(summary)}`);
         console.log(`results in ${o.out}: summary.json, summary.md, report.html, records-*.jsonl`);
         if (sig.signal.aborted) return 130;
       })
@@ -198,6 +238,30 @@ export function experimentCommand(): Command {
         console.log(`\n${r.markdown}`);
         console.log(`results in ${o.out}: sweep.json, sweep.md, sweep-*.svg, one folder per value`);
         if (sig.signal.aborted) return 130;
+      })
+    );
+  exp.command("analyze")
+    .description(
+      "recompute summary.json from an experiment folder's records and manifest alone (offline; nothing is measured)",
+    )
+    .argument("<dir>", "an experiment folder (records-ARM.jsonl, runs/, manifest.json)")
+    .option("--out <file>", "write the summary here (default DIR/summary.json)")
+    .option("--base <arm>", "the arm changes are computed against (default: the manifest's)")
+    .addHelpText(
+      "after",
+      "\nExample:\n  pctcp experiment analyze measurements/results/2026-11-26-quick-netns-4arms --base tor-kist --out /tmp/s.json",
+    )
+    .action((dir: string, o: { out?: string; base?: string }) =>
+      run(async () => {
+        if (o.base && !isArm(o.base)) {
+          throw new UsageError(`unknown arm ${o.base}: choose from ${ARMS.join(", ")}`);
+        }
+        const s = await writeSummary(dir, {
+          ...(o.base ? { base: o.base as Arm } : {}),
+          ...(o.out ? { out: o.out } : {}),
+        });
+        console.log(consoleSummary(s));
+        console.log(`summary in ${o.out ?? `${dir}/summary.json`}`);
       })
     );
   return exp;

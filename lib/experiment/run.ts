@@ -12,55 +12,39 @@
  */
 
 import { networkDown, type NetworkState, networkUp } from "../network/launcher.ts";
-import { runMeasurement, type Workload } from "../measure/run.ts";
+import { runMeasurement, splitHostPort, type Workload } from "../measure/run.ts";
 import { circuitLookupFromLog } from "../measure/streams.ts";
-import { readRecords } from "../stats/load.ts";
-import { compareSamples, type Comparison, describeChange } from "../stats/compare.ts";
-import { percentile } from "../stats/percentile.ts";
-import { estimate } from "../stats/summary.ts";
-import { VERSION } from "../version.ts";
-import { loadScenario, type Scenario, sizeOf, sizesOf } from "./scenario.ts";
-import { sampleSockets, type SocketSample } from "./sockets.ts";
-import { writeReport } from "./report.ts";
 import type { MeasureRecord } from "../measure/record.ts";
+import { timedFetch } from "../measure/fetch.ts";
+import { percentile } from "../stats/percentile.ts";
+import { VERSION } from "../version.ts";
+import {
+  loadScenario,
+  maxDurationOf,
+  minSamplesOf,
+  type Scenario,
+  sizeOf,
+  sizesOf,
+} from "./scenario.ts";
+import { sampleSockets, type SocketSample } from "./sockets.ts";
+import {
+  type Arm,
+  armsOf,
+  armSpec,
+  defaultBase,
+  type Metric,
+  METRIC_NAMES,
+  METRICS,
+} from "./arms.ts";
+import { type Manifest, writeSummary } from "./analyze.ts";
+import type { LoadSample } from "./load.ts";
+import { writeExperimentReport } from "./report.ts";
+import { LoadWatch } from "./load.ts";
 import { serve } from "../serve/server.ts";
 import { startTorTestnet, type TorTestnet } from "../tor/testnet.ts";
 import { PinnedCircuits } from "../tor/pinned.ts";
 import { startTorOnEmulatedHosts } from "../tor/emulated.ts";
-import { timedFetch } from "../measure/fetch.ts";
 import { type EmulationSpec, mergeSpecs } from "../emulate/config.ts";
-import type { SchedulerKind } from "../channel/scheduler.ts";
-
-/**
- * The arms: our relays (transport, scheduler), or Debian's C tor — as deployed (`ctor`:
- * KIST and proposal 324's congestion control, on by default since 0.4.7) or with congestion
- * control off (`ctor-nocc`: consensus parameter cc_alg=0, fixed SENDME windows as ours).
- */
-export const ARMS = [
-  "tor",
-  "tor-kist",
-  "pctcp",
-  "pctcp-kist",
-  "mixed",
-  "ctor",
-  "ctor-nocc",
-] as const;
-/** An arm of the experiment. */
-export type Arm = typeof ARMS[number];
-
-/** What an arm runs. */
-export function armSpec(
-  arm: Arm,
-): { kind: "ours"; transport: "tor" | "pctcp" | "mixed"; scheduler: SchedulerKind } | {
-  kind: "ctor";
-  congestionControl: boolean;
-} {
-  if (arm === "ctor" || arm === "ctor-nocc") {
-    return { kind: "ctor", congestionControl: arm === "ctor" };
-  }
-  const [t, s] = arm.split("-") as ["tor" | "pctcp" | "mixed", string | undefined];
-  return { kind: "ours", transport: t, scheduler: s === "kist" ? "kist" : "vanilla" };
-}
 
 /** Options of the experiment. */
 export interface InterferenceOptions {
@@ -88,48 +72,6 @@ export interface InterferenceOptions {
   progress?: (line: string) => void;
   /** Aborts (Ctrl-C): the current arm stops, its network is torn down. */
   signal?: AbortSignal;
-}
-
-/** One metric's comparison in summary.json (tor vs pctcp, the fields of version 1). */
-export interface MetricSummary {
-  /** Per percentile. */
-  [p: string]: { tor: number; pctcp: number; change_pct: number; ci95: [number, number] };
-}
-
-/** The metrics the summary reports, with the label and phase they come from. */
-export const METRICS = {
-  web_response: { label: "web", phase: "first_byte" },
-  web_download: { label: "web", phase: "last_byte" },
-  bulk_download: { label: "bulk", phase: "last_byte" },
-} as const;
-/** A metric name. */
-export type Metric = keyof typeof METRICS;
-/** The percentiles reported. */
-export const SUMMARY_PERCENTILES = [50, 75, 90] as const;
-
-/** Samples (ms) of a records file by metric. */
-export async function metricSamples(
-  file: string,
-): Promise<Record<Metric, number[]> & { errors: number; total: number }> {
-  const out = {
-    web_response: [] as number[],
-    web_download: [] as number[],
-    bulk_download: [] as number[],
-    errors: 0,
-    total: 0,
-  };
-  await readRecords([file], (r) => {
-    out.total++;
-    if (r.outcome !== "ok") {
-      out.errors++;
-      return;
-    }
-    for (const [k, m] of Object.entries(METRICS)) {
-      const v = r.phases_ms[m.phase];
-      if (r.label === m.label && typeof v === "number") out[k as Metric].push(v);
-    }
-  });
-  return out;
 }
 
 /** One sample of where bytes wait, summed over the arm's relays. */
@@ -161,6 +103,12 @@ interface ArmNetwork {
   /** How links were emulated. */
   emulation?: string[];
   circuitLookup?: (port: number) => MeasureRecord["circuit"] | Promise<MeasureRecord["circuit"]>;
+  /** Relay processes by nickname (their CPU time is read from /proc). */
+  relayPids: Record<string, number>;
+  /** The emulator's stats.json, when one runs. */
+  emulatorStats?: string;
+  /** The emulation engine ("userspace", "netem", or "none" on loopback). */
+  engine: string;
   relayStats(): Promise<Record<string, unknown>>;
   stop(): Promise<void>;
 }
@@ -199,6 +147,9 @@ async function ourNetwork(
     emulation: net.emulation?.notes ??
       ["loopback; relays rate-limited by their token buckets (reads and writes)"],
     circuitLookup: circuitLookupFromLog(net.streams),
+    relayPids: Object.fromEntries(net.relays.map((r) => [r.nickname, r.pid])),
+    ...(net.emulation?.dir ? { emulatorStats: `${net.emulation.dir}/stats.json` } : {}),
+    engine: net.emulation?.engine ?? "none",
     async relayStats() {
       const out: Record<string, unknown> = {};
       for (const r of net.relays) {
@@ -235,6 +186,8 @@ async function realTorNetwork(
   let server: string;
   let emulation: string[];
   let namespaces: string[] | undefined;
+  let emulatorStats: string | undefined;
+  let engine = "none";
   try {
     if (o.netns) {
       await Deno.remove(dir, { recursive: true }).catch(() => {});
@@ -253,6 +206,8 @@ async function realTorNetwork(
       tor = net.tor;
       server = net.server;
       namespaces = net.hosts.hosts.filter((h) => h.name.startsWith("relay")).map((h) => h.ns);
+      engine = net.emulation.engine;
+      if (net.emulation.dir) emulatorStats = `${net.emulation.dir}/stats.json`;
       emulation = [
         ...net.emulation.notes,
         `Debian's tor ${tor.version} on those hosts, BandwidthRate/Burst per relay as the scenario, Schedulers KIST, ${ccNote}`,
@@ -296,6 +251,9 @@ async function realTorNetwork(
       ...(namespaces ? { namespaces } : {}),
       emulation,
       ...(p ? { circuitLookup: (port: number) => p.info(port) } : {}),
+      relayPids: Object.fromEntries(t.relays.map((r) => [r.nickname, r.pid])),
+      ...(emulatorStats ? { emulatorStats } : {}),
+      engine,
       relayStats: () => Promise.resolve({ version: t.version }),
       async stop() {
         await p?.close().catch(() => {});
@@ -316,8 +274,8 @@ async function readyThrough(socks: string, url: string, timeoutMs: number): Prom
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const r = await timedFetch(url, {
-      socksHost: socks.split(":")[0]!,
-      socksPort: Number(socks.split(":")[1]),
+      socksHost: splitHostPort(socks)[0],
+      socksPort: splitHostPort(socks)[1],
       timeoutMs: 15_000,
       socksUser: "ready",
     });
@@ -354,6 +312,8 @@ interface ArmResult {
   queues: QueuePoint[];
   relayStats: Record<string, unknown>;
   emulation: string[];
+  engine: string;
+  load?: LoadSample;
 }
 
 async function runArm(
@@ -383,9 +343,10 @@ async function runArm(
   const sockets: SocketSample[] = [];
   const queues: QueuePoint[] = [];
   let relayStats: Record<string, unknown> = {};
+  let load: LoadSample | undefined;
   try {
     const orPorts = new Set(net.orPorts);
-    const socksPort = Number(net.socks.split(":")[1]);
+    const socksPort = splitHostPort(net.socks)[1];
     const t0 = performance.now();
     let sampling = true;
     const sampler = (async () => {
@@ -418,36 +379,92 @@ async function runArm(
       }
     })();
     const duration = o.durationS ?? s.durationS;
+    const maxDuration = maxDurationOf(s, duration);
+    // Each run aims for its share of the scenario's minimum samples per arm and metric.
+    const runs = o.runs ?? 1;
+    const need = Object.fromEntries(
+      METRIC_NAMES.map((k) => [k, Math.ceil(minSamplesOf(s)[k] / runs)]),
+    ) as Record<Metric, number>;
+    const have = { web_response: 0, web_download: 0, bulk_download: 0 } as Record<Metric, number>;
+    const active = (k: Metric) =>
+      METRICS[k].label === "web" ? s.web.clients > 0 : s.bulk.clients > 0;
+    const enough = () => METRIC_NAMES.every((k) => !active(k) || have[k] >= need[k]);
     say(
-      `${tag} measuring for ${duration} s: ${s.web.clients} web clients (${s.web.size}, think ${s.web.thinkS} s), ${s.bulk.clients} bulk clients (${s.bulk.size})`,
+      `${tag} measuring ${duration} s (longer, up to ${maxDuration} s, until ${
+        METRIC_NAMES.filter(active).map((k) => `${need[k]} ${k.replace("_", " ")}`).join(", ")
+      }): ${s.web.clients} web clients (${s.web.size}, think ${s.web.thinkS} s), ${s.bulk.clients} bulk clients (${s.bulk.size})`,
     );
+    // Ends the measurement once the duration has passed and the samples are there (or at
+    // maxDuration, runMeasurement's own bound); Ctrl-C ends it at once.
+    const stop = new AbortController();
+    const onAbort = () => stop.abort();
+    o.signal?.addEventListener("abort", onAbort);
+    if (o.signal?.aborted) stop.abort();
+    const tStart = performance.now();
+    const check = () => {
+      if (!stop.signal.aborted && performance.now() - tStart >= duration * 1000 && enough()) {
+        stop.abort();
+      }
+    };
+    const timer = setInterval(check, 250);
+    const watch = await LoadWatch.start(net.relayPids, net.emulatorStats);
+    const watcher = setInterval(() => watch.sample(), 1000);
     let summary;
     try {
       summary = await runMeasurement({
         socks: net.socks,
         workloads: workloads(s, net.server),
-        durationS: duration,
+        durationS: maxDuration,
         timeoutMs: s.timeoutS * 1000,
         jitter: s.jitter,
         seed: s.seed + run - 1,
         transport: arm,
+        run: `${arm}-r${run}-${Date.now().toString(36)}`,
         out: records,
         ...(net.circuitLookup ? { circuitLookup: net.circuitLookup } : {}),
-        ...(o.signal ? { signal: o.signal } : {}),
+        signal: stop.signal,
+        onRecord: (r) => {
+          // Samples as analyze counts them: successes, and timeouts (censored at the timeout).
+          if (r.outcome !== "ok" && r.outcome !== "timeout") return;
+          for (const k of METRIC_NAMES) {
+            if (r.label === METRICS[k].label) have[k]++;
+          }
+          check();
+        },
       });
     } finally {
+      clearInterval(timer);
+      clearInterval(watcher);
+      o.signal?.removeEventListener("abort", onAbort);
       sampling = false;
       await sampler;
     }
+    load = await watch.stop(arm, run);
     relayStats = await net.relayStats();
-    say(`${tag} ${summary.ok} fetches ok, ${summary.failed} failed`);
+    const secs = ((performance.now() - tStart) / 1000).toFixed(0);
+    const short = METRIC_NAMES.filter((k) => active(k) && have[k] < need[k]);
+    say(
+      `${tag} ${summary.ok} fetches ok, ${summary.failed} failed, in ${secs} s${
+        short.length
+          ? `; few samples: ${short.map((k) => `${k} ${have[k]} of ${need[k]}`).join(", ")}`
+          : ""
+      }`,
+    );
   } finally {
     await net.stop().catch(() => {});
   }
   // The pooled file: every run's records of this arm.
   const text = await Deno.readTextFile(records).catch(() => "");
   await Deno.writeTextFile(`${o.out}/records-${arm}.jsonl`, text, { append: true });
-  return { records, sockets, queues, relayStats, emulation: net.emulation ?? [] };
+  return {
+    records,
+    sockets,
+    queues,
+    relayStats,
+    emulation: net.emulation ?? [],
+    engine: net.engine,
+    ...(load ? { load } : {}),
+  };
 }
 
 function round(x: number): number {
@@ -471,39 +488,68 @@ async function machineFacts(): Promise<Record<string, unknown>> {
   };
 }
 
-/** The arms a set of options asks for, in order, without repeats. */
-export function armsOf(o: Pick<InterferenceOptions, "arms" | "mixed" | "withRealTor">): Arm[] {
-  const arms: Arm[] = [...(o.arms ?? ["tor", "pctcp"])];
-  if (o.mixed) arms.push("mixed");
-  if (o.withRealTor) arms.push("ctor");
-  return [...new Set(arms)];
+async function writeJson(path: string, value: unknown): Promise<void> {
+  await Deno.writeTextFile(`${path}.tmp`, JSON.stringify(value, null, 2) + "\n");
+  await Deno.rename(`${path}.tmp`, path);
 }
 
-/** Runs the experiment and writes its folder; returns the summary. */
+/**
+ * Runs the experiment (the run stage) and then analyze and report on its folder: raw records
+ * per arm and run, manifest.json (how the folder was made), load.json (the self-check's
+ * samples), queues.json; then summary.json, summary.md, report.html and plots. Returns the
+ * summary. Interrupted (Ctrl-C), the arms and runs that finished are still summarized.
+ */
 export async function runInterference(o: InterferenceOptions): Promise<Record<string, unknown>> {
   const s = typeof o.scenario === "object" ? o.scenario : await loadScenario(o.scenario ?? "quick");
   const arms = armsOf(o);
   const runs = o.runs ?? 1;
   if (!(Number.isInteger(runs) && runs >= 1)) throw new RangeError("runs must be ≥ 1");
-  const base = o.base ?? (arms.includes("tor") ? "tor" : arms[0]!);
+  const base = o.base ?? defaultBase(arms);
   if (!arms.includes(base)) throw new RangeError(`base arm ${base} is not among the arms`);
   await Deno.mkdir(o.out, { recursive: true });
   for (const arm of arms) await Deno.remove(`${o.out}/records-${arm}.jsonl`).catch(() => {});
+  await Deno.remove(`${o.out}/runs`, { recursive: true }).catch(() => {});
   const started = new Date().toISOString();
-  await Deno.writeTextFile(`${o.out}/scenario.json`, JSON.stringify(s, null, 2) + "\n");
-  await Deno.writeTextFile(
-    `${o.out}/machine.json`,
-    JSON.stringify(await machineFacts(), null, 2) + "\n",
-  );
+  await writeJson(`${o.out}/scenario.json`, s);
+  await writeJson(`${o.out}/machine.json`, await machineFacts());
+  const duration = o.durationS ?? s.durationS;
+  const manifest: Manifest = {
+    v: 1,
+    tool: "pctcp",
+    version: VERSION,
+    scenario: s.name,
+    arms,
+    base,
+    runs,
+    order: [],
+    seeds: Array.from({ length: runs }, (_, i) => s.seed + i),
+    netns: !!o.netns,
+    emulation_engine: o.netns ? "userspace" : "none",
+    emulation: {},
+    // Where C tor's nodes ran: in namespaces over the same emulator as ours (since j12).
+    ...(arms.some((a) => armSpec(a).kind === "ctor")
+      ? { ctor_network: o.netns ? "emulated-hosts" : "loopback" }
+      : {}),
+    ...(o.netns ? { emulation_spec: mergeSpecs(s.emulation, o.emulation) } : {}),
+    duration_s: duration,
+    max_duration_s: maxDurationOf(s, duration),
+    min_samples: minSamplesOf(s),
+    versions: { pctcp: VERSION, deno: Deno.version.deno },
+    started,
+  };
+  await writeJson(`${o.out}/manifest.json`, manifest);
   const queues: Record<string, Record<string, unknown>> = {};
-  const emulation: Record<string, string[]> = {};
-  const order: string[] = [];
+  const load: LoadSample[] = [];
   for (let run = 1; run <= runs && !o.signal?.aborted; run++) {
     for (const arm of arms) {
       if (o.signal?.aborted) break;
       const r = await runArm(arm, run, s, o);
-      order.push(`${arm}#${run}`);
-      emulation[arm] ??= r.emulation;
+      manifest.order.push(`${arm}#${run}`);
+      manifest.emulation[arm] ??= r.emulation;
+      if (r.engine !== "none") manifest.emulation_engine = r.engine;
+      const tor = /Debian's tor (\S+)/.exec(r.emulation.join(" "))?.[1];
+      if (tor) manifest.versions.tor = tor;
+      if (r.load) load.push(r.load);
       const q = queues[arm] ??= { series: [] as unknown[] };
       (q.series as unknown[]).push({ run, points: r.queues });
       if (run === 1) {
@@ -522,34 +568,22 @@ export async function runInterference(o: InterferenceOptions): Promise<Record<st
           relays: r.relayStats,
         });
       }
-      // Deno.writeTextFile after every arm, so an interrupted experiment keeps its queues.
-      await Deno.writeTextFile(`${o.out}/queues.json`, JSON.stringify(queues, null, 2) + "\n");
+      // Written after every arm, so an interrupted experiment keeps what it measured.
+      await writeJson(`${o.out}/queues.json`, queues);
+      await writeJson(`${o.out}/load.json`, load);
+      await writeJson(`${o.out}/manifest.json`, manifest);
     }
   }
   for (const q of Object.values(queues)) q.where_bytes_wait = whereBytesWait(q.series as never);
-  await Deno.writeTextFile(`${o.out}/queues.json`, JSON.stringify(queues, null, 2) + "\n");
-  const summary = await summarizeFolder(o.out, {
-    started,
-    scenario: s.name,
-    arms,
-    base,
-    experiment: {
-      arms,
-      base,
-      runs,
-      order,
-      seeds: Array.from({ length: runs }, (_, i) => s.seed + i),
-      netns: !!o.netns,
-      // Where C tor's nodes ran: in namespaces over the same emulator as ours (since j12).
-      ...(arms.some((a) => armSpec(a).kind === "ctor")
-        ? { ctor_network: o.netns ? "emulated-hosts" : "loopback" }
-        : {}),
-      emulation,
-      emulation_spec: o.netns ? mergeSpecs(s.emulation, o.emulation) : null,
-      ...(o.durationS !== undefined ? { duration_s: o.durationS } : {}),
-    },
-  });
-  await writeReport(o.out);
+  await writeJson(`${o.out}/queues.json`, queues);
+  manifest.finished = new Date().toISOString();
+  if (o.signal?.aborted) manifest.interrupted = true;
+  await writeJson(`${o.out}/manifest.json`, manifest);
+  if (!manifest.order.length) {
+    throw new Error(`stopped before any arm finished: nothing to summarize in ${o.out}`);
+  }
+  const summary = await writeSummary(o.out);
+  await writeExperimentReport(o.out, o.out);
   return summary;
 }
 
@@ -570,438 +604,4 @@ function whereBytesWait(
     kernel_unacked_mean_bytes: mean("kernel_unacked"),
     kernel_recv_q_mean_bytes: mean("kernel_recv_q"),
   };
-}
-
-/** Two-sided 97.5 % quantiles of Student's t for 1…30 degrees of freedom. */
-const T975 = [
-  12.706,
-  4.303,
-  3.182,
-  2.776,
-  2.571,
-  2.447,
-  2.365,
-  2.306,
-  2.262,
-  2.228,
-  2.201,
-  2.179,
-  2.160,
-  2.145,
-  2.131,
-  2.120,
-  2.110,
-  2.101,
-  2.093,
-  2.086,
-  2.080,
-  2.074,
-  2.069,
-  2.064,
-  2.060,
-  2.056,
-  2.052,
-  2.048,
-  2.045,
-  2.042,
-];
-
-/**
- * Mean of per-run values with a 95 % t interval (runs are independent networks and seeds);
- * `ci` is null with fewer than two runs.
- */
-export function acrossRuns(values: number[]): { mean: number; ci: [number, number] | null } {
-  const n = values.length;
-  const mean = values.reduce((a, b) => a + b, 0) / Math.max(1, n);
-  if (n < 2) return { mean: round(mean), ci: null };
-  const sd = Math.sqrt(values.reduce((a, v) => a + (v - mean) ** 2, 0) / (n - 1));
-  const h = (T975[Math.min(n - 2, T975.length - 1)] ?? 1.96) * sd / Math.sqrt(n);
-  return { mean: round(mean), ci: [round(mean - h), round(mean + h)] };
-}
-
-function summarize(c: Comparison, tor: number[], pctcp: number[]) {
-  const m: Record<string, unknown> = {};
-  for (const ch of c.changes) {
-    m[`p${ch.p}`] = {
-      tor: round(ch.base),
-      pctcp: round(ch.other),
-      change_pct: round(ch.changePct),
-      ci95: [round(ch.lo), round(ch.hi)],
-    };
-  }
-  m.n = { tor: tor.length, pctcp: pctcp.length };
-  m.mann_whitney_p = Number(c.pValue.toPrecision(3));
-  return m;
-}
-
-type Samples = Awaited<ReturnType<typeof metricSamples>>;
-
-/** The arms whose pooled records are in a folder, in ARMS order (legacy realtor → ctor). */
-async function armsInFolder(out: string): Promise<Arm[]> {
-  const have: Arm[] = [];
-  for (const a of ARMS) {
-    if (await Deno.stat(`${out}/records-${a}.jsonl`).then(() => true, () => false)) have.push(a);
-  }
-  return have;
-}
-
-async function runsInFolder(out: string): Promise<number[]> {
-  const runs: number[] = [];
-  try {
-    for await (const e of Deno.readDir(`${out}/runs`)) {
-      const m = /^r(\d+)$/.exec(e.name);
-      if (e.isDirectory && m) runs.push(Number(m[1]));
-    }
-  } catch { /* no runs folder */ }
-  return runs.sort((a, b) => a - b);
-}
-
-/** Recomputes summary.json and summary.md from a folder's records (used by `pctcp report`). */
-export async function summarizeFolder(
-  out: string,
-  meta: {
-    started?: string;
-    scenario?: string;
-    arms?: readonly string[];
-    base?: Arm;
-    experiment?: Record<string, unknown>;
-  } = {},
-): Promise<Record<string, unknown>> {
-  const old = JSON.parse(await Deno.readTextFile(`${out}/summary.json`).catch(() => "{}"));
-  const legacyReal = await Deno.stat(`${out}/records-realtor.jsonl`).then(() => true, () => false);
-  const arms = (meta.arms?.filter((a): a is Arm => (ARMS as readonly string[]).includes(a))) ??
-    await armsInFolder(out);
-  const pooled: Partial<Record<Arm, Samples>> = {};
-  for (const a of arms) pooled[a] = await metricSamples(`${out}/records-${a}.jsonl`);
-  if (legacyReal && !pooled.ctor) {
-    pooled.ctor = await metricSamples(`${out}/records-realtor.jsonl`);
-    arms.push("ctor");
-  }
-  const base: Arm = meta.base ?? old.experiment?.base ??
-    (arms.includes("tor") ? "tor" : arms[0] ?? "tor");
-  const runNums = await runsInFolder(out);
-  const perRun: Record<number, Partial<Record<Arm, Samples>>> = {};
-  for (const r of runNums) {
-    perRun[r] = {};
-    for (const a of arms) {
-      try {
-        perRun[r]![a] = await metricSamples(`${out}/runs/r${r}/records-${a}.jsonl`);
-      } catch { /* arm did not run in this run */ }
-    }
-  }
-  const experiment = meta.experiment ?? old.experiment ?? { arms, base, runs: runNums.length };
-  const summary: Record<string, unknown> = {
-    v: 1,
-    tool: "pctcp",
-    version: VERSION,
-    scenario: meta.scenario ??
-      JSON.parse(await Deno.readTextFile(`${out}/scenario.json`).catch(() => "{}")).name,
-    started: meta.started ?? old.started,
-    finished: new Date().toISOString(),
-    time_base:
-      "onionperf: ms from stream start (SOCKS included); response = first byte, download = last byte",
-    change:
-      "(pctcp - tor) / tor in %, negative is faster; ci95 from a 1000-resample bootstrap of both arms",
-    errors: Object.fromEntries(
-      arms.map((a) => [a, { failed: pooled[a]!.errors, total: pooled[a]!.total }]),
-    ),
-    experiment,
-    runs: Math.max(1, runNums.length),
-  };
-  // Version-1 name of the C tor arm's errors.
-  if (pooled.ctor) {
-    (summary.errors as Record<string, unknown>).real_tor = {
-      failed: pooled.ctor.errors,
-      total: pooled.ctor.total,
-    };
-  }
-  const lines: string[] = [];
-  const tor = pooled.tor, pctcp = pooled.pctcp;
-  // Version-1 fields: tor vs pctcp per metric and percentile.
-  for (const k of Object.keys(METRICS) as Metric[]) {
-    if (!tor?.[k].length || !pctcp?.[k].length) {
-      summary[k] = null;
-      if (tor && pctcp) lines.push(`${k}: not enough successful fetches in both arms`);
-      continue;
-    }
-    const c = compareSamples(tor[k], pctcp[k], SUMMARY_PERCENTILES);
-    const m = summarize(c, tor[k], pctcp[k]) as Record<string, Record<string, unknown>>;
-    for (const [arm, key] of [["mixed", "mixed"], ["ctor", "real_tor"]] as const) {
-      const x = pooled[arm]?.[k];
-      if (!x?.length) continue;
-      for (const p of SUMMARY_PERCENTILES) m[`p${p}`]![key] = round(percentile(x, p));
-    }
-    summary[k] = m;
-    for (const ch of c.changes) lines.push(describeChange(k.replace("_", " ") + " time", ch));
-  }
-  // Every arm: pooled percentiles with bootstrap intervals, per-run values, across runs.
-  const armsOut: Record<string, unknown> = {};
-  for (const a of arms) {
-    const m: Record<string, unknown> = {};
-    for (const k of Object.keys(METRICS) as Metric[]) {
-      const v = pooled[a]![k];
-      if (!v.length) {
-        m[k] = null;
-        continue;
-      }
-      const est = estimate(Float64Array.from(v).sort(), SUMMARY_PERCENTILES);
-      const e: Record<string, unknown> = { n: v.length };
-      for (const x of est) {
-        const runsMs = runNums.map((r) => perRun[r]![a]?.[k]).filter((s): s is number[] =>
-          !!s?.length
-        ).map((s) => round(percentile(s, x.p)));
-        e[`p${x.p}`] = {
-          ms: round(x.value),
-          ci: [round(x.lo), round(x.hi)],
-          runs_ms: runsMs,
-          across_runs: acrossRuns(runsMs),
-        };
-      }
-      m[k] = e;
-    }
-    armsOut[a] = m;
-  }
-  summary.arms = armsOut;
-  // Every arm against the base: pooled bootstrap change, per-run changes, across runs.
-  const changes: Record<string, unknown> = {};
-  for (const a of arms) {
-    if (a === base) continue;
-    const m: Record<string, unknown> = {};
-    for (const k of Object.keys(METRICS) as Metric[]) {
-      const b = pooled[base]?.[k], x = pooled[a]![k];
-      if (!b?.length || !x.length) {
-        m[k] = null;
-        continue;
-      }
-      const c = compareSamples(b, x, SUMMARY_PERCENTILES);
-      const e: Record<string, unknown> = { mann_whitney_p: Number(c.pValue.toPrecision(3)) };
-      for (const ch of c.changes) {
-        const runsPct = runNums.flatMap((r) => {
-          const rb = perRun[r]![base]?.[k], rx = perRun[r]![a]?.[k];
-          if (!rb?.length || !rx?.length) return [];
-          const pb = percentile(rb, ch.p);
-          return [round((percentile(rx, ch.p) - pb) / pb * 100)];
-        });
-        e[`p${ch.p}`] = {
-          pct: round(ch.changePct),
-          ci: [round(ch.lo), round(ch.hi)],
-          runs_pct: runsPct,
-          across_runs: acrossRuns(runsPct),
-        };
-      }
-      m[k] = e;
-      if (!(a === "pctcp" && base === "tor")) {
-        const ch = c.changes[0]!;
-        lines.push(
-          `${a} against ${base}, ${k.replace("_", " ")} time: ${
-            describeChange("", ch).replace(/^[\s:]+/, "")
-          }`,
-        );
-      }
-    }
-    changes[`${a}_vs_${base}`] = m;
-  }
-  summary.changes = changes;
-  // Calibration: our tor transport (KIST first) against C tor on the same workload.
-  const calibrations: Record<string, unknown>[] = [];
-  for (const against of ["ctor", "ctor-nocc"] as const) {
-    const ref = pooled[against];
-    if (!ref) continue;
-    for (const a of ["tor-kist", "tor"] as const) {
-      if (!pooled[a]) continue;
-      const cal: Record<string, unknown> = {
-        arm: a,
-        against,
-        ratio:
-          `${a} / ${against} at each percentile; 1 = same, < 1 = ours faster; 95 % bootstrap CI`,
-        // C tor ran on the emulated hosts too when the experiment says so (ctor_network);
-        // folders from before that ran it on loopback, the same network only without --netns.
-        same_network: !(experiment as { netns?: boolean }).netns ||
-          (experiment as { ctor_network?: string }).ctor_network === "emulated-hosts",
-      };
-      for (const k of Object.keys(METRICS) as Metric[]) {
-        const b = ref[k], x = pooled[a]![k];
-        if (!b.length || !x.length) {
-          cal[k] = null;
-          continue;
-        }
-        const c = compareSamples(b, x, SUMMARY_PERCENTILES);
-        const e: Record<string, unknown> = {};
-        for (const ch of c.changes) {
-          e[`p${ch.p}`] = {
-            ratio: round(1 + ch.changePct / 100),
-            ci: [round(1 + ch.lo / 100), round(1 + ch.hi / 100)],
-          };
-        }
-        cal[k] = e;
-      }
-      calibrations.push(cal);
-    }
-  }
-  if (calibrations.length) {
-    summary.calibration = calibrations[0];
-    summary.calibrations = calibrations;
-    const goal = calibrationVerdict(calibrations[0]!);
-    lines.push(goal);
-  }
-  summary.sentences = lines;
-  await Deno.writeTextFile(`${out}/summary.json`, JSON.stringify(summary, null, 2) + "\n");
-  await Deno.writeTextFile(`${out}/summary.md`, summaryMarkdown(summary));
-  return summary;
-}
-
-/** Whether a calibration meets the ±25 % goal on web response/download p50, p90 and bulk p50. */
-export function calibrationVerdict(cal: Record<string, unknown>): string {
-  const want: [Metric, string][] = [
-    ["web_response", "p50"],
-    ["web_response", "p90"],
-    ["web_download", "p50"],
-    ["web_download", "p90"],
-    ["bulk_download", "p50"],
-  ];
-  const out: string[] = [];
-  for (const [k, p] of want) {
-    const r = (cal[k] as Record<string, { ratio: number }> | null)?.[p]?.ratio;
-    if (r === undefined) continue;
-    out.push(`${k} ${p} ×${r.toFixed(2)}${Math.abs(r - 1) <= 0.25 ? "" : " (outside ±25 %)"}`);
-  }
-  return `calibration ${cal.arm} against ${cal.against}: ${out.join(", ")}`;
-}
-
-function fmtCi(ci: unknown, digits = 0): string {
-  if (!Array.isArray(ci)) return "–";
-  return `${Number(ci[0]).toFixed(digits)} .. ${Number(ci[1]).toFixed(digits)}`;
-}
-
-/** The comparison tables in Markdown (also what the demo prints). */
-export function summaryMarkdown(summary: Record<string, unknown>): string {
-  type Row = {
-    tor: number;
-    pctcp: number;
-    change_pct: number;
-    ci95: [number, number];
-    mixed?: number;
-    real_tor?: number;
-  };
-  const parts: string[] = [];
-  const metrics = Object.keys(METRICS).map((k) =>
-    [k, summary[k] as Record<string, Row> | null | undefined] as const
-  );
-  if (metrics.some(([, m]) => m)) {
-    const extra = (["mixed", "real_tor"] as const).filter((x) =>
-      metrics.some(([, m]) => m?.p50?.[x] !== undefined)
-    );
-    const head = [
-      "metric",
-      "pct",
-      "tor ms",
-      "pctcp ms",
-      "change",
-      "95 % CI",
-      ...extra.map((x) => `${x.replace("_", " ")} ms`),
-    ];
-    const rows = [
-      `| ${head.join(" | ")} |`,
-      `| --- | --- | ---: | ---: | ---: | --- |${extra.map(() => " ---: |").join("")}`,
-    ];
-    for (const [k, m] of metrics) {
-      if (!m) {
-        rows.push(`| ${k} | – | – | – | – | too few samples |${extra.map(() => " – |").join("")}`);
-        continue;
-      }
-      for (const p of ["p50", "p75", "p90"]) {
-        const e = m[p]!;
-        const more = extra.map((x) => ` ${e[x] !== undefined ? e[x]!.toFixed(1) : "–"} |`).join(
-          "",
-        );
-        rows.push(
-          `| ${k} | ${p} | ${e.tor.toFixed(1)} | ${e.pctcp.toFixed(1)} | ${
-            e.change_pct >= 0 ? "+" : ""
-          }${e.change_pct.toFixed(1)} % | ${e.ci95[0].toFixed(1)} .. ${
-            e.ci95[1].toFixed(1)
-          } % |${more}`,
-        );
-      }
-    }
-    parts.push(rows.join("\n"));
-  }
-  // Every arm, p50 and p90 with intervals (pooled bootstrap; across runs when > 1 run).
-  const arms = summary.arms as
-    | Record<
-      string,
-      Record<
-        string,
-        Record<string, { ms: number; ci: [number, number]; across_runs?: { ci: unknown } }> | null
-      >
-    >
-    | undefined;
-  const runs = Number(summary.runs ?? 1);
-  if (arms && Object.keys(arms).length) {
-    const rows = [
-      `| arm | metric | p50 ms | 95 % CI | p90 ms | 95 % CI |${
-        runs > 1 ? " p50 across runs CI |" : ""
-      }`,
-      `| --- | --- | ---: | --- | ---: | --- |${runs > 1 ? " --- |" : ""}`,
-    ];
-    for (const [arm, m] of Object.entries(arms)) {
-      for (const k of Object.keys(METRICS)) {
-        const e = m[k];
-        if (!e) continue;
-        const p50 = e.p50!, p90 = e.p90!;
-        rows.push(
-          `| ${arm} | ${k} | ${p50.ms.toFixed(0)} | ${fmtCi(p50.ci)} | ${p90.ms.toFixed(0)} | ${
-            fmtCi(p90.ci)
-          } |${runs > 1 ? ` ${fmtCi(p50.across_runs?.ci)} |` : ""}`,
-        );
-      }
-    }
-    parts.push(rows.join("\n"));
-  }
-  const changes = summary.changes as
-    | Record<string, Record<string, Record<string, { pct: number; ci: unknown }> | null>>
-    | undefined;
-  if (changes && Object.keys(changes).length) {
-    const rows = [
-      "| change | metric | p50 | 95 % CI | p90 | 95 % CI |",
-      "| --- | --- | ---: | --- | ---: | --- |",
-    ];
-    for (const [name, m] of Object.entries(changes)) {
-      for (const k of Object.keys(METRICS)) {
-        const e = m[k];
-        if (!e) continue;
-        const f = (x: number) => `${x >= 0 ? "+" : ""}${x.toFixed(1)} %`;
-        rows.push(
-          `| ${name} | ${k} | ${f(e.p50!.pct)} | ${fmtCi(e.p50!.ci, 1)} % | ${f(e.p90!.pct)} | ${
-            fmtCi(e.p90!.ci, 1)
-          } % |`,
-        );
-      }
-    }
-    parts.push(rows.join("\n"));
-  }
-  const cals =
-    (summary.calibrations ?? (summary.calibration ? [summary.calibration] : [])) as Record<
-      string,
-      unknown
-    >[];
-  if (cals.length) {
-    const rows = [
-      "| calibration | metric | p50 ratio | 95 % CI | p90 ratio | 95 % CI |",
-      "| --- | --- | ---: | --- | ---: | --- |",
-    ];
-    for (const cal of cals) {
-      for (const k of Object.keys(METRICS)) {
-        const e = cal[k] as Record<string, { ratio: number; ci: unknown }> | null;
-        if (!e) continue;
-        rows.push(
-          `| ${cal.arm} / ${cal.against} | ${k} | ${e.p50!.ratio.toFixed(2)} | ${
-            fmtCi(e.p50!.ci, 2)
-          } | ${e.p90!.ratio.toFixed(2)} | ${fmtCi(e.p90!.ci, 2)} |`,
-        );
-      }
-    }
-    parts.push(rows.join("\n"));
-  }
-  return parts.join("\n\n") + "\n\n" +
-    ((summary.sentences as string[]) ?? []).map((l) => `- ${l}`).join("\n") + "\n";
 }
