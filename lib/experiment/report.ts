@@ -361,10 +361,50 @@ function bandSpec(
   } as Spec;
 }
 
-/** Options of {@link writeExperimentReport}. */
-export interface ExperimentReportOptions {
-  /** Write PNG beside each SVG where resvg loads (default true). */
-  png?: boolean;
+/** The queue table (queues.json): connections between relays and where bytes waited. */
+function queueSection(queues: Record<string, unknown>): string {
+  const rows = Object.entries(queues).map(([arm, q]) => {
+    const x = q as {
+      relay_sockets_send_q_bytes?: { mean: number; p90: number | null; max: number | null };
+      relay_to_relay_connections?: { max: number | null };
+      where_bytes_wait?: Record<string, number | null>;
+    };
+    const w = x.where_bytes_wait ?? {};
+    const sq = x.relay_sockets_send_q_bytes;
+    return [
+      arm,
+      fmt(x.relay_to_relay_connections?.max),
+      fmt(sq?.mean),
+      fmt(sq?.p90),
+      fmt(sq?.max),
+      fmt(w.circuit_queues_mean_bytes),
+      fmt(w.outbufs_mean_bytes),
+      fmt(w.kernel_notsent_mean_bytes),
+      fmt(w.kernel_unacked_mean_bytes),
+      fmt(w.kernel_recv_q_mean_bytes),
+    ];
+  });
+  if (!rows.length) return "";
+  return `<h2>Where queues build</h2>
+<p>Sampled once a second: with <code>ss -tin</code> the TCP connections between relays and the bytes in their kernel send queues (not yet sent apart from sent and unacknowledged); from our relays' statistics the bytes in their circuit queues and output buffers (C tor does not report these). The plot "where bytes wait" shows the first run over time.</p>
+${
+    htmlTable({
+      head: [
+        "arm",
+        "relay-relay connections (max)",
+        "send-Q mean B",
+        "send-Q p90 B",
+        "send-Q max B",
+        "circuit queues mean B",
+        "output buffers mean B",
+        "kernel not-sent mean B",
+        "kernel unacked mean B",
+        "kernel receive queues mean B",
+      ],
+      rows,
+      right: [1, 2, 3, 4, 5, 6, 7, 8, 9],
+    })
+  }`;
 }
 
 /**
@@ -659,6 +699,7 @@ ${
       }</figcaption></figure>`
     ).join("\n")
   }
+${queueSection(queues)}
 <h2>Manifest</h2><pre>${esc(manifest)}</pre>
 <h2>Scenario</h2><pre>${esc(scenario)}</pre>
 <h2>Machine</h2><pre>${esc(machine)}</pre>
