@@ -144,7 +144,9 @@ export function statsCommand(): Command {
       const filter = filterFrom(o);
       // An experiment folder's records name their arm only by file: group by it, not by URL.
       const experiment = await anyExperiment(files);
-      const by = o.by === undefined && experiment ? (["arm"] as const) : parseGrouping(o.by);
+      const by = o.by === undefined && experiment
+        ? (["transport", "arm"] as const)
+        : parseGrouping(o.by);
       const s = new Summarizer(o.base, { censor: o.censor ?? false, by });
       let kept = 0;
       const { records, bad, badCount } = await readRecords(files, (rec, file) => {

@@ -31,9 +31,12 @@ export async function isExperimentFolder(dir: string): Promise<boolean> {
 export async function experimentFolderOf(name: string): Promise<string | undefined> {
   const n = name.replace(/\/$/, "");
   if (await isExperimentFolder(n)) return n;
-  const m = /^(.*?)(?:\/runs\/r\d+)?\/records-[^/]+\.jsonl$/.exec(n);
-  const dir = m ? (m[1] || ".") : undefined;
-  return dir !== undefined && await isExperimentFolder(dir) ? dir : undefined;
+  if (!RECORDS.test(n)) return undefined;
+  // DIR/records-ARM.jsonl or DIR/runs/rN/records-ARM.jsonl (DIR "." when no folder is named).
+  let dir = n.includes("/") ? n.slice(0, n.lastIndexOf("/")) : ".";
+  const run = /(?:^|\/)runs\/r\d+$/.exec(dir);
+  if (run) dir = dir.slice(0, run.index) || ".";
+  return await isExperimentFolder(dir) ? dir : undefined;
 }
 
 /** True if any of the names is, or lies in, an experiment folder. */
