@@ -136,59 +136,88 @@ Deno.test("pctcp report writes its own folder and leaves the experiment folder u
   }
 });
 
-Deno.test("HOW.md's stats and compare commands reproduce summary.md's numbers", async () => {
-  const how = await Deno.readTextFile(`${FIXTURE}/HOW.md`);
-  const md = await Deno.readTextFile(`${FIXTURE}/summary.md`);
+/** Runs HOW.md's stats and compare commands on DIR and checks them against its summary.md. */
+async function checkHow(dir: string): Promise<number> {
+  const how = await Deno.readTextFile(`${dir}/HOW.md`);
+  const md = await Deno.readTextFile(`${dir}/summary.md`);
   const cmds = how.split("\n").filter((l) => /^ {4}pctcp (stats|compare)/.test(l)).map((l) =>
-    l.trim().split(/\s+/).slice(1).map((a) => a === "DIR" ? FIXTURE : a)
+    l.trim().split(/\s+/).slice(1).map((a) => a === "DIR" ? dir : a)
   );
-  assertEquals(cmds.length, 2, "HOW.md names a stats and a compare command");
-  // summary.md: | arm | metric | n | p50 | CI | p90 | CI | …
-  const rows = new Map<string, string[]>();
+  assertEquals(cmds.length, 2, `${dir}/HOW.md names a stats and a compare command`);
+  // summary.md's arm table: the header says where p50, its interval and p90 are.
+  type Col = { p50: number; ci: number; p90: number };
+  const rows = new Map<string, { c: string[]; col: Col }>();
+  let col: Col | undefined;
   for (const l of md.split("\n")) {
     const c = l.split("|").map((x) => x.trim());
-    if (c.length > 8 && /^(web|bulk)_/.test(c[2]!)) rows.set(`${c[1]}|${c[2]}`, c);
+    if (c[1] === "arm" && c.includes("p50 ms")) {
+      const p50 = c.indexOf("p50 ms");
+      col = { p50, ci: p50 + 1, p90: c.indexOf("p90 ms") };
+    } else if (col && c.length > col.p90 && /^(web|bulk)_/.test(c[2] ?? "")) {
+      rows.set(`${c[1]}|${c[2]}`, { c, col });
+    } else if (!l.startsWith("|")) col = undefined;
   }
+  assert(rows.size >= 6, `${dir}: arm rows in summary.md`);
   const stats = await pctcp(...cmds[0]!);
   assertEquals(stats.code, 0, stats.stderr);
   const json = JSON.parse(stats.stdout) as Record<string, string | number>[];
   const metricOf = (label: unknown, metric: unknown) =>
-    label === "web" ? (metric === "response" ? "web_response" : "web_download") : metric ===
-        "download"
+    label === "web"
+      ? (metric === "response" ? "web_response" : "web_download")
+      : metric === "download"
       ? "bulk_download"
       : undefined;
   let matched = 0;
   for (const r of json) {
     const k = metricOf(r.label, r.metric);
-    const row = k && rows.get(`${r.arm}|${k}`);
-    if (!row) continue;
-    assertEquals(Number(row[4]), Math.round(Number(r.p50_ms)), `${r.arm} ${k} p50`);
+    const found = k && rows.get(`${r.arm}|${k}`);
+    if (!found) continue;
+    const { c: row, col } = found;
+    const what = `${dir}: ${r.arm} ${k}`;
+    assertEquals(Number(row[col.p50]), Math.round(Number(r.p50_ms)), `${what} p50`);
     assertEquals(
-      row[5],
+      row[col.ci],
       `${Math.round(Number(r.p50_lo))} .. ${Math.round(Number(r.p50_hi))}`,
-      `${r.arm} ${k} CI`,
+      `${what} CI`,
     );
-    assertEquals(Number(row[6]), Math.round(Number(r.p90_ms)), `${r.arm} ${k} p90`);
+    assertEquals(Number(row[col.p90]), Math.round(Number(r.p90_ms)), `${what} p90`);
     matched++;
   }
-  assertEquals(matched, 6, "every arm and metric of summary.md");
+  assertEquals(matched, rows.size, `${dir}: every arm and metric of summary.md`);
   const cmp = await pctcp(...cmds[1]!);
   assertEquals(cmp.code, 0, cmp.stderr);
-  // summary.md's change rows: | pctcp vs tor | web_response | … | -92.7 % | …
-  for (const l of md.split("\n").filter((x) => x.startsWith("| pctcp vs tor |"))) {
+  // summary.md's change rows pctcp against tor (old and new spelling) and compare's section.
+  const section = cmp.stdout.split(/\n(?=\S+: \S+ against )/);
+  for (const l of md.split("\n").filter((x) => /^\| pctcp(_vs_| vs )tor \|/.test(x))) {
     const c = l.split("|").map((x) => x.trim());
-    const pct = Math.abs(Number(c[4]!.replace(/[+ %≥≤?]/g, "")));
+    const pctCell = c.find((x, i) => i > 2 && x.endsWith("%") && !x.includes(".."))!;
+    const pct = Math.abs(Number(pctCell.replace(/[+ %≥≤?]/g, "")));
     const [label, metric] = c[2]!.split("_");
-    const words = `${label} ${metric === "response" ? "response" : "download"} time`;
-    const line = cmp.stdout.split("\n").find((x) =>
-      x.startsWith(words) && x.includes("at the median")
+    const part = section.find((x) => x.startsWith(`${label}: pctcp against tor`));
+    assert(part, `${label}: pctcp against tor in compare's output:\n${cmp.stdout}`);
+    const line = part.split("\n").find((x) =>
+      x.startsWith(`${label} ${metric} time`) && x.includes("at the median")
     );
-    assert(line, `${words} in compare's output:\n${cmp.stdout}`);
+    assert(line, `${label} ${metric} in\n${part}`);
     assert(
       line.includes(`${pct.toFixed(0)} %`) || line.includes(`${pct.toFixed(1)} %`),
-      `${line} vs ${pct}`,
+      `${dir}: ${line} vs ${pct}`,
     );
   }
+  return matched;
+}
+
+Deno.test("HOW.md's stats and compare commands reproduce summary.md's numbers (fixture and shipped results)", async () => {
+  assertEquals(await checkHow(FIXTURE), 6);
+  const results = new URL("../measurements/results", import.meta.url).pathname;
+  let shipped = 0;
+  for await (const e of Deno.readDir(results)) {
+    if (e.isDirectory) {
+      await checkHow(`${results}/${e.name}`);
+      shipped++;
+    }
+  }
+  assert(shipped >= 2, `${shipped} shipped folders`);
 });
 
 Deno.test("pctcp stats on an experiment folder groups by arm, one row per arm and workload", async () => {
