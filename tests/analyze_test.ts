@@ -289,10 +289,10 @@ Deno.test("loadScenario reads minSamples and maxDurationS (and the issue's spell
     let err = "";
     await loadScenario(f).catch((e) => err = (e as Error).message);
     assertStringIncludes(err, "no metric bulk");
-    await Deno.writeTextFile(f, JSON.stringify({ ...base, maxDurationS: 1 }));
+    await Deno.writeTextFile(f, JSON.stringify({ ...base, maxDurationS: -1 }));
     err = "";
     await loadScenario(f).catch((e) => err = (e as Error).message);
-    assertStringIncludes(err, "at least durationS");
+    assertStringIncludes(err, "maxDurationS must be > 0");
   } finally {
     await Deno.remove(dir, { recursive: true });
   }

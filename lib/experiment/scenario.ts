@@ -29,7 +29,8 @@ export interface Scenario {
   /** Samples per arm and metric the experiment aims for (over all runs; default 100 web,
    * 20 bulk): an arm measures past `durationS` until it has them, at most `maxDurationS`. */
   minSamples?: Partial<Record<Metric, number>>;
-  /** The most seconds an arm measures while it lacks samples (default 3 × durationS). */
+  /** The most seconds an arm measures while it lacks samples (default durationS: no longer;
+   * below durationS it counts as durationS, so a derived scenario may raise durationS alone). */
   maxDurationS?: number;
   /** Per-fetch timeout, seconds. */
   timeoutS: number;
@@ -78,10 +79,8 @@ export async function loadScenario(nameOrPath: string): Promise<Scenario> {
       throw new RangeError(`scenario ${path}: minSamples.${k} must be a count ≥ 0: ${v}`);
     }
   }
-  if (s.maxDurationS !== undefined && !(s.maxDurationS >= s.durationS)) {
-    throw new RangeError(
-      `scenario ${path}: maxDurationS (${s.maxDurationS}) must be at least durationS (${s.durationS})`,
-    );
+  if (s.maxDurationS !== undefined && !(s.maxDurationS > 0)) {
+    throw new RangeError(`scenario ${path}: maxDurationS must be > 0: ${s.maxDurationS}`);
   }
   s.name ??= nameOrPath;
   s.timeoutS ??= 60;
@@ -106,7 +105,7 @@ export function minSamplesOf(s: Scenario): Record<Metric, number> {
   return { ...DEFAULT_MIN_SAMPLES, ...s.minSamples };
 }
 
-/** The most seconds an arm measures (scenario, else 3 × its duration; never below it). */
+/** The most seconds an arm measures (the scenario's bound, else its duration; never below it). */
 export function maxDurationOf(s: Scenario, durationS = s.durationS): number {
-  return Math.max(durationS, s.maxDurationS ?? 3 * durationS);
+  return Math.max(durationS, s.maxDurationS ?? durationS);
 }
