@@ -1,7 +1,9 @@
 /**
  * `pctcp experiment interference`: arms (tor, tor-kist, pctcp, pctcp-kist, mixed, ctor) on
- * the same network and workload, repeated over runs; `pctcp experiment sweep`: the
- * experiment per value of one parameter, and the change against the value.
+ * the same network and workload, repeated over runs (the run stage, then analyze and report);
+ * `pctcp experiment analyze DIR`: summary.json again from a folder's records alone;
+ * `pctcp experiment sweep`: the experiment per value of one parameter, and the change
+ * against the value.
  * @module
  */
 
@@ -166,6 +168,10 @@ export function experimentCommand(): Command {
       ),
   )
     .option("--out <dir>", "output folder", "./pctcp-experiment")
+    .addHelpText(
+      "after",
+      "\nExamples:\n  pctcp experiment interference --scenario auto --out ./demo      # emulated where root, else loopback\n  pctcp experiment interference --scenario quick-netns --netns --arms tor-kist,pctcp,ctor --runs 3 --out DIR",
+    )
     .action((o: CommonFlags) =>
       run(async () => {
         const { arms, base } = await checkCommon(o);
@@ -187,7 +193,9 @@ export function experimentCommand(): Command {
           sig.done();
         }
         console.log(`\n${consoleSummary(summary)}`);
-        console.log(`results in ${o.out}: summary.json, summary.md, report.html, records-*.jsonl`);
+        console.log(
+          `results in ${o.out}: records-*.jsonl and runs/ (raw), manifest.json, load.json, summary.json, summary.md, report.html; recompute with pctcp experiment analyze ${o.out} and pctcp report ${o.out} --out DIR`,
+        );
         if (sig.signal.aborted) return 130;
       })
     );
