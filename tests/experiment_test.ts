@@ -121,6 +121,14 @@ for (const signal of ["SIGINT", "SIGKILL"] as const) {
         await new Promise((r) => setTimeout(r, 100));
       }
       assertEquals(pids.filter(isAlive), []);
+      if (signal === "SIGINT") {
+        // Ctrl-C: the arm under way is torn down and what it measured is summarized.
+        assertEquals((await child.status).code, 130);
+        const s = JSON.parse(await Deno.readTextFile(`${out}/summary.json`));
+        assertEquals(s.interrupted, true);
+        assertEquals(s.experiment.order, ["tor#1"]);
+        assert(await Deno.stat(`${out}/report.html`).then(() => true, () => false));
+      }
     } finally {
       await Deno.remove(out, { recursive: true });
     }
