@@ -72,7 +72,12 @@ export {
   type StopReport,
 } from "./lib/network/launcher.ts";
 export type { NetnsHost, NetnsHosts } from "./lib/network/netns.ts";
-export { type Arm as ExperimentArm, ARMS as EXPERIMENT_ARMS } from "./lib/experiment/arms.ts";
+export {
+  type Arm as ExperimentArm,
+  ARMS as EXPERIMENT_ARMS,
+  type Metric as ExperimentMetric,
+  METRICS as EXPERIMENT_METRICS,
+} from "./lib/experiment/arms.ts";
 export { type InterferenceOptions, runInterference } from "./lib/experiment/run.ts";
-export { analyzeFolder, writeSummary } from "./lib/experiment/analyze.ts";
+export { analyzeFolder, type AnalyzeOptions, writeSummary } from "./lib/experiment/analyze.ts";
 export { writeExperimentReport } from "./lib/experiment/report.ts";
