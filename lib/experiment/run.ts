@@ -390,7 +390,9 @@ async function runArm(
       METRICS[k].label === "web" ? s.web.clients > 0 : s.bulk.clients > 0;
     const enough = () => METRIC_NAMES.every((k) => !active(k) || have[k] >= need[k]);
     say(
-      `${tag} measuring ${duration} s (longer, up to ${maxDuration} s, until ${
+      `${tag} measuring ${duration} s (${
+        maxDuration > duration ? `longer, up to ${maxDuration} s, until` : "aiming for"
+      } ${
         METRIC_NAMES.filter(active).map((k) => `${need[k]} ${k.replace("_", " ")}`).join(", ")
       }): ${s.web.clients} web clients (${s.web.size}, think ${s.web.thinkS} s), ${s.bulk.clients} bulk clients (${s.bulk.size})`,
     );
