@@ -87,6 +87,9 @@ export type { NetnsHost, NetnsHosts } from "./lib/network/netns.ts";
 export {
   type Arm as ExperimentArm,
   ARMS as EXPERIMENT_ARMS,
-  type InterferenceOptions,
-  runInterference,
-} from "./lib/experiment/interference.ts";
+  type Metric as ExperimentMetric,
+  METRICS as EXPERIMENT_METRICS,
+} from "./lib/experiment/arms.ts";
+export { type InterferenceOptions, runInterference } from "./lib/experiment/run.ts";
+export { analyzeFolder, type AnalyzeOptions, writeSummary } from "./lib/experiment/analyze.ts";
+export { writeExperimentReport } from "./lib/experiment/report.ts";

@@ -27,6 +27,7 @@ import {
 import { exclusionWarning } from "../lib/stats/summary.ts";
 import type { MeasureRecord } from "../lib/measure/record.ts";
 import { type FilterFlags, filterFrom, withFilters } from "./stats.ts";
+import { anyExperiment, withFileArm } from "../lib/stats/experiment_folder.ts";
 
 type TimeBase = "onionperf" | "tgen";
 type Metric = "response" | "download";
@@ -61,7 +62,7 @@ function report(
 function countsLine(c: SideCounts, censored: boolean): string {
   return `  ${c.name}: ${c.count} fetches, ${c.ok} ok, ${c.timeouts} timed out${
     censored && c.timeouts ? " (censored)" : ""
-  }, ${c.failed} failed otherwise`;
+  }, ${c.failed} failed otherwise${c.unfinished ? `, ${c.unfinished} unfinished at the end` : ""}`;
 }
 
 /** Builds the `compare` command. */
@@ -87,17 +88,79 @@ export function compareCommand(): Command {
       .addOption(
         new Option("--by <field>", "compare the arms of one run (measure --arm)").choices(["arm"]),
       )
-      .option("--baseline <arm>", "with --by arm: the arm the others are compared with"),
+      .option(
+        "--baseline <arm>",
+        "with --by arm or an experiment folder: the arm the others are compared with",
+      )
+      .addHelpText(
+        "after",
+        "\nExamples:\n  pctcp compare --censor ./pctcp-demo        # an experiment folder: every arm against tor\n  pctcp compare before.jsonl after.jsonl\n  pctcp compare --by arm 'daily/*.jsonl' --baseline vanilla",
+      ),
   ).action((files: string[], o: CompareFlags) =>
     run(async () => {
       const f = filterFrom(o);
       const keep = (r: MeasureRecord) => filterRecord(r, f);
       const censor = o.censor ?? false;
-      if (o.baseline && o.by !== "arm") throw new UsageError("--baseline goes with --by arm");
+      // An experiment folder (or several of its arm files): every arm against the baseline,
+      // unpaired — each arm ran on a network of its own, in turn, so time blocks do not pair.
+      const experiment = o.by === undefined && !(files.length === 2 && !files.some((x) =>
+        !x.endsWith(".jsonl")
+      )) && await anyExperiment(files);
+      if (o.baseline && o.by !== "arm" && !experiment) {
+        throw new UsageError("--baseline goes with --by arm or an experiment folder");
+      }
       const out: Record<string, unknown> = {};
       const lines: string[] = [];
       const doubts: string[] = [];
-      if (o.by === "arm") {
+      if (experiment) {
+        const sides = new Map<string, Map<string, Side>>();
+        const armsSeen: string[] = [];
+        const res = await readRecords(files, (rec, file) => {
+          const r = withFileArm(rec, file);
+          if (!keep(r) || !r.arm) return;
+          if (!armsSeen.includes(r.arm)) armsSeen.push(r.arm);
+          let byArm = sides.get(r.label);
+          if (!byArm) sides.set(r.label, byArm = new Map());
+          let side = byArm.get(r.arm);
+          if (!side) byArm.set(r.arm, side = newSide(r.arm));
+          addToSide(side, r, { base: o.base, censor });
+        });
+        for (const b of res.bad) console.error(`pctcp: ${b.file}:${b.line}: skipped: ${b.reason}`);
+        const baseline = o.baseline ?? (armsSeen.includes("tor") ? "tor" : armsSeen[0]);
+        if (!baseline || !armsSeen.includes(baseline)) {
+          throw new UsageError(`--baseline ${o.baseline}: no such arm (${armsSeen.join(", ")})`);
+        }
+        for (const [label, byArm] of sides) {
+          const sb = byArm.get(baseline);
+          if (!sb) continue;
+          for (const [arm, sa] of byArm) {
+            if (arm === baseline) continue;
+            let any = false;
+            for (const metric of METRICS) {
+              if (!size(sb[metric]) || !size(sa[metric])) continue;
+              if (!any) {
+                lines.push(
+                  `${label}: ${arm} against ${baseline}`,
+                  countsLine(sb.counts, censor),
+                  countsLine(sa.counts, censor),
+                );
+                any = true;
+              }
+              const c = compareSampleSets(sb[metric], sa[metric]);
+              out[`${label}_${metric}_${arm}_vs_${baseline}`] = c;
+              report(lines, label, metric, c, baseline, arm);
+            }
+            if (!any) continue;
+            doubts.push(
+              ...comparisonDoubts(sb.counts, sa.counts).map((d) => `${label} ${arm}: ${d}`),
+            );
+          }
+          for (const s of byArm.values()) {
+            const w = exclusionWarning(s.counts, { censored: censor });
+            if (w) doubts.push(`${label} [${s.counts.name}]: ${w}`);
+          }
+        }
+      } else if (o.by === "arm") {
         const col = new ArmCollector({ base: o.base, censor });
         const res = await readRecords(files, (r) => {
           if (keep(r)) col.add(r);

@@ -1,19 +1,27 @@
 /**
  * `pctcp experiment interference`: arms (tor, tor-kist, pctcp, pctcp-kist, mixed, ctor) on
- * the same network and workload, repeated over runs; `pctcp experiment sweep`: the
- * experiment per value of one parameter, and the change against the value.
+ * the same network and workload, repeated over runs (the run stage, then analyze and report);
+ * `pctcp experiment analyze DIR`: summary.json again from a folder's records alone;
+ * `pctcp experiment sweep`: the experiment per value of one parameter, and the change
+ * against the value.
  * @module
  */
 
 import { Command, Option } from "commander";
 import { nonNegative, positiveInt, run, UsageError } from "./_common.ts";
+import { runInterference } from "../lib/experiment/run.ts";
+import { type Arm, ARMS, armsOf, isArm } from "../lib/experiment/arms.ts";
+import { writeSummary } from "../lib/experiment/analyze.ts";
+import { summaryMarkdown, writeExperimentReport } from "../lib/experiment/report.ts";
+import { CTOR_NETWORK_ARMS } from "../lib/experiment/arms.ts";
 import {
-  type Arm,
-  ARMS,
-  armsOf,
-  runInterference,
-  summaryMarkdown,
-} from "../lib/experiment/interference.ts";
+  type CtorNetworkArm,
+  type Positions,
+  runCtorInterference,
+} from "../lib/experiment/ctor_run.ts";
+import { loadScenario } from "../lib/experiment/scenario.ts";
+import { makeLogger } from "../lib/util/log.ts";
+import { probeNetns } from "../lib/network/netns.ts";
 import { runSweep, SWEEP_PARAMS, type SweepParam } from "../lib/experiment/sweep.ts";
 import { type EmulationSpec, parseDuration, parseLoss } from "../lib/emulate/mod.ts";
 import { haveTor } from "../lib/tor/testnet.ts";
@@ -46,7 +54,7 @@ function withCommon(c: Command): Command {
   return addEmulationFlags(c)
     .option(
       "--scenario <name|file>",
-      "scenario under measurements/scenarios/ or a JSON file",
+      "scenario under measurements/scenarios/ or a JSON file; auto: quick-netns on emulated hosts where it can (root, namespaces, /dev/net/tun), else quick on loopback",
       "quick",
     )
     .option(
@@ -83,6 +91,39 @@ async function checkCommon(o: CommonFlags): Promise<{ arms: Arm[]; base: Arm }> 
     throw new UsageError("the ctor arms need Debian's tor: apt-get install tor");
   }
   return { arms, base };
+}
+
+/**
+ * `--scenario auto`: the emulated quick-netns scenario where namespaces and a TUN device can
+ * be made (root), else quick on loopback; says which on stderr.
+ */
+export async function autoScenario(): Promise<{ scenario: string; netns: boolean }> {
+  const tun = await Deno.stat("/dev/net/tun").then(() => true, () => false);
+  const netns = Deno.build.os === "linux" && Deno.uid() === 0 && tun &&
+    (await probeNetns()).netns;
+  console.error(
+    netns
+      ? "pctcp: --scenario auto: root with namespaces: quick-netns on emulated hosts (RTT 40-80 ms, 0.5 % loss)"
+      : "pctcp: --scenario auto: no namespaces here (not root, or no /dev/net/tun): quick on loopback (no latency, no loss)",
+  );
+  return netns ? { scenario: "quick-netns", netns: true } : { scenario: "quick", netns: false };
+}
+
+/** What the console says after a run: the summary, then the warnings again where seen. */
+function consoleSummary(summary: Record<string, unknown>): string {
+  const check = summary.self_check as { bottleneck?: boolean; reasons?: string[] } | undefined;
+  const few = ((summary.doubts as string[] | undefined) ?? []).filter((d) =>
+    d.startsWith("few samples")
+  );
+  return [
+    summaryMarkdown(summary),
+    ...(check?.bottleneck
+      ? [`warning: the machine may have been the bottleneck: ${(check.reasons ?? []).join("; ")}`]
+      : []),
+    ...(few.length
+      ? [`warning: ${few.length} rows rest on few samples (see "What to doubt")`]
+      : []),
+  ].join("\n");
 }
 
 function signals(): { signal: AbortSignal; done(): void } {
@@ -122,6 +163,50 @@ function runOptions(
   };
 }
 
+/** `experiment interference --network ctor`: the run stage inside a C tor network, then analyze and report. */
+async function ctorNetworkExperiment(
+  o: CommonFlags & { positions: Positions },
+): Promise<number | undefined> {
+  const asked = o.arms === "tor,pctcp" ? CTOR_NETWORK_ARMS.join(",") : o.arms;
+  const arms = parseArms(asked);
+  const bad = arms.filter((a) => !CTOR_NETWORK_ARMS.includes(a));
+  if (bad.length) {
+    throw new UsageError(
+      `--network ctor takes the arms ${CTOR_NETWORK_ARMS.join(", ")}, not ${bad.join(", ")}`,
+    );
+  }
+  if (o.netns) throw new UsageError("--network ctor runs on loopback here (no --netns yet)");
+  if (!(await haveTor())) {
+    throw new UsageError("--network ctor needs Debian's tor: apt-get install tor");
+  }
+  const base = (o.base ?? (arms.includes("ctor") ? "ctor" : arms[0]!)) as Arm;
+  if (!arms.includes(base)) throw new UsageError(`--base ${base} is not among --arms`);
+  const scenario = await loadScenario(o.scenario === "auto" ? "quick" : o.scenario);
+  const sig = signals();
+  try {
+    await runCtorInterference({
+      scenario,
+      out: o.out,
+      arms: arms as CtorNetworkArm[],
+      base: base as CtorNetworkArm,
+      runs: o.runs,
+      positions: o.positions,
+      ...(o.duration !== undefined ? { durationS: o.duration } : {}),
+      log: makeLogger("experiment", "info"),
+      signal: sig.signal,
+    });
+  } finally {
+    sig.done();
+  }
+  const summary = await writeSummary(o.out);
+  await writeExperimentReport(o.out, o.out);
+  console.log(`\n${consoleSummary(summary)}`);
+  console.log(
+    `results in ${o.out}: records-*.jsonl and runs/ (raw), manifest.json, load.json, summary.json, summary.md, report.html; recompute with pctcp experiment analyze ${o.out}`,
+  );
+  return sig.signal.aborted ? 130 : undefined;
+}
+
 /** Builds the `experiment` command. */
 export function experimentCommand(): Command {
   const exp = new Command("experiment").description(
@@ -134,19 +219,45 @@ export function experimentCommand(): Command {
       ),
   )
     .option("--out <dir>", "output folder", "./pctcp-experiment")
-    .action((o: CommonFlags) =>
+    .addOption(
+      new Option(
+        "--network <n>",
+        "ours: networks of our relays, one per arm; ctor: one C tor network per run (Debian's tor authorities, guard, client) where only the pair under test differs (arms ctor, ours-tor, ours-pctcp)",
+      ).choices(["ours", "ctor"]).default("ours"),
+    )
+    .addOption(
+      new Option("--positions <p>", "with --network ctor: the pair under test")
+        .choices(["middle-exit", "guard-middle"]).default("middle-exit"),
+    )
+    .addHelpText(
+      "after",
+      "\nExamples:\n  pctcp experiment interference --network ctor --arms ctor,ours-tor,ours-pctcp --runs 3 --out DIR   # inside a C tor network\n  pctcp experiment interference --scenario auto --out ./demo      # emulated where root, else loopback\n  pctcp experiment interference --scenario quick-netns --netns --arms tor-kist,pctcp,ctor --runs 3 --out DIR",
+    )
+    .action((o: CommonFlags & { network: "ours" | "ctor"; positions: Positions }) =>
       run(async () => {
+        if (o.network === "ctor") return await ctorNetworkExperiment(o);
         const { arms, base } = await checkCommon(o);
+        if (o.scenario === "auto") {
+          const a = await autoScenario();
+          o.scenario = a.scenario;
+          if (a.netns) o.netns = true;
+        }
         const emulation = await emulationFromFlags(o, !!o.netns);
         const sig = signals();
-        const summary = await runInterference({
-          scenario: o.scenario,
-          out: o.out,
-          ...runOptions(o, arms, base, emulation, sig.signal),
-        });
-        sig.done();
-        console.log(`\n${summaryMarkdown(summary)}`);
-        console.log(`results in ${o.out}: summary.json, summary.md, report.html, records-*.jsonl`);
+        let summary;
+        try {
+          summary = await runInterference({
+            scenario: o.scenario,
+            out: o.out,
+            ...runOptions(o, arms, base, emulation, sig.signal),
+          });
+        } finally {
+          sig.done();
+        }
+        console.log(`\n${consoleSummary(summary)}`);
+        console.log(
+          `results in ${o.out}: records-*.jsonl and runs/ (raw), manifest.json, load.json, summary.json, summary.md, report.html; recompute with pctcp experiment analyze ${o.out} and pctcp report ${o.out} --out DIR`,
+        );
         if (sig.signal.aborted) return 130;
       })
     );
@@ -197,6 +308,30 @@ export function experimentCommand(): Command {
         console.log(`\n${r.markdown}`);
         console.log(`results in ${o.out}: sweep.json, sweep.md, sweep-*.svg, one folder per value`);
         if (sig.signal.aborted) return 130;
+      })
+    );
+  exp.command("analyze")
+    .description(
+      "recompute summary.json from an experiment folder's records and manifest alone (offline; nothing is measured)",
+    )
+    .argument("<dir>", "an experiment folder (records-ARM.jsonl, runs/, manifest.json)")
+    .option("--out <file>", "write the summary here (default DIR/summary.json)")
+    .option("--base <arm>", "the arm changes are computed against (default: the manifest's)")
+    .addHelpText(
+      "after",
+      "\nExample:\n  pctcp experiment analyze measurements/results/2026-11-26-quick-netns-4arms --base tor-kist --out /tmp/s.json",
+    )
+    .action((dir: string, o: { out?: string; base?: string }) =>
+      run(async () => {
+        if (o.base && !isArm(o.base)) {
+          throw new UsageError(`unknown arm ${o.base}: choose from ${ARMS.join(", ")}`);
+        }
+        const s = await writeSummary(dir, {
+          ...(o.base ? { base: o.base as Arm } : {}),
+          ...(o.out ? { out: o.out } : {}),
+        });
+        console.log(consoleSummary(s));
+        console.log(`summary in ${o.out ?? `${dir}/summary.json`}`);
       })
     );
   return exp;

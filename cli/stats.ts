@@ -22,6 +22,7 @@ import {
   type TableFormat,
 } from "../lib/report/tables.ts";
 import { filterRecord, type RecordFilter } from "../lib/stats/filter.ts";
+import { anyExperiment, withFileArm } from "../lib/stats/experiment_folder.ts";
 
 interface StatsFlags extends FilterFlags {
   format?: TableFormat;
@@ -132,19 +133,32 @@ export function statsCommand(): Command {
       )
       .option(
         "--by <fields>",
-        "group by the label and these fields: transport,size,url,arm (default all; --by arm compares arms)",
+        "group by the label and these fields: transport,size,url,arm (default all; an experiment folder: arm)",
+      )
+      .addHelpText(
+        "after",
+        "\nExamples:\n  pctcp stats --censor ./pctcp-demo          # an experiment folder: one row per arm and workload\n  pctcp stats records.jsonl --by transport,size --format csv",
       ),
   ).action((files: string[], o: StatsFlags) =>
     run(async () => {
       const filter = filterFrom(o);
-      const s = new Summarizer(o.base, { censor: o.censor ?? false, by: parseGrouping(o.by) });
+      // An experiment folder's records name their arm only by file: group by it, not by URL.
+      const experiment = await anyExperiment(files);
+      const by = o.by === undefined && experiment
+        ? (["transport", "arm"] as const)
+        : parseGrouping(o.by);
+      const s = new Summarizer(o.base, { censor: o.censor ?? false, by });
       let kept = 0;
-      const { records, bad, badCount } = await readRecords(files, (r) => {
+      const { records, bad, badCount } = await readRecords(files, (rec, file) => {
+        const r = experiment ? withFileArm(rec, file) : rec;
         if (filterRecord(r, filter)) {
           s.add(r);
           kept++;
         }
       });
+      if (experiment && o.by === undefined) {
+        console.error("pctcp: an experiment folder: grouped by workload and arm (--by to change)");
+      }
       for (const b of bad) console.error(`pctcp: ${b.file}:${b.line}: skipped: ${b.reason}`);
       if (badCount > bad.length) {
         console.error(`pctcp: … and ${badCount - bad.length} more malformed lines`);

@@ -22,6 +22,7 @@ command -v swanctl >/dev/null 2>&1 || need+=(strongswan-swanctl)
 [ -f /usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so ] || need+=(libcharon-extra-plugins)
 command -v nft >/dev/null 2>&1 || need+=(nftables)
 [ -x /usr/sbin/cron ] || need+=(cron)                   # pctcp schedule: tested against a real cron daemon
+command -v chromium >/dev/null 2>&1 || need+=(chromium)   # the report test opens report.html in headless Chromium
 if [ "${#need[@]}" -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     echo "setup: installing ${need[*]} with apt-get"

@@ -170,11 +170,8 @@ function folderGraph(graph: Map<string, Set<string>>): Map<string, Set<string>> 
   return out;
 }
 
-// Import cycles known and being removed on other branches, nothing else.
-const ALLOWED_FILE_CYCLES = [
-  ["lib/experiment/interference.ts", "lib/experiment/report.ts"], // removed by branches exp and measure
-  ["lib/measure/clients.ts", "lib/measure/fetch.ts"], // removed by branches exp and measure
-];
+// Import cycles allowed: none.
+const ALLOWED_FILE_CYCLES: string[][] = [];
 
 Deno.test("the import graph has no cycle between files or between lib folders", async () => {
   const graph = await importGraph();

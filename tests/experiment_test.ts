@@ -1,19 +1,51 @@
 import { pctcp, spawnPctcp } from "./_cli.ts";
 import { assert, assertEquals, assertThrows } from "./_assert.ts";
 import { isAlive } from "../lib/network/launcher.ts";
-import { acrossRuns, armSpec, calibrationVerdict } from "../lib/experiment/interference.ts";
+import { armSpec } from "../lib/experiment/arms.ts";
+import { calibrationVerdict } from "../lib/experiment/analyze.ts";
+import { acrossRuns } from "../lib/stats/across.ts";
 import { applySweepValue } from "../lib/experiment/sweep.ts";
 import { loadScenario } from "../lib/experiment/scenario.ts";
 
-Deno.test("experiment interference writes summary.json with every metric and percentile, and a report", async () => {
+Deno.test("experiment interference measures until the scenario's minimum samples, writes a manifest, summary.json and a report", async () => {
   const out = await Deno.makeTempDir();
   try {
-    const scenario = new URL("./fixtures/tiny.json", import.meta.url).pathname;
+    // One second of measurement, but at least 8 web and 3 bulk samples per arm (≤ 20 s).
+    const tiny = JSON.parse(
+      await Deno.readTextFile(new URL("./fixtures/tiny.json", import.meta.url)),
+    );
+    const scenario = `${out}/min.json`;
+    await Deno.writeTextFile(
+      scenario,
+      JSON.stringify({
+        ...tiny,
+        name: "tiny-min",
+        durationS: 1,
+        maxDurationS: 20,
+        minSamples: { web_response: 8, web_download: 8, bulk_download: 3 },
+      }),
+    );
     const r = await pctcp("experiment", "interference", "--scenario", scenario, "--out", out);
     const stdout = r.stdout;
     assertEquals(r.code, 0, r.stderr);
-    assert(stdout.includes("| web_response | p50 |"), stdout);
+    for (const w of ["| pctcp vs tor | web_response |", "Network: loopback", "Baseline: tor"]) {
+      assert(stdout.includes(w), `${w} in\n${stdout}`);
+    }
     const s = JSON.parse(await Deno.readTextFile(`${out}/summary.json`));
+    for (const arm of ["tor", "pctcp"]) {
+      const b = s.arms[arm].bulk_download;
+      assert(b.n >= 3 && !b.few_samples, `${arm} measured past its duration: ${b.n} bulk`);
+      assert(s.arms[arm].web_download.n >= 8, `${arm} web`);
+    }
+    const manifest = JSON.parse(await Deno.readTextFile(`${out}/manifest.json`));
+    assertEquals(manifest.arms, ["tor", "pctcp"]);
+    assertEquals(manifest.netns, false);
+    assertEquals(manifest.min_samples.bulk_download, 3);
+    assert(typeof manifest.finished === "string");
+    const load = JSON.parse(await Deno.readTextFile(`${out}/load.json`));
+    assertEquals(load.length, 2);
+    assert(load.every((x: { seconds: number }) => x.seconds > 1), "ran past durationS");
+    assert(typeof s.self_check.bottleneck === "boolean");
     for (const m of ["web_response", "web_download", "bulk_download"]) {
       for (const p of ["p50", "p75", "p90"]) {
         const e = s[m][p];
@@ -89,6 +121,14 @@ for (const signal of ["SIGINT", "SIGKILL"] as const) {
         await new Promise((r) => setTimeout(r, 100));
       }
       assertEquals(pids.filter(isAlive), []);
+      if (signal === "SIGINT") {
+        // Ctrl-C: the arm under way is torn down and what it measured is summarized.
+        assertEquals((await child.status).code, 130);
+        const s = JSON.parse(await Deno.readTextFile(`${out}/summary.json`));
+        assertEquals(s.interrupted, true);
+        assertEquals(s.experiment.order, ["tor#1"]);
+        assert(await Deno.stat(`${out}/report.html`).then(() => true, () => false));
+      }
     } finally {
       await Deno.remove(out, { recursive: true });
     }
@@ -122,7 +162,7 @@ Deno.test("experiment interference with arms and runs writes arms, changes, runs
       const e = s.arms[arm].web_response.p50;
       assert(Number.isFinite(e.ms) && e.ci.length === 2, `${arm} p50`);
       assertEquals(e.runs_ms.length, 2, `${arm}: one p50 per run`);
-      assert(e.across_runs.ci.length === 2);
+      assertEquals(e.across_runs.ci, null, "no across-run interval from 2 runs");
     }
     const c = s.changes["tor-kist_vs_tor"].web_response.p90;
     assert(Number.isFinite(c.pct) && c.ci.length === 2 && c.runs_pct.length === 2);
@@ -160,11 +200,12 @@ Deno.test("armSpec, acrossRuns and applySweepValue", async () => {
   assertEquals(armSpec("pctcp"), { kind: "ours", transport: "pctcp", scheduler: "vanilla" });
   assertEquals(armSpec("ctor"), { kind: "ctor", congestionControl: true });
   assertEquals(armSpec("ctor-nocc"), { kind: "ctor", congestionControl: false });
-  // Mean 2, sd 1, n 3: t(0.975, 2) = 4.303 → ± 2.48.
+  // Mean 2, sd 1, n 3: t(0.975, 2) = 4.303 → ± 2.48; none from fewer than 3 runs.
   const a = acrossRuns([1, 2, 3]);
   assertEquals(a.mean, 2);
   assertEquals(a.ci, [-0.48, 4.48]);
   assertEquals(acrossRuns([5]).ci, null);
+  assertEquals(acrossRuns([5, 6]).ci, null);
   const s = await loadScenario("quick");
   const bw = applySweepValue(s, "bandwidth", "768KiB").scenario.bandwidths;
   assertEquals(bw, [2 * 1024 * 1024, 768 * 1024, 2 * 1024 * 1024]);

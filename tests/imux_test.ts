@@ -6,7 +6,8 @@ import { connectionsTo, startNet } from "./_net.ts";
 import { serve } from "../lib/serve/server.ts";
 import { timedFetch } from "../lib/measure/fetch.ts";
 import { IMUX_DEFAULT_CAPS, imuxDefinition, imuxTarget } from "../lib/transport/imux.ts";
-import { ARMS, armSpec } from "../lib/experiment/interference.ts";
+import { ARMS, armSpec } from "../lib/experiment/arms.ts";
+import { TRANSPORT_NAMES } from "../lib/transport/registry.ts";
 import {
   advertisedTransports,
   launchArgs,
@@ -87,7 +88,16 @@ Deno.test("the experiment's arms include imux, with either scheduler, from the r
   assertEquals(armSpec("imux-kist"), { kind: "ours", transport: "imux", scheduler: "kist" });
   // The order and names of the arms before IMUX are unchanged.
   assertEquals(ARMS.slice(0, 4), ["tor", "tor-kist", "pctcp", "pctcp-kist"]);
-  assertEquals(ARMS.slice(-3), ["mixed", "ctor", "ctor-nocc"]);
+  for (const a of ["mixed", "ctor", "ctor-nocc"]) {
+    assert((ARMS as readonly string[]).includes(a), a);
+  }
+  // Every transport of the registry is an arm, with either scheduler.
+  for (const t of TRANSPORT_NAMES) {
+    assert(
+      (ARMS as readonly string[]).includes(t) && (ARMS as readonly string[]).includes(`${t}-kist`),
+      t,
+    );
+  }
 });
 
 /** Polls `f` until it is true (bounded). */

@@ -145,7 +145,7 @@ Deno.test({
         recs.some((x) => x.outcome === "ok" && x.circuit?.path?.length === 3),
         "pinned circuits recorded",
       );
-      assert(r.stdout.includes("real tor ms"), r.stdout);
+      assert(r.stdout.includes("| ctor | web_response |"), r.stdout);
     } finally {
       await Deno.remove(out, { recursive: true });
     }

@@ -79,13 +79,16 @@ Deno.test("export csv always has the error class; export onionperf, import and r
     assertEquals(JSON.parse(imp.stdout).imported, 40);
     const rep = await pctcp("report", dir);
     assertEquals(rep.code, 0, rep.stderr);
-    const html = await Deno.readTextFile(`${dir}/report.html`);
+    // The report goes to DIR-report: the records folder is only read.
+    const html = await Deno.readTextFile(`${dir}-report/report.html`);
     assert((html.match(/<svg/g) ?? []).length >= 4, "CDFs, box plot and time series");
     for (
       const f of ["cdf-web-download.png", "box-download-by-size.png", "timeseries-download.svg"]
     ) {
-      assert((await Deno.stat(`${dir}/${f}`)).size > 0, f);
+      assert((await Deno.stat(`${dir}-report/${f}`)).size > 0, f);
+      assert(!await Deno.stat(`${dir}/${f}`).then(() => true, () => false), `${f} not in DIR`);
     }
+    await Deno.remove(`${dir}-report`, { recursive: true });
     const md = await pctcp("stats", file, "--format", "markdown");
     assertStringIncludes(md.stdout, "| label | transport |");
     const filtered = await pctcp("stats", file, "--format", "json", "--outcome", "timeout");

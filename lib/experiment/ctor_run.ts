@@ -30,13 +30,15 @@ import { runMeasurement, type Workload } from "../measure/run.ts";
 import { parseSize } from "../serve/sizes.ts";
 import { seededRandom } from "../util/random.ts";
 import { type Logger, nullLogger } from "../util/log.ts";
-import type { Scenario } from "./scenario.ts";
+import { minSamplesOf, type Scenario } from "./scenario.ts";
 import { VERSION } from "../version.ts";
+import type { Manifest } from "./analyze.ts";
+import type { Arm } from "./arms.ts";
+import { type LoadSample, LoadWatch } from "./load.ts";
 
-/** The arms of a C tor network experiment. */
-export const CTOR_NETWORK_ARMS = ["ctor", "ours-tor", "ours-pctcp"] as const;
-/** One of them. */
-export type CtorNetworkArm = typeof CTOR_NETWORK_ARMS[number];
+/** An arm of a C tor network experiment (arms.ts's CTOR_NETWORK_ARMS). */
+export type CtorNetworkArm = "ctor" | "ours-tor" | "ours-pctcp";
+const ALL: CtorNetworkArm[] = ["ctor", "ours-tor", "ours-pctcp"];
 
 /** Where the pair under test sits on the path. */
 export type Positions = "middle-exit" | "guard-middle";
@@ -114,7 +116,7 @@ export function armPath(
  */
 export async function runCtorInterference(o: CtorRunOptions): Promise<CtorRunResult> {
   const s = o.scenario;
-  const arms = o.arms ?? [...CTOR_NETWORK_ARMS];
+  const arms = o.arms ?? [...ALL];
   const runs = o.runs ?? 1;
   const positions = o.positions ?? "middle-exit";
   const log = o.log ?? nullLogger;
@@ -128,13 +130,14 @@ export async function runCtorInterference(o: CtorRunOptions): Promise<CtorRunRes
   const records: Record<string, string> = {};
   for (const a of arms) records[a] = `${o.out}/records-${a}.jsonl`;
   let interrupted = false;
-  const manifest = (finished?: string) => ({
+  const load: LoadSample[] = [];
+  const manifest = (finished?: string): Manifest & Record<string, unknown> => ({
     v: 1,
     tool: "pctcp",
     version: VERSION,
     scenario: s.name,
-    arms,
-    base: o.base ?? (arms.includes("ctor") ? "ctor" : arms[0]),
+    arms: arms as Arm[],
+    base: (o.base ?? (arms.includes("ctor") ? "ctor" : arms[0]!)) as Arm,
     runs,
     order,
     seeds,
@@ -149,17 +152,22 @@ export async function runCtorInterference(o: CtorRunOptions): Promise<CtorRunRes
     ctor_network: "loopback",
     duration_s: duration,
     max_duration_s: duration,
-    min_samples: { web_response: 100, web_download: 100, bulk_download: 20 },
+    min_samples: minSamplesOf(s),
     versions: { deno: Deno.version.deno, tor: torVersion },
     started,
     ...(finished ? { finished } : {}),
     ...(interrupted ? { interrupted: true } : {}),
   });
-  const save = (finished?: string) =>
-    Deno.writeTextFile(
+  const save = async (finished?: string) => {
+    await Deno.writeTextFile(`${o.out}/load.json`, JSON.stringify(load, null, 2) + "\n");
+    await Deno.writeTextFile(
       `${o.out}/manifest.json`,
       JSON.stringify(manifest(finished), null, 2) + "\n",
     );
+  };
+  await Deno.writeTextFile(`${o.out}/scenario.json`, JSON.stringify(s, null, 2) + "\n");
+  for (const a of arms) await Deno.remove(records[a]!).catch(() => {});
+  await Deno.remove(`${o.out}/runs`, { recursive: true }).catch(() => {});
   for (let run = 1; run <= runs && !interrupted; run++) {
     const seed = s.seed + run - 1;
     seeds.push(seed);
@@ -170,6 +178,8 @@ export async function runCtorInterference(o: CtorRunOptions): Promise<CtorRunRes
       ours: 4,
       transports: ["tor", "tor", "pctcp", "pctcp"],
       scheduler: "kist",
+      // Every process of the network follows the experiment if it is killed.
+      ownerPid: Deno.pid,
       oursBandwidths: [rate, rate, rate, rate],
       ctorBandwidths: positions === "middle-exit" ? [0, rate, rate, 0] : [0, rate, rate, 0],
       log,
@@ -207,19 +217,36 @@ export async function runCtorInterference(o: CtorRunOptions): Promise<CtorRunRes
             concurrency: s.bulk.clients,
           });
         }
-        const summary = await runMeasurement({
-          socks: `${host}:${port}`,
-          workloads,
-          durationS: duration,
-          timeoutMs: s.timeoutS * 1000,
-          jitter: s.jitter,
-          seed,
-          transport: arm,
-          run: `${arm}-run${run}-${Date.now().toString(36)}`,
-          socksUserPrefix: `pctcp-path=${path.join(",")};`,
-          circuitLookup: (p) => pinned.info(p),
-          out: records[arm]!,
-          ...(o.signal ? { signal: o.signal } : {}),
+        // Per run (runs/rN/, what analyze's per-run spread reads) and pooled (records-ARM.jsonl).
+        const runRecords = `${o.out}/runs/r${run}/records-${arm}.jsonl`;
+        await Deno.mkdir(`${o.out}/runs/r${run}`, { recursive: true });
+        await Deno.remove(runRecords).catch(() => {});
+        // The self-check: CPU busy share and every relay's CPU over the arm (load.ts).
+        const pids = Object.fromEntries(net.relays.map((r) => [r.nickname, r.pid]));
+        const watch = await LoadWatch.start(pids);
+        const watcher = setInterval(() => watch.sample(), 1000);
+        let summary;
+        try {
+          summary = await runMeasurement({
+            socks: `${host}:${port}`,
+            workloads,
+            durationS: duration,
+            timeoutMs: s.timeoutS * 1000,
+            jitter: s.jitter,
+            seed,
+            transport: arm,
+            run: `${arm}-run${run}-${Date.now().toString(36)}`,
+            socksUserPrefix: `pctcp-path=${path.join(",")};`,
+            circuitLookup: (p) => pinned.info(p),
+            out: runRecords,
+            ...(o.signal ? { signal: o.signal } : {}),
+          });
+        } finally {
+          clearInterval(watcher);
+          load.push(await watch.stop(arm, run));
+        }
+        await Deno.writeTextFile(records[arm]!, await Deno.readTextFile(runRecords), {
+          append: true,
         });
         order.push(tag);
         await save();

@@ -7,6 +7,7 @@
 import { parseSize } from "../serve/sizes.ts";
 import { type EmulationSpec, withBase } from "../emulate/config.ts";
 import { builtinNames, readBuiltin } from "../util/builtin.ts";
+import { DEFAULT_MIN_SAMPLES, type Metric, METRIC_NAMES } from "./arms.ts";
 
 /** A scenario as stored (sizes may be strings like "300KiB"). */
 export interface Scenario {
@@ -24,8 +25,14 @@ export interface Scenario {
   web: { clients: number; size: string | number | (string | number)[]; thinkS: number };
   /** Bulk clients: download large files back to back (or with a think time). */
   bulk: { clients: number; size: string | number | (string | number)[]; thinkS?: number };
-  /** Seconds of measurement per arm. */
+  /** Seconds of measurement per arm: the least an arm measures. */
   durationS: number;
+  /** Samples per arm and metric the experiment aims for (over all runs; default 100 web,
+   * 20 bulk): an arm measures past `durationS` until it has them, at most `maxDurationS`. */
+  minSamples?: Partial<Record<Metric, number>>;
+  /** The most seconds an arm measures while it lacks samples (default durationS: no longer;
+   * below durationS it counts as durationS, so a derived scenario may raise durationS alone). */
+  maxDurationS?: number;
   /** Per-fetch timeout, seconds. */
   timeoutS: number;
   /** Jitter of the think time (fraction). */
@@ -63,6 +70,25 @@ export async function loadScenario(nameOrPath: string): Promise<Scenario> {
   for (const k of need) {
     if (s[k] === undefined) throw new TypeError(`scenario ${path} lacks "${k}"`);
   }
+  // The issue's spelling (min_samples, max_duration) is read too.
+  const raw = s as Scenario & { min_samples?: Scenario["minSamples"]; max_duration?: number };
+  if (raw.min_samples && !s.minSamples) s.minSamples = raw.min_samples;
+  if (raw.max_duration !== undefined && s.maxDurationS === undefined) {
+    s.maxDurationS = raw.max_duration;
+  }
+  for (const [k, v] of Object.entries(s.minSamples ?? {})) {
+    if (!(METRIC_NAMES as string[]).includes(k)) {
+      throw new TypeError(
+        `scenario ${path}: minSamples has no metric ${k} (${METRIC_NAMES.join(", ")})`,
+      );
+    }
+    if (!(Number.isInteger(v) && v >= 0)) {
+      throw new RangeError(`scenario ${path}: minSamples.${k} must be a count ≥ 0: ${v}`);
+    }
+  }
+  if (s.maxDurationS !== undefined && !(s.maxDurationS > 0)) {
+    throw new RangeError(`scenario ${path}: maxDurationS must be > 0: ${s.maxDurationS}`);
+  }
   s.name ??= nameOrPath;
   s.timeoutS ??= 60;
   s.jitter ??= 0.2;
@@ -79,4 +105,14 @@ export function sizesOf(v: string | number | (string | number)[]): number[] {
 /** Bytes of a size field. */
 export function sizeOf(v: string | number): number {
   return typeof v === "number" ? v : parseSize(v);
+}
+
+/** The minimum samples per metric of a scenario (its own over the defaults). */
+export function minSamplesOf(s: Scenario): Record<Metric, number> {
+  return { ...DEFAULT_MIN_SAMPLES, ...s.minSamples };
+}
+
+/** The most seconds an arm measures (the scenario's bound, else its duration; never below it). */
+export function maxDurationOf(s: Scenario, durationS = s.durationS): number {
+  return Math.max(durationS, s.maxDurationS ?? durationS);
 }

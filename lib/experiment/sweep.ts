@@ -5,7 +5,8 @@
  * @module
  */
 
-import { type InterferenceOptions, METRICS, runInterference } from "./interference.ts";
+import { type InterferenceOptions, runInterference } from "./run.ts";
+import { METRICS } from "./arms.ts";
 import { loadScenario, type Scenario, sizeOf } from "./scenario.ts";
 import { writePlot } from "../report/plots.ts";
 import { parseSize } from "../serve/sizes.ts";

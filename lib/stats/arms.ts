@@ -16,7 +16,7 @@ import {
   describeFactor,
   type SideCounts,
 } from "./compare.ts";
-import { exclusionWarning, type TimeBase } from "./summary.ts";
+import { exclusionWarning, isUnfinished, type TimeBase } from "./summary.ts";
 
 /** The metrics compared. */
 export type ArmMetric = "response" | "download";
@@ -34,7 +34,7 @@ export interface SideSamples {
 /** An empty side named `name`. */
 export function newSide(name: string): SideSamples {
   return {
-    counts: { name, count: 0, ok: 0, timeouts: 0, failed: 0 },
+    counts: { name, count: 0, ok: 0, timeouts: 0, failed: 0, unfinished: 0 },
     response: { values: [], censoredAt: [] },
     download: { values: [], censoredAt: [] },
   };
@@ -53,6 +53,12 @@ export function addToSide(
     side.counts.ok++;
     if (fb !== undefined) side.response.values.push(fb - off);
     if (lb !== undefined) side.download.values.push(lb - off);
+    return;
+  }
+  if (isUnfinished(r.outcome)) {
+    side.counts.unfinished = (side.counts.unfinished ?? 0) + 1;
+    // A fetch cut short by the run's end that had its first byte keeps its response time.
+    if (fb !== undefined) side.response.values.push(fb - off);
     return;
   }
   if (r.outcome !== "timeout") {
@@ -152,7 +158,9 @@ export class ArmCollector {
     const countsLine = (c: SideCounts) =>
       `  ${c.name}: ${c.count} fetches, ${c.ok} ok, ${c.timeouts} timed out${
         censor && c.timeouts ? " (censored)" : ""
-      }, ${c.failed} failed otherwise`;
+      }, ${c.failed} failed otherwise${
+        c.unfinished ? `, ${c.unfinished} unfinished at the end` : ""
+      }`;
     for (const [label, byArm] of this.#sides) {
       const bSide = byArm.get(baseline);
       if (!bSide) continue;

@@ -1,7 +1,8 @@
 /**
  * Comparisons of two sample sets: the change of OTHER against BASE at each percentile in %,
  * with a 95 % bootstrap interval (both sides resampled), the speed-up factor with its
- * uncertainty, and a two-sided Mann-Whitney U test (normal approximation, tie-corrected).
+ * uncertainty, and a two-sided Mann-Whitney U test (exact for small samples without ties,
+ * else the tie-corrected normal approximation).
  * Arms of one run compare paired by time block (a block bootstrap and a signed-rank test of
  * per-block ratios), and a comparison says what makes it doubtful (sample sizes, failure
  * rates).
@@ -53,7 +54,47 @@ function normCdf(z: number): number {
   return z >= 0 ? (1 + y) / 2 : (1 - y) / 2;
 }
 
-/** Two-sided Mann-Whitney U p-value. */
+/** Samples up to this size (each side, no ties) get the exact Mann-Whitney p-value. */
+export const MANN_WHITNEY_EXACT_MAX = 50;
+
+/**
+ * The null distribution of U for sizes m and n without ties: the count of arrangements with
+ * each U = 0 … m·n, the coefficients of the Gaussian binomial [m+n choose m]_q =
+ * ∏_{i=1..m} (1 − q^{n+i}) / (1 − q^i) (Mann & Whitney 1947; the same counts as their
+ * recurrence f(u; m, n) = f(u − n; m − 1, n) + f(u; m, n − 1)). O(m²·n) operations.
+ */
+export function mannWhitneyCounts(m: number, n: number): Float64Array {
+  const deg = m * n;
+  const c = new Float64Array(deg + 1);
+  c[0] = 1;
+  for (let i = 1; i <= m; i++) {
+    // Multiply by (1 − q^{n+i}), then divide by (1 − q^i) (a running sum with stride i).
+    const k = n + i;
+    for (let u = deg; u >= k; u--) c[u]! -= c[u - k]!;
+    for (let u = i; u <= deg; u++) c[u]! += c[u - i]!;
+  }
+  return c;
+}
+
+/** The exact two-sided p-value of U1 = u for sizes m, n (no ties): 2·P(U ≥ max(u, mn − u)). */
+export function mannWhitneyExactP(u: number, m: number, n: number): number {
+  const c = mannWhitneyCounts(m, n);
+  const big = Math.max(u, m * n - u);
+  let total = 0, tail = 0;
+  for (let k = 0; k < c.length; k++) {
+    total += c[k]!;
+    if (k >= big - 1e-9) tail += c[k]!;
+  }
+  return Math.min(1, 2 * tail / total);
+}
+
+/**
+ * Two-sided Mann-Whitney U p-value: exact (the null distribution of U, as scipy's
+ * `method="exact"`) when both samples have at most {@link MANN_WHITNEY_EXACT_MAX} values and
+ * no value repeats; otherwise the normal approximation with the tie correction and no
+ * continuity correction (scipy's `method="asymptotic", use_continuity=False`). Both are
+ * checked against scipy's values in tests/fixtures/stats_reference.json.
+ */
 export function mannWhitney(a: number[], b: number[]): number {
   const n1 = a.length, n2 = b.length;
   if (n1 === 0 || n2 === 0) return NaN;
@@ -71,6 +112,9 @@ export function mannWhitney(a: number[], b: number[]): number {
     i = j;
   }
   const u = r1 - (n1 * (n1 + 1)) / 2;
+  if (tie === 0 && Math.max(n1, n2) <= MANN_WHITNEY_EXACT_MAX) {
+    return mannWhitneyExactP(u, n1, n2);
+  }
   const n = n1 + n2;
   const sigma = Math.sqrt((n1 * n2 / 12) * ((n + 1) - tie / (n * (n - 1))));
   if (sigma === 0) return 1;
@@ -330,6 +374,8 @@ export interface SideCounts {
   timeouts: number;
   /** Failed otherwise. */
   failed: number;
+  /** Still running when the run ended (not failures, not timed). */
+  unfinished?: number;
 }
 
 /**
@@ -348,9 +394,10 @@ export function comparisonDoubts(
       `sample sizes differ: ${a.ok} successful fetches (${a.name}) vs ${b.ok} (${b.name})`,
     );
   }
-  const fa = a.count - a.ok, fb = b.count - b.ok;
-  const p = twoProportions(fa, a.count, fb, b.count);
-  const ra = a.count ? fa / a.count : 0, rb = b.count ? fb / b.count : 0;
+  const na = a.count - (a.unfinished ?? 0), nb = b.count - (b.unfinished ?? 0);
+  const fa = na - a.ok, fb = nb - b.ok;
+  const p = twoProportions(fa, na, fb, nb);
+  const ra = na ? fa / na : 0, rb = nb ? fb / nb : 0;
   if (p < 0.05 && Math.abs(ra - rb) >= 0.02) {
     out.push(
       `failure rates differ: ${

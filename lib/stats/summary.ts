@@ -57,6 +57,9 @@ export interface GroupSummary {
   timeouts: number;
   /** Fetches that failed otherwise (refused, reset, short read, …). */
   failed: number;
+  /** Fetches still running when the run ended (outcome `interrupted` or `unfinished`):
+   * counted, not failures, not in the percentiles. */
+  unfinished: number;
   /** Failed fetches by outcome (timeouts included). */
   errors: Record<string, number>;
   /** Error rate (0–1). */
@@ -141,11 +144,28 @@ export function exclusionWarning(
   return parts.join("; ");
 }
 
+/** Outcomes of fetches the run's end (or Ctrl-C) cut short: not a failure of the network. */
+export const UNFINISHED_OUTCOMES: readonly string[] = ["interrupted", "unfinished"];
+
+/** True if an outcome says the fetch was still running when the run ended. */
+export function isUnfinished(outcome: string): boolean {
+  return UNFINISHED_OUTCOMES.includes(outcome);
+}
+
 /** A group while records stream in: the summary's identity and counts, and its samples. */
 interface Group extends
   Pick<
     GroupSummary,
-    "key" | "label" | "transport" | "size" | "url" | "arm" | "count" | "timeouts" | "errors"
+    | "key"
+    | "label"
+    | "transport"
+    | "size"
+    | "url"
+    | "arm"
+    | "count"
+    | "timeouts"
+    | "unfinished"
+    | "errors"
   > {
   response: Sample;
   download: Sample;
@@ -212,6 +232,7 @@ export class Summarizer {
         arm: by.includes("arm") ? r.arm ?? null : null,
         count: 0,
         timeouts: 0,
+        unfinished: 0,
         errors: {},
         response: { values: [], censoredAt: [] },
         download: { values: [], censoredAt: [] },
@@ -226,6 +247,12 @@ export class Summarizer {
     const fb = r.phases_ms.first_byte, lb = r.phases_ms.last_byte;
     if (r.outcome !== "ok") {
       g.errors[r.outcome] = (g.errors[r.outcome] ?? 0) + 1;
+      if (isUnfinished(r.outcome)) {
+        // Cut short by the run's end: a fetch that had its first byte keeps its response time.
+        g.unfinished++;
+        if (typeof fb === "number") g.response.values.push(fb - off);
+        return;
+      }
       if (r.outcome !== "timeout") return;
       g.timeouts++;
       if (!this.#censor) return;
@@ -251,7 +278,7 @@ export class Summarizer {
     for (const g of this.#groups.values()) {
       const failedAll = Object.values(g.errors).reduce((a, b) => a + b, 0);
       const ok = g.count - failedAll;
-      const failed = failedAll - g.timeouts;
+      const failed = failedAll - g.timeouts - g.unfinished;
       const censored = this.#censor && g.timeouts > g.uncensorable;
       const counts = { count: g.count, ok, timeouts: g.timeouts, failed: failed + g.uncensorable };
       const warning = exclusionWarning(
@@ -269,8 +296,11 @@ export class Summarizer {
         ok,
         timeouts: g.timeouts,
         failed,
+        unfinished: g.unfinished,
         errors: g.errors,
-        errorRate: g.count ? (g.count - ok) / g.count : 0,
+        errorRate: g.count - g.unfinished
+          ? (g.count - g.unfinished - ok) / (g.count - g.unfinished)
+          : 0,
         censored,
         excluded: g.count - g.download.values.length - g.download.censoredAt.length,
         ...(warning ? { warning } : {}),
