@@ -265,7 +265,20 @@ async function startOnce(o: TorTestnetOptions): Promise<TorTestnet> {
         c.kill("SIGTERM");
       } catch { /* gone */ }
     }
-    await Promise.allSettled(children.map((c) => c.status));
+    // A tor that logged "exiting cleanly" and then hung in a futex wait was seen here (the
+    // suite waited 7 minutes for it): SIGKILL whatever is still running after 5 s.
+    const all = Promise.allSettled(children.map((c) => c.status));
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const late = new Promise<"late">((r) => timer = setTimeout(() => r("late"), 5000));
+    if ((await Promise.race([all, late])) === "late") {
+      for (const c of children) {
+        try {
+          c.kill("SIGKILL");
+        } catch { /* gone */ }
+      }
+      await all;
+    }
+    clearTimeout(timer);
     children.length = 0;
   };
   try {
