@@ -17,8 +17,8 @@ import {
 } from "../lib/cell/link_cells.ts";
 import { kdfTor } from "../lib/crypto/kdf.ts";
 import { ClientCrypto } from "../lib/crypto/relay_crypto.ts";
-import { encodeRelayCell, RelayCommand } from "../lib/cell/relay_cell.ts";
-import { encodeExtend2, HandshakeType } from "../lib/cell/messages.ts";
+import { decodeRelayCell, encodeRelayCell, RelayCommand } from "../lib/cell/relay_cell.ts";
+import { encodeBegin, encodeExtend2, HandshakeType } from "../lib/cell/messages.ts";
 import {
   generateTorRelayKeys,
   initiatorCerts,
@@ -639,6 +639,88 @@ Deno.test({
     } finally {
       link?.close();
       back?.close();
+      await net.stop();
+      await Deno.remove(dir, { recursive: true }).catch(() => {});
+    }
+  },
+});
+
+/**
+ * One stream through a one-hop circuit on a C tor exit: CREATE_FAST, BEGIN, and the first
+ * relay cell back (decrypted), as [relay command, END reason or 0].
+ */
+async function oneHopBegin(
+  orPort: number,
+  fingerprint: string,
+  keys: TorRelayKeys | undefined,
+  target: string,
+): Promise<[number, number]> {
+  const conn = await Deno.connect({ hostname: "127.0.0.1", port: orPort });
+  const link = await torLinkConnect(conn, {
+    ...(keys ? { keys } : {}),
+    expect: { rsaFingerprint: fingerprint },
+  });
+  try {
+    const x = new Uint8Array(randomBytes(20));
+    const circId = 0x80000001;
+    await link.writev([encodeCell({ circId, command: CellCommand.CREATE_FAST, payload: x })]);
+    const [reply] = await within(30_000, readCells(link, 1), "CREATED_FAST");
+    assertEquals(reply![4], CellCommand.CREATED_FAST, `command ${reply![4]}`);
+    const y = reply!.subarray(5, 25);
+    const crypt = new ClientCrypto();
+    crypt.addHop(kdfTor(new Uint8Array([...x, ...y]), 92).subarray(20, 92));
+    const payload = encodeRelayCell({
+      command: RelayCommand.BEGIN,
+      streamId: 1,
+      data: encodeBegin({ host: "127.0.0.1", port: Number(target) }),
+    });
+    crypt.encrypt(payload, 0);
+    await link.writev([encodeCell({ circId, command: CellCommand.RELAY, payload })]);
+    for (;;) {
+      const [cell] = await within(30_000, readCells(link, 1), "the exit's answer to BEGIN");
+      if (cell![4] !== CellCommand.RELAY) continue; // padding and the like
+      const body = cell!.slice(5);
+      assertEquals(crypt.decrypt(body), 0, "the exit's answer is recognized");
+      const r = decodeRelayCell(body);
+      return [r.command, r.command === RelayCommand.END ? r.data[0] ?? 0 : 0];
+    }
+  } finally {
+    link.close();
+  }
+}
+
+Deno.test({
+  name:
+    "a C tor exit refuses streams from a client link (END TORPROTOCOL) and from an unlisted relay (END MISC): our link is a client's or a relay's as we say",
+  ignore: skipUnless(torOk, "Debian's tor or libssl through FFI is not available"),
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const dir = await Deno.makeTempDir({ prefix: "pctcp-oracle-" });
+    const net = await startTorTestnet({ dir: `${dir}/net`, relays: 4 });
+    const server = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const port = String((server.addr as Deno.NetAddr).port);
+    const serving = (async () => {
+      for await (const c of server) c.close();
+    })();
+    try {
+      const exit = net.relays[1]!;
+      // connection_edge.c: "Attempt by %s to open a stream on first hop of circuit" → 13.
+      assertEquals(
+        await oneHopBegin(exit.orPort, exit.fingerprint, undefined, port),
+        [RelayCommand.END, 13],
+      );
+      // connection_edge.c: an authenticated relay the consensus does not list ("open a stream
+      // from unknown relay", refuseunknownexits) → END MISC (1).
+      assertEquals(
+        await oneHopBegin(exit.orPort, exit.fingerprint, keysB, port),
+        [RelayCommand.END, 1],
+      );
+      // The third step of the oracle (a listed relay gets CONNECTED) is tests/ctor_network_test.ts:
+      // C guard → ours → C exit carries 1 MiB.
+    } finally {
+      server.close();
+      await serving.catch(() => {});
       await net.stop();
       await Deno.remove(dir, { recursive: true }).catch(() => {});
     }
