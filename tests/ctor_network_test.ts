@@ -105,6 +105,37 @@ Deno.test({
         );
         assertEquals(p.circuitLinksOpened ?? 0, 0);
       }
+      // The operator's A/B (README): both arms in one run through the C tor client, the pair
+      // under test the only difference (ours1 → ours2 over PCTCP vs two C tor relays).
+      const ab = `${dir}/ab.jsonl`;
+      const m = await pctcp(
+        "measure",
+        "--socks",
+        s.socks,
+        "--control",
+        s.control,
+        "--guard",
+        "tor1",
+        "--exit",
+        "tor2",
+        "--arm",
+        "pctcp=ours1,ours2",
+        "--arm",
+        "baseline=tor3,tor4",
+        "--url",
+        `${s.server}/bytes/100KiB`,
+        "--count",
+        "4",
+        "--out",
+        ab,
+      );
+      assertEquals(m.code, 0, m.stderr);
+      const recs = (await Deno.readTextFile(ab)).trim().split("\n").map((l) => JSON.parse(l));
+      assertEquals(recs.length, 4);
+      assertEquals(recs.map((r) => r.arm).sort(), ["baseline", "baseline", "pctcp", "pctcp"]);
+      assert(recs.every((r) => r.outcome === "ok"), JSON.stringify(recs.map((r) => r.error)));
+      const paths = new Set(recs.map((r) => `${r.arm}:${r.circuit?.path?.length}`));
+      assert(paths.has("pctcp:4") && paths.has("baseline:4"), [...paths].join(" "));
     } finally {
       const down = await pctcp("network", "down", "--dir", dir);
       assertEquals(down.code, 0, down.stderr);

@@ -222,6 +222,19 @@ export async function readState(dir = "./pctcp-net"): Promise<NetworkState> {
   }
 }
 
+/** Throws when a network started in `dir` still runs (one network per folder). */
+export async function assertNoNetwork(dir: string): Promise<void> {
+  let s: NetworkState;
+  try {
+    s = await readState(dir);
+  } catch {
+    return; // none there
+  }
+  if (s.processes.some((p) => isAlive(p.pid))) {
+    throw new Error(`a network is already running in ${dir} (pctcp network down --dir ${dir})`);
+  }
+}
+
 /**
  * Brings a network up and returns once a fetch through it succeeds. On any failure it stops
  * what it started.
@@ -230,14 +243,7 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
   const dir = options.dir ?? "./pctcp-net";
   const n = options.relays ?? 3;
   if (n < 3) throw new RangeError(`a network needs at least 3 relays: ${n}`);
-  try {
-    const s = await readState(dir);
-    if (s.processes.some((p) => isAlive(p.pid))) {
-      throw new Error(`a network is already running in ${dir} (pctcp network down --dir ${dir})`);
-    }
-  } catch (e) {
-    if ((e as Error).message.startsWith("a network is already")) throw e;
-  }
+  await assertNoNetwork(dir);
   await Deno.mkdir(dir, { recursive: true });
   const processes: ProcessInfo[] = [];
   const partial: NetworkState = {

@@ -20,6 +20,7 @@ import { generateRelayKeys, relayFingerprint, relayKeysToJson } from "../directo
 import { type Logger, nullLogger } from "../util/log.ts";
 import type { SchedulerKind } from "../channel/scheduler.ts";
 import {
+  assertNoNetwork,
   isAlive,
   type NetworkState,
   type ProcessInfo,
@@ -100,14 +101,7 @@ export async function ctorNetworkUp(o: CtorNetworkOptions = {}): Promise<CtorNet
   const ours = o.ours ?? 2;
   const log = o.log ?? nullLogger;
   if (ours < 0) throw new RangeError(`--ours must be at least 0: ${ours}`);
-  try {
-    const s = await readState(dir);
-    if (s.processes.some((p) => isAlive(p.pid))) {
-      throw new Error(`a network is already running in ${dir} (pctcp network down --dir ${dir})`);
-    }
-  } catch (e) {
-    if ((e as Error).message.startsWith("a network is already")) throw e;
-  }
+  await assertNoNetwork(dir);
   await Deno.mkdir(dir, { recursive: true });
   const processes: ProcessInfo[] = [];
   let net: TorTestnet | undefined;

@@ -365,9 +365,7 @@ export class ChannelPool {
           ...(this.#o.log ? { log: this.#o.log } : {}),
         });
       } catch (e) {
-        try {
-          conn.close();
-        } catch { /* closed */ }
+        closeQuietly(conn);
         throw e;
       }
       if (this.#closed) {
@@ -390,9 +388,7 @@ export class ChannelPool {
         encrypt: o.encrypt,
       });
     } catch (e) {
-      try {
-        conn.close();
-      } catch { /* closed */ }
+      closeQuietly(conn);
       throw e;
     }
     if (this.#closed) {
@@ -421,4 +417,11 @@ export class ChannelPool {
       if (this.#shared.get(e.fingerprint) === chan) this.#shared.delete(e.fingerprint);
     }
   }
+}
+
+/** Closes a connection that may be closed already. */
+function closeQuietly(conn: Deno.Conn): void {
+  try {
+    conn.close();
+  } catch { /* closed */ }
 }
