@@ -11,6 +11,8 @@ import { haveIpsecTools, nftCounters } from "../lib/network/ipsec_hosts.ts";
 import { isAlive } from "../lib/network/launcher.ts";
 import { type CtorNetworkState, pinnedFetch } from "../lib/tor/mixed_network.ts";
 import { pctcp } from "./_cli.ts";
+import { PinnedCircuits } from "../lib/tor/pinned.ts";
+import { timedFetch } from "../lib/measure/fetch.ts";
 
 const ready = Deno.uid() === 0 && await haveTor() && (await probeNetns()).netns &&
   await haveIpsecTools();
@@ -46,7 +48,10 @@ async function pctcpWithin(ms: number, ...args: string[]) {
 Deno.test({
   name:
     "network up --ctor --netns --ipsec carries a C tor client's circuit over PCTCP between two of ours on emulated hosts, and down removes everything",
-  ignore: skipUnless(ready, "needs root, network namespaces, Debian's tor, strongSwan and nftables"),
+  ignore: skipUnless(
+    ready,
+    "needs root, network namespaces, Debian's tor, strongSwan and nftables",
+  ),
   sanitizeOps: false,
   sanitizeResources: false,
   async fn() {
@@ -97,21 +102,29 @@ Deno.test({
       assertEquals(JSON.parse(st.stdout).broken, []);
 
       // C guard → ours1 → ours2 → C exit, 256 KiB byte-exact (pinnedFetch checks the digest).
-      const r = await pinnedFetch(s, [
+      const path = [
         ctor[0]!.fingerprint,
         ours1.fingerprint,
         ours2.fingerprint,
         ctor[1]!.fingerprint,
-      ], "256KiB");
+      ];
+      const peers = async () => {
+        await new Promise((res) => setTimeout(res, 1500)); // stats.json is rewritten every second
+        return JSON.parse(await Deno.readTextFile(`${dir}/ours1/stats.json`)).peers as PeerStat[];
+      };
+      const opened = (ps: PeerStat[]) =>
+        ps.find((p) => p.fingerprint === ours2.fingerprint)?.circuitLinksOpened ?? 0;
+      const before = opened(await peers());
+      const r = await pinnedFetch(s, path, "256KiB");
       assertEquals(r.bytes, 256 << 10);
-      await new Promise((res) => setTimeout(res, 1500)); // stats.json is rewritten every second
-      const stats = JSON.parse(await Deno.readTextFile(`${dir}/ours1/stats.json`));
-      const toOurs2 = (stats.peers as PeerStat[]).find((p) => p.fingerprint === ours2.fingerprint);
-      assert(toOurs2, `ours1 has no peer entry for ours2: ${JSON.stringify(stats.peers)}`);
+      const after = await peers();
+      const toOurs2 = after.find((p) => p.fingerprint === ours2.fingerprint);
+      assert(toOurs2, `ours1 has no peer entry for ours2: ${JSON.stringify(after)}`);
       assert(
-        (toOurs2.circuitLinksOpened ?? 0) >= 1,
-        `no per-circuit connection ours1 → ours2: ${JSON.stringify(toOurs2)}`,
+        opened(after) - before >= 1,
+        `no per-circuit connection ours1 → ours2 for the circuit: ${JSON.stringify(toOurs2)}`,
       );
+      const stats = { peers: after };
       // C tor hops never get per-circuit connections.
       for (const p of (stats.peers as PeerStat[]).filter((p) => p !== toOurs2)) {
         assertEquals(p.circuitLinksOpened ?? 0, 0, JSON.stringify(p));
@@ -120,8 +133,29 @@ Deno.test({
       const c = await nftCounters(hostOf("ours1"));
       assertEquals(c.dropped, 0, "ours1 tried to send plain packets to ours2's host");
       assert(c.ikeEsp > 50, `ours1 → ours2 went as IKE/ESP (${c.ikeEsp} packets)`);
+      // Our relays run PCTCP's IPsec security: with ours1's charon gone (no SA covers ours2) a
+      // new circuit through ours1 → ours2 is refused, not carried in the clear.
+      Deno.kill(s.processes.find((p) => p.name === "charon-ours1")!.pid, "SIGKILL");
+      await new Promise((res) => setTimeout(res, 1500));
+      const pinned = await PinnedCircuits.open(s.control, path, { cookieFile: s.cookieFile });
+      try {
+        const [host, port] = [s.socks.split(":")[0]!, Number(s.socks.split(":")[1])];
+        const refused = await timedFetch(`${s.server}/bytes/10KiB`, {
+          socksHost: host,
+          socksPort: port,
+          timeoutMs: 20_000,
+          socksUser: `after-kill-${Date.now()}`,
+        });
+        assert(refused.outcome !== "ok", "a circuit ours1 → ours2 was carried without IPsec");
+      } finally {
+        await pinned.close();
+      }
+      const log1 = await Deno.readTextFile(`${dir}/ours1/relay.log`);
+      assert(log1.includes("no IPsec SA covers"), "ours1 says why it refused");
       console.log(
-        `up + fetch in ${((Date.now() - t0) / 1000).toFixed(0)} s; ${r.bytes} B in ${r.ms} ms; per-circuit links ours1 → ours2: ${toOurs2.circuitLinksOpened}; ESP/IKE packets from ours1: ${c.ikeEsp}`,
+        `up + fetch in ${
+          ((Date.now() - t0) / 1000).toFixed(0)
+        } s; ${r.bytes} B in ${r.ms} ms; per-circuit links ours1 → ours2: ${toOurs2.circuitLinksOpened}; ESP/IKE packets from ours1: ${c.ikeEsp}`,
       );
     } finally {
       const down = await pctcp("network", "down", "--dir", dir);
