@@ -9,6 +9,13 @@
  *
  * Between two of ours with `--transport pctcp`, circuits get a TCP connection each (found in
  * band on the authenticated link); every C tor hop keeps the ordinary shared TLS link.
+ *
+ * With `netns` every node is on a host of its own (a network namespace) over the user-space
+ * emulator (the hosts step of lib/tor/emulated.ts, with hosts ours1..oursN beside relay1..K,
+ * server and client); our relays bind to and publish their host's address. With `ipsec` the
+ * hosts of our pctcp relays get strongSwan IPsec between them (networkUp's `startIpsec`) and
+ * those relays PCTCP's `ipsec` security. Readiness there is the pinned fetches only: tor's own
+ * exit choice finds no exit for a server-only exit policy on private hosts (README).
  * @module
  */
 
@@ -71,9 +78,9 @@ export interface CtorNetworkOptions {
   /** With `netns`: latency, loss, host rates, … (EmulationSpec), for every host. */
   emulation?: EmulationSpec;
   /**
-   * With `netns`: strongSwan IPsec between the hosts of our relays only (C tor hops stay plain
-   * TLS), and our pctcp relays carry a per-circuit connection only where a CHILD_SA covers
-   * the peer (`--pctcp-security ipsec`).
+   * With `netns`: strongSwan IPsec between the hosts of our relays that run pctcp only (C tor
+   * hops and ours on the shared link stay plain TLS), and those relays carry a per-circuit
+   * connection only where a CHILD_SA covers the peer (`--pctcp-security ipsec`).
    */
   ipsec?: boolean;
 }
@@ -169,7 +176,16 @@ export async function ctorNetworkUp(o: CtorNetworkOptions = {}): Promise<CtorNet
         save,
       });
       if (o.ipsec) {
-        const oursHosts = step.hosts.hosts.filter((h) => h.name.startsWith("ours"));
+        // Between the hosts of ours that run PCTCP (all of ours with --transport pctcp): a
+        // pair of ours on the shared link (an experiment's ours-tor) keeps plain TLS, as C tor.
+        const oursHosts = Array.from({ length: ours }, (_, i) => i)
+          .filter((i) => (o.transports?.[i] ?? o.transport ?? "tor") === "pctcp")
+          .map((i) => step!.host(`ours${i + 1}`));
+        if (oursHosts.length < 2) {
+          throw new RangeError(
+            `IPsec between our relays' hosts needs two of ours running pctcp: ${oursHosts.length}`,
+          );
+        }
         const before = processes.length;
         for (
           const [k, v] of await startIpsec(
