@@ -188,7 +188,11 @@ export async function startTorHosts(o: TorHostsOptions): Promise<TorHostsStep> {
     ...em.state,
     pid: epid,
     notes: [
-      `C tor's hosts in network namespaces ${hosts.tag}-*, linked only through the user-space emulator (a TUN device per host), the same host names and spec as our arms`,
+      o.extraHosts?.length
+        ? `hosts in network namespaces ${hosts.tag}-* (C tor's relay1..${o.relays}, ${
+          o.extraHosts.join(", ")
+        }, server, client), linked only through the user-space emulator (a TUN device per host)`
+        : `C tor's hosts in network namespaces ${hosts.tag}-*, linked only through the user-space emulator (a TUN device per host), the same host names and spec as our arms`,
     ],
   };
   emulation.notes.push(emulationSummary(emulation));
