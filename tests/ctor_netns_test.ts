@@ -172,3 +172,19 @@ Deno.test({
     }
   },
 });
+
+Deno.test("network up --ctor refuses --ipsec and emulation flags without --netns", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "pctcp-ctornetns-usage-" });
+  try {
+    const ipsec = await pctcp("network", "up", "--ctor", "--ipsec", "--dir", dir);
+    assertEquals(ipsec.code, 2, ipsec.stderr);
+    assert(ipsec.stderr.includes("--ipsec needs --netns"), ipsec.stderr);
+    const lat = await pctcp("network", "up", "--ctor", "--latency", "10ms", "--dir", dir);
+    assertEquals(lat.code, 2, lat.stderr);
+    assert(lat.stderr.includes("--latency needs --netns"), lat.stderr);
+    // Nothing was started.
+    assertEquals([...Deno.readDirSync(dir)], []);
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
