@@ -22,6 +22,7 @@ import {
 import { loadScenario } from "../lib/experiment/scenario.ts";
 import { makeLogger } from "../lib/util/log.ts";
 import { probeNetns } from "../lib/network/netns.ts";
+import { haveIpsecTools } from "../lib/network/ipsec_hosts.ts";
 import { runSweep, SWEEP_PARAMS, type SweepParam } from "../lib/experiment/sweep.ts";
 import { type EmulationSpec, parseDuration, parseLoss } from "../lib/emulate/mod.ts";
 import { haveTor } from "../lib/tor/testnet.ts";
@@ -175,13 +176,22 @@ async function ctorNetworkExperiment(
       `--network ctor takes the arms ${CTOR_NETWORK_ARMS.join(", ")}, not ${bad.join(", ")}`,
     );
   }
-  if (o.netns) throw new UsageError("--network ctor runs on loopback here (no --netns yet)");
   if (!(await haveTor())) {
     throw new UsageError("--network ctor needs Debian's tor: apt-get install tor");
   }
   const base = (o.base ?? (arms.includes("ctor") ? "ctor" : arms[0]!)) as Arm;
   if (!arms.includes(base)) throw new UsageError(`--base ${base} is not among --arms`);
-  const scenario = await loadScenario(o.scenario === "auto" ? "quick" : o.scenario);
+  // `auto` stays the loopback scenario here: --netns asks for emulated hosts explicitly.
+  const netns = !!o.netns;
+  const scenario = await loadScenario(
+    o.scenario === "auto" ? (netns ? "quick-netns" : "quick") : o.scenario,
+  );
+  const emulation = await emulationFromFlags(o, netns);
+  if (netns && !(await haveIpsecTools())) {
+    throw new UsageError(
+      "--network ctor --netns puts IPsec between the ours-pctcp pair's hosts: apt-get install strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins nftables",
+    );
+  }
   const sig = signals();
   try {
     await runCtorInterference({
@@ -191,6 +201,8 @@ async function ctorNetworkExperiment(
       base: base as CtorNetworkArm,
       runs: o.runs,
       positions: o.positions,
+      ...(netns ? { netns: true, ipsec: true } : {}),
+      ...(emulation ? { emulation } : {}),
       ...(o.duration !== undefined ? { durationS: o.duration } : {}),
       log: makeLogger("experiment", "info"),
       signal: sig.signal,

@@ -187,6 +187,8 @@ export function networkCommand(): Command {
 Examples:
   pctcp network up --relays 3 --transport pctcp          # our relays only, on loopback
   pctcp network up --ctor --ours 2 --transport pctcp     # two of ours inside a C tor network
+  pctcp network up --ctor --ours 2 --transport pctcp --netns --latency 10ms --ipsec
+                                                         # ... every node on an emulated host
   pctcp network status --json; pctcp network down`,
     )
     .action((
@@ -208,11 +210,10 @@ Examples:
     ) =>
       run(async () => {
         if (o.ctor) {
-          if (o.netns || o.ipsec) {
-            throw new UsageError(
-              "--ctor runs on loopback here; --netns/--ipsec are not built for it yet",
-            );
+          if (o.ipsec && !o.netns) {
+            throw new UsageError("--ipsec needs --netns (IPsec between the hosts of our relays)");
           }
+          const emulation = await emulationFromFlags(o, !!o.netns);
           if (o.transport !== "tor" && o.transport !== "pctcp") {
             throw new UsageError(`--ctor takes --transport tor or pctcp, not ${o.transport}`);
           }
@@ -221,6 +222,9 @@ Examples:
             ours: o.ours ?? 2,
             transport: o.transport,
             scheduler: o.scheduler,
+            ...(o.netns ? { netns: true } : {}),
+            ...(emulation ? { emulation } : {}),
+            ...(o.ipsec ? { ipsec: true } : {}),
             log: makeLogger("network", "info"),
           });
           if (o.json) return void console.log(JSON.stringify(s));
@@ -241,6 +245,7 @@ Examples:
             `C tor client: SOCKS5 ${s.socks}, control ${s.control} (cookie ${s.cookieFile})`,
           );
           console.log(`server:       ${s.server}`);
+          if (s.emulation) console.log(`links:        ${s.emulation.notes.join("; ")}`);
           return;
         }
         const emulation = await emulationFromFlags(o, !!o.netns);

@@ -18,13 +18,16 @@
  * per run; each is measured for the scenario's duration with its web and bulk clients at once.
  *
  * This stage writes the raw records (records-ARM.jsonl, every run's) and manifest.json; the
- * analyze and report stages read the folder alone. Loopback only, here: no emulated latency
- * or loss (say so wherever its numbers go).
+ * analyze and report stages read the folder alone. On loopback by default: no emulated latency
+ * or loss (say so wherever its numbers go); with `netns` every node on an emulated host
+ * of its own (the scenario's latency and loss, the pair's rate as its hosts' rate in the
+ * emulator) and IPsec between the ours-pctcp pair's hosts.
  * @module
  */
 
 import { type CtorNetworkState, ctorNetworkUp } from "../tor/mixed_network.ts";
 import { stopProcesses } from "../network/launcher.ts";
+import { destroyHosts } from "../network/netns.ts";
 import { PinnedCircuits } from "../tor/pinned.ts";
 import { runMeasurement, type Workload } from "../measure/run.ts";
 import { parseSize } from "../serve/sizes.ts";
@@ -35,6 +38,7 @@ import { VERSION } from "../version.ts";
 import type { Manifest } from "./analyze.ts";
 import type { Arm } from "./arms.ts";
 import { type LoadSample, LoadWatch } from "./load.ts";
+import { type EmulationSpec, mergeSpecs } from "../emulate/config.ts";
 
 /** An arm of a C tor network experiment (arms.ts's CTOR_NETWORK_ARMS). */
 export type CtorNetworkArm = "ctor" | "ours-tor" | "ours-pctcp";
@@ -63,6 +67,18 @@ export interface CtorRunOptions {
   log?: Logger;
   /** Stops after the arm under way. */
   signal?: AbortSignal;
+  /**
+   * Every node on a host of its own (network namespaces over the user-space emulator, root
+   * needed); the pair's rate is then its hosts' rate in the emulator, for C tor's and ours.
+   */
+  netns?: boolean;
+  /** With `netns`: emulation flags, layered over the scenario's `emulation` field. */
+  emulation?: EmulationSpec;
+  /**
+   * With `netns`: strongSwan IPsec between the hosts of the ours-pctcp pair (default: with
+   * `netns`, as the own-network arms have it); ours-tor and C tor stay plain TLS.
+   */
+  ipsec?: boolean;
 }
 
 /** What the run stage did. */
@@ -122,6 +138,18 @@ export async function runCtorInterference(o: CtorRunOptions): Promise<CtorRunRes
   const log = o.log ?? nullLogger;
   const duration = o.durationS ?? s.durationS;
   const rate = parseSize(String(s.bandwidths[1] ?? s.bandwidths[0] ?? "1536KiB"));
+  const netns = o.netns ?? false;
+  const ipsec = netns && (o.ipsec ?? true);
+  // The scenario's per-pair settings name our own networks' hosts (relay1–relay2, …); here the
+  // arms' pairs sit on different hosts, so per-pair latencies would differ between arms: only
+  // its uniform settings apply (flags given on the command line apply as given).
+  const { pairs: scenarioPairs, ...uniform } = s.emulation ?? {};
+  const emulationSpec = netns ? mergeSpecs(uniform, o.emulation) : undefined;
+  let notes: string[] = scenarioPairs?.length
+    ? [
+      `the scenario's ${scenarioPairs.length} per-pair settings not applied (they name our own networks' hosts; here every arm's pair sits on other hosts): its uniform latency and loss on every path`,
+    ]
+    : [];
   await Deno.mkdir(o.out, { recursive: true });
   const order: string[] = [];
   const seeds: number[] = [];
@@ -141,15 +169,28 @@ export async function runCtorInterference(o: CtorRunOptions): Promise<CtorRunRes
     runs,
     order,
     seeds,
-    netns: false,
-    emulation_engine: "none",
-    emulation: Object.fromEntries(arms.map((a) => [a, [
-      "loopback; one C tor network per run (4 C tor relays that are also authorities, a C tor client), our relays joined to it",
-      `the pair under test (${positions}) limited to ${rate} B/s each, reads and writes`,
-    ]])),
+    netns,
+    emulation_engine: netns ? "userspace" : "none",
+    emulation: Object.fromEntries(arms.map((a) => [
+      a,
+      netns
+        ? [
+          "emulated hosts; one C tor network per run (4 C tor relays that are also authorities, a C tor client, ours, the server: each in a namespace of its own over the user-space emulator), our relays joined to it",
+          `the pair under test (${positions}) on hosts limited to ${rate} B/s each way in the emulator`,
+          ...(a === "ours-pctcp" && ipsec
+            ? ["IPsec (strongSwan) between the hosts of the ours-pctcp pair only"]
+            : []),
+          ...notes,
+        ]
+        : [
+          "loopback; one C tor network per run (4 C tor relays that are also authorities, a C tor client), our relays joined to it",
+          `the pair under test (${positions}) limited to ${rate} B/s each, reads and writes`,
+        ],
+    ])),
     network: "ctor",
     positions,
-    ctor_network: "loopback",
+    ctor_network: netns ? "emulated-hosts" : "loopback",
+    ...(netns ? { ipsec } : {}),
     duration_s: duration,
     max_duration_s: duration,
     min_samples: minSamplesOf(s),
@@ -182,9 +223,15 @@ export async function runCtorInterference(o: CtorRunOptions): Promise<CtorRunRes
       ownerPid: Deno.pid,
       oursBandwidths: [rate, rate, rate, rate],
       ctorBandwidths: positions === "middle-exit" ? [0, rate, rate, 0] : [0, rate, rate, 0],
+      ...(netns
+        ? { netns: true, ipsec, ...(emulationSpec ? { emulation: emulationSpec } : {}) }
+        : {}),
       log,
     });
     torVersion = net.torVersion;
+    if (net.emulation) {
+      notes = [...notes.slice(0, scenarioPairs?.length ? 1 : 0), ...net.emulation.notes];
+    }
     const pinned = await PinnedCircuits.open(net.control, null, { cookieFile: net.cookieFile });
     try {
       const [host, port] = [
@@ -255,6 +302,7 @@ export async function runCtorInterference(o: CtorRunOptions): Promise<CtorRunRes
     } finally {
       await pinned.close().catch(() => {});
       await stopProcesses(net.processes);
+      if (net.netns) await destroyHosts(net.netns);
     }
     if (o.signal?.aborted) interrupted = true;
   }

@@ -14,7 +14,14 @@ import {
 import { makeDocument, type RelaySpec } from "../directory/build.ts";
 import type { Transport } from "../directory/document.ts";
 import { timedFetch } from "../measure/fetch.ts";
-import { createHosts, destroyHosts, inNamespace, type NetnsHosts, probeNetns } from "./netns.ts";
+import {
+  createHosts,
+  destroyHosts,
+  inNamespace,
+  type NetnsHost,
+  type NetnsHosts,
+  probeNetns,
+} from "./netns.ts";
 import { haveIpsecTools, listSas, loadIpsec, prepareIpsec } from "./ipsec_hosts.ts";
 import {
   type EmulationState,
@@ -236,6 +243,56 @@ export async function assertNoNetwork(dir: string): Promise<void> {
 }
 
 /**
+ * IPsec between `relayHosts` (strongSwan, see ipsec_hosts.ts): a charon per host, spawned and
+ * listed in `processes` (and `save`d at once, so `down` stops it), the connections and nft
+ * rules loaded, and a wait until every host has an INSTALLED CHILD_SA to every other (30 s).
+ * The IPsec routes (table 220) get `tcpCongestion` like the main ones. Returns each host's
+ * VICI socket by host name (what `--swanctl-uri` of its relay needs).
+ */
+export async function startIpsec(
+  dir: string,
+  netns: NetnsHosts,
+  relayHosts: NetnsHost[],
+  processes: ProcessInfo[],
+  save: () => Promise<void>,
+  tcpCongestion?: string,
+): Promise<Map<string, string>> {
+  const vici = new Map<string, string>();
+  const daemons = await prepareIpsec(dir, relayHosts);
+  for (const d of daemons) {
+    const log = `${d.ipsec.dir}/charon.log`;
+    processes.push({
+      name: `charon-${d.host.name}`,
+      pid: await spawn(d.command, log, [], true),
+      log,
+    });
+    await save();
+  }
+  for (const d of daemons) {
+    await loadIpsec(d.host, d.ipsec);
+    vici.set(d.host.name, d.ipsec.vici);
+  }
+  // Up when every relay host has an INSTALLED CHILD_SA to every other.
+  const t0 = Date.now();
+  for (const d of daemons) {
+    for (const peer of relayHosts.filter((p) => p !== d.host)) {
+      while (!childSaCovers(await listSas(d.host, d.ipsec), peer.address)) {
+        if (Date.now() - t0 > 30_000) {
+          throw new Error(`no CHILD_SA from ${d.host.name} to ${peer.name} after 30 s`);
+        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+  }
+  // The IPsec routes (table 220) carry the relays' connections: same congestion control.
+  const asked = tcpCongestion;
+  if (asked) {
+    await setCongestion(netns, asked, relayHosts.map((h) => h.name));
+  }
+  return vici;
+}
+
+/**
  * Brings a network up and returns once a fetch through it succeeds. On any failure it stops
  * what it started.
  */
@@ -333,36 +390,17 @@ export async function networkUp(options: NetworkOptions = {}): Promise<NetworkSt
         );
       }
       const relayHosts = partial.netns.hosts.filter((x) => x.name.startsWith("relay"));
-      const daemons = await prepareIpsec(dir, relayHosts);
-      for (const d of daemons) {
-        const log = `${d.ipsec.dir}/charon.log`;
-        processes.push({
-          name: `charon-${d.host.name}`,
-          pid: await spawn(d.command, log, [], true),
-          log,
-        });
-        await save();
-      }
-      for (const d of daemons) {
-        await loadIpsec(d.host, d.ipsec);
-        vici.set(d.host.name, d.ipsec.vici);
-      }
-      // Up when every relay host has an INSTALLED CHILD_SA to every other.
-      const t0 = Date.now();
-      for (const d of daemons) {
-        for (const peer of relayHosts.filter((p) => p !== d.host)) {
-          while (!childSaCovers(await listSas(d.host, d.ipsec), peer.address)) {
-            if (Date.now() - t0 > 30_000) {
-              throw new Error(`no CHILD_SA from ${d.host.name} to ${peer.name} after 30 s`);
-            }
-            await new Promise((r) => setTimeout(r, 200));
-          }
-        }
-      }
-      // The IPsec routes (table 220) carry the relays' connections: same congestion control.
-      const asked = partial.emulation?.spec?.tcpCongestion;
-      if (asked) {
-        await setCongestion(partial.netns, asked, relayHosts.map((h) => h.name));
+      for (
+        const [k, v] of await startIpsec(
+          dir,
+          partial.netns,
+          relayHosts,
+          processes,
+          save,
+          partial.emulation?.spec?.tcpCongestion,
+        )
+      ) {
+        vici.set(k, v);
       }
       partial.emulation!.notes.push(
         "IPsec: strongSwan IKEv2, kernel-libipsec user-space ESP (no kernel ESP), nftables IKE/ESP only between relay hosts",

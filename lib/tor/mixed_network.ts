@@ -9,6 +9,13 @@
  *
  * Between two of ours with `--transport pctcp`, circuits get a TCP connection each (found in
  * band on the authenticated link); every C tor hop keeps the ordinary shared TLS link.
+ *
+ * With `netns` every node is on a host of its own (a network namespace) over the user-space
+ * emulator (the hosts step of lib/tor/emulated.ts, with hosts ours1..oursN beside relay1..K,
+ * server and client); our relays bind to and publish their host's address. With `ipsec` the
+ * hosts of our pctcp relays get strongSwan IPsec between them (networkUp's `startIpsec`) and
+ * those relays PCTCP's `ipsec` security. Readiness there is the pinned fetches only: tor's own
+ * exit choice finds no exit for a server-only exit policy on private hosts (README).
  * @module
  */
 
@@ -24,11 +31,16 @@ import {
   isAlive,
   type NetworkState,
   type ProcessInfo,
-  readState,
   spawn as spawnSelf,
+  startIpsec,
   stopProcesses,
   waitForFile,
 } from "../network/launcher.ts";
+import { startTorHosts, type TorHostsStep } from "./emulated.ts";
+import { destroyHosts, inNamespace } from "../network/netns.ts";
+import { haveIpsecTools } from "../network/ipsec_hosts.ts";
+import { launchArgs } from "../transport/registry.ts";
+import type { EmulationSpec } from "../emulate/config.ts";
 
 /** Options of a C tor network with relays of ours. */
 export interface CtorNetworkOptions {
@@ -56,6 +68,21 @@ export interface CtorNetworkOptions {
   listTimeoutMs?: number;
   /** Progress log. */
   log?: Logger;
+  /**
+   * Every node in a network namespace of its own — the C tor relays (hosts relay1..K), ours
+   * (ours1..N), the server and the client — linked only through the user-space emulator
+   * (root, iproute2; lib/tor/emulated.ts). Rates (`oursBandwidths`, `ctorBandwidths`) then
+   * become the hosts' rates in the emulator instead of token buckets and BandwidthRate.
+   */
+  netns?: boolean;
+  /** With `netns`: latency, loss, host rates, … (EmulationSpec), for every host. */
+  emulation?: EmulationSpec;
+  /**
+   * With `netns`: strongSwan IPsec between the hosts of our relays that run pctcp only (C tor
+   * hops and ours on the shared link stay plain TLS), and those relays carry a per-circuit
+   * connection only where a CHILD_SA covers the peer (`--pctcp-security ipsec`).
+   */
+  ipsec?: boolean;
 }
 
 /** One relay of a mixed network, as `status --json` lists it. */
@@ -125,26 +152,101 @@ export async function ctorNetworkUp(o: CtorNetworkOptions = {}): Promise<CtorNet
       .then(() => Deno.rename(`${dir}/state.json.tmp`, `${dir}/state.json`));
   const level = o.logLevel ?? "info";
   try {
-    // The web/file server first: the C tor network's readiness fetch goes to it.
-    const slog = `${dir}/server.log`;
-    await Deno.remove(slog).catch(() => {});
-    const spid = await spawnSelf([
-      "serve",
-      "--address",
-      "127.0.0.1",
-      ...(o.ownerPid ? ["--exit-with", String(o.ownerPid)] : []),
-    ], slog);
-    processes.push({ name: "server", pid: spid, log: slog });
-    await save();
-    const first = await waitForFile(slog, spid, slog);
-    state.server = JSON.parse(first.split("\n").find((l) => l.startsWith("{"))!).server;
-    log.info(`network up --ctor: C tor network (${o.ctorRelays ?? 4} relays + client) starting`);
+    let step: TorHostsStep | undefined;
+    const vici = new Map<string, string>();
+    const ctorRelays = o.ctorRelays ?? 4;
+    if (o.netns) {
+      if (o.ipsec && !(await haveIpsecTools())) {
+        throw new Error(
+          "IPsec needs strongSwan and nftables: apt-get install strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-standard-plugins nftables",
+        );
+      }
+      // Hosts, emulator, (watchdog,) server: the step lib/tor/emulated.ts uses for C tor.
+      const hostRates: Record<string, number> = {};
+      o.ctorBandwidths?.forEach((r, i) => r && (hostRates[`relay${i + 1}`] = r));
+      o.oursBandwidths?.forEach((r, i) => r && (hostRates[`ours${i + 1}`] = r));
+      step = await startTorHosts({
+        dir,
+        relays: ctorRelays,
+        extraHosts: Array.from({ length: ours }, (_, i) => `ours${i + 1}`),
+        hostRates,
+        ...(o.emulation ? { emulation: o.emulation } : {}),
+        ...(o.ownerPid ? { ownerPid: o.ownerPid } : {}),
+        state,
+        save,
+      });
+      if (o.ipsec) {
+        // Between the hosts of ours that run PCTCP (all of ours with --transport pctcp): a
+        // pair of ours on the shared link (an experiment's ours-tor) keeps plain TLS, as C tor.
+        const oursHosts = Array.from({ length: ours }, (_, i) => i)
+          .filter((i) => (o.transports?.[i] ?? o.transport ?? "tor") === "pctcp")
+          .map((i) => step!.host(`ours${i + 1}`));
+        if (oursHosts.length < 2) {
+          throw new RangeError(
+            `IPsec between our relays' hosts needs two of ours running pctcp: ${oursHosts.length}`,
+          );
+        }
+        const before = processes.length;
+        for (
+          const [k, v] of await startIpsec(
+            dir,
+            step.hosts,
+            oursHosts,
+            processes,
+            save,
+            step.emulation.spec?.tcpCongestion,
+          )
+        ) {
+          vici.set(k, v);
+        }
+        await step.killOnOwnerExit(processes.slice(before).map((p) => p.pid));
+        step.emulation.notes.push(
+          "IPsec: strongSwan IKEv2, kernel-libipsec user-space ESP (no kernel ESP), nftables IKE/ESP only between the hosts of our relays; C tor hops plain TLS",
+        );
+      }
+      await save();
+    } else {
+      if (o.ipsec) throw new Error("IPsec between our relays' hosts needs --netns");
+      // The web/file server first: the C tor network's readiness fetch goes to it.
+      const slog = `${dir}/server.log`;
+      await Deno.remove(slog).catch(() => {});
+      const spid = await spawnSelf([
+        "serve",
+        "--address",
+        "127.0.0.1",
+        ...(o.ownerPid ? ["--exit-with", String(o.ownerPid)] : []),
+      ], slog);
+      processes.push({ name: "server", pid: spid, log: slog });
+      await save();
+      const first = await waitForFile(slog, spid, slog);
+      state.server = JSON.parse(first.split("\n").find((l) => l.startsWith("{"))!).server;
+    }
+    const serverAddress = step?.host("server").address ?? "127.0.0.1";
+    log.info(
+      `network up --ctor: C tor network (${ctorRelays} relays + client) starting${
+        step ? ` on emulated hosts ${step.hosts.tag}-*` : ""
+      }`,
+    );
+    for (const d of [`${dir}/ctor`, `${dir}/ctor-retry2`]) {
+      await Deno.remove(d, { recursive: true }).catch(() => {});
+    }
     net = await startTorTestnet({
       dir: `${dir}/ctor`,
-      relays: o.ctorRelays ?? 4,
-      readyUrl: `${state.server}/bytes/1KiB`,
+      relays: ctorRelays,
+      // On private 10.x hosts tor's own exit choice finds no exit that accepts only the
+      // server (README, Baselines): there readiness is the pinned fetches below.
+      ...(step ? {} : { readyUrl: `${state.server}/bytes/1KiB` }),
       ownerPid: o.ownerPid ?? false,
-      ...(o.ctorBandwidths ? { bandwidths: o.ctorBandwidths } : {}),
+      ...(step
+        ? {
+          hosts: {
+            relays: Array.from({ length: ctorRelays }, (_, i) => step.host(`relay${i + 1}`)),
+            client: step.host("client"),
+          },
+          exitAccept: [`${serverAddress}:*`],
+        }
+        : {}),
+      ...(o.ctorBandwidths && !step ? { bandwidths: o.ctorBandwidths } : {}),
       log,
     });
     for (const r of net.relays) {
@@ -173,38 +275,43 @@ export async function ctorNetworkUp(o: CtorNetworkOptions = {}): Promise<CtorNet
     // Our relays, joined through the authorities' DirAuthority lines.
     for (let i = 0; i < ours; i++) {
       const transport = o.transports?.[i] ?? o.transport ?? "tor";
-      const rate = o.oursBandwidths?.[i];
+      const rate = step ? undefined : o.oursBandwidths?.[i];
       const nick = `ours${i + 1}`;
+      const h = step?.host(nick);
+      const v = vici.get(nick);
       const rdir = `${dir}/${nick}`;
       await Deno.mkdir(rdir, { recursive: true });
       const keys = generateRelayKeys();
       await Deno.writeTextFile(`${rdir}/keys.json`, relayKeysToJson(keys), { mode: 0o600 });
       await Deno.remove(`${rdir}/port`).catch(() => {});
       const rlog = `${rdir}/relay.log`;
-      const pid = await spawnSelf([
-        "relay",
-        "--keys",
-        `${rdir}/keys.json`,
-        "--nickname",
-        nick,
-        "--address",
-        "127.0.0.1",
-        "--transport",
-        transport,
-        "--scheduler",
-        o.scheduler ?? "kist",
-        "--port-file",
-        `${rdir}/port`,
-        "--stats-file",
-        `${rdir}/stats.json`,
-        "--exit-allow",
-        "127.0.0.1:*",
-        ...(rate ? ["--bandwidth", String(rate)] : []),
-        ...net.dirAuthorities.flatMap((l) => ["--dir-authority", l]),
-        "--log-level",
-        level,
-        ...(o.ownerPid ? ["--exit-with", String(o.ownerPid)] : []),
-      ], rlog);
+      const pid = await spawnSelf(
+        [
+          "relay",
+          "--keys",
+          `${rdir}/keys.json`,
+          "--nickname",
+          nick,
+          "--address",
+          h?.address ?? "127.0.0.1",
+          ...launchArgs(transport, { role: "relay", ...(v ? { ipsecVici: v } : {}) }),
+          "--scheduler",
+          o.scheduler ?? "kist",
+          "--port-file",
+          `${rdir}/port`,
+          "--stats-file",
+          `${rdir}/stats.json`,
+          "--exit-allow",
+          `${serverAddress}:*`,
+          ...(rate ? ["--bandwidth", String(rate)] : []),
+          ...net.dirAuthorities.flatMap((l) => ["--dir-authority", l]),
+          "--log-level",
+          level,
+          ...(o.ownerPid ? ["--exit-with", String(o.ownerPid)] : []),
+        ],
+        rlog,
+        h ? inNamespace(h) : [],
+      );
       processes.push({ name: nick, pid, log: rlog });
       await save();
       const orPort = Number(await waitForFile(`${rdir}/port`, pid, rlog));
@@ -212,7 +319,7 @@ export async function ctorNetworkUp(o: CtorNetworkOptions = {}): Promise<CtorNet
         nickname: nick,
         fingerprint: relayFingerprint(keys),
         impl: "pctcp",
-        address: "127.0.0.1",
+        address: h?.address ?? "127.0.0.1",
         orPort,
         pid,
         transports: transport === "pctcp" ? ["tor", "pctcp"] : ["tor"],
@@ -252,10 +359,17 @@ export async function ctorNetworkUp(o: CtorNetworkOptions = {}): Promise<CtorNet
       await pinnedFetch(state, [ctor[0]!.fingerprint, r.fingerprint, ctor[1]!.fingerprint]);
     }
     await save();
+    if (state.emulation) {
+      await Deno.writeTextFile(
+        `${dir}/emulation.json`,
+        JSON.stringify(state.emulation, null, 2) + "\n",
+      );
+    }
     return state;
   } catch (e) {
     await stopProcesses(processes);
     await net?.stop().catch(() => {});
+    if (state.netns) await destroyHosts(state.netns);
     await Deno.remove(`${dir}/state.json`).catch(() => {});
     throw e;
   }
