@@ -94,8 +94,10 @@ Deno.test({
       const toOurs2 = after.find((p) => p.fingerprint === ours2.fingerprint);
       assert(toOurs2, `ours1 has no peer entry for ours2: ${JSON.stringify(after)}`);
       const opened = (toOurs2.circuitLinksOpened ?? 0) - (before?.circuitLinksOpened ?? 0);
-      // One per circuit, plus at most the spare PCTCP keeps open for the next one.
-      assert(opened >= circuits && opened <= circuits + 1, `per-circuit links opened: ${opened}`);
+      // At least one per circuit (more: the spare PCTCP keeps open, a retried fetch's circuit,
+      // and the C tor relays' own circuits, which go through ours once they are listed — CI saw
+      // 6 for 3). Without the in-band hello it is 0.
+      assert(opened >= circuits, `per-circuit links opened: ${opened}`);
       // C tor hops never get per-circuit connections: only the shared TLS link.
       for (const p of after.filter((p) => ctor.some((c) => c.fingerprint === p.fingerprint))) {
         assertEquals(
