@@ -127,6 +127,30 @@ export function untilStopped(exitWith?: number): Promise<string> {
 }
 
 /**
+ * A role's orderly shutdown, bounded: past `ms` the process exits anyway. Beside a busy loop a
+ * relay and a client in namespaces were still running 30 s after their owner was killed (their
+ * stop() did not return; cause not found): "exit with its owner" must not depend on every link
+ * closing cleanly.
+ */
+export async function exitAfter(
+  stop: () => Promise<unknown>,
+  options: { ms?: number; log?: (msg: string) => void } = {},
+): Promise<never> {
+  const ms = options.ms ?? 5000;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<"late">((r) => timer = setTimeout(() => r("late"), ms));
+  const how = await Promise.race([
+    stop().then(() => "done", (e) => `failed: ${(e as Error).message}`),
+    late,
+  ]);
+  clearTimeout(timer);
+  if (how !== "done") {
+    options.log?.(`shutdown ${how === "late" ? `took over ${ms} ms` : how}; exiting`);
+  }
+  Deno.exit(0);
+}
+
+/**
  * Adds `option` as the documented name of a flag whose old name stays as a hidden alias: its
  * value is stored under `attr`, the old flag's attribute, so the command's code reads one
  * place (e.g. `--time-origin` for the old `--base` of stats, see docs/cli.md "Flag names").

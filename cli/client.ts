@@ -5,7 +5,7 @@
 
 import { Command, Option } from "commander";
 import { addTransportFlags, transportOptions } from "./_transport.ts";
-import { positiveInt, run, untilStopped } from "./_common.ts";
+import { exitAfter, positiveInt, run, untilStopped } from "./_common.ts";
 import { watchDirectory } from "../lib/directory/watch.ts";
 import { OnionClient } from "../lib/client/client.ts";
 import { makeLogger } from "../lib/util/log.ts";
@@ -79,9 +79,10 @@ export function clientCommand(): Command {
         log.info(`SOCKS5 on ${o.socksAddress}:${client.socksPort}`);
         await untilStopped(o.exitWith);
         dir.stop();
-        await client.stop();
-        streams?.close();
-        Deno.exit(0);
+        await exitAfter(async () => {
+          await client.stop();
+          streams?.close();
+        }, { log: (m) => log.warn(m) });
       })
     );
 }

@@ -4,7 +4,7 @@
  */
 
 import { Command, Option } from "commander";
-import { positiveInt, run, untilStopped, UsageError } from "./_common.ts";
+import { exitAfter, positiveInt, run, untilStopped, UsageError } from "./_common.ts";
 import { relayKeysFrom, relayKeysFromJson, relayKeysToJson } from "../lib/directory/keys.ts";
 import { renewTorRelayKeys } from "../lib/keys/mod.ts";
 import {
@@ -172,8 +172,7 @@ export function relayCommand(): Command {
         await untilStopped(o.exitWith);
         clearInterval(statsTimer);
         dir?.stop();
-        await relay.stop();
-        Deno.exit(0);
+        await exitAfter(() => relay.stop(), { log: (m) => log.warn(m) });
       })
     );
 }

@@ -4,7 +4,7 @@
  */
 
 import { Command } from "commander";
-import { positiveInt, run, untilStopped } from "./_common.ts";
+import { exitAfter, positiveInt, run, untilStopped } from "./_common.ts";
 import { serve } from "../lib/serve/server.ts";
 import { builtinNames, readBuiltin } from "../lib/util/builtin.ts";
 
@@ -44,8 +44,7 @@ Prints one JSON line ({"server": URL, "port": N}) and serves until Ctrl-C.`,
         });
         console.log(JSON.stringify({ server: s.url, port: s.port }));
         await untilStopped(o.exitWith);
-        await s.stop();
-        Deno.exit(0);
+        await exitAfter(() => s.stop());
       })
     );
 }

@@ -146,11 +146,15 @@ Deno.test({
       const pids = state.processes.map((p) => p.pid);
       const alive = (pid: number) => Deno.stat(`/proc/${pid}`).then(() => true, () => false);
       let left: number[] = pids;
-      for (let i = 0; i < 100 && left.length; i++) {
+      // Each process notices its owner is gone on its own poll (relays and the server every
+      // second, the watchdog every second, then charons and the emulator get SIGTERM): 30 s
+      // bounds that on a busy machine (10 s was too short beside one busy loop).
+      for (let i = 0; i < 300 && left.length; i++) {
         await new Promise((r) => setTimeout(r, 100));
         left = (await Promise.all(pids.map(async (p) => (await alive(p)) ? p : 0))).filter(Boolean);
       }
-      assertEquals(left, [], "processes left");
+      const names = left.map((p) => state!.processes.find((x) => x.pid === p)?.name ?? p);
+      assertEquals(left, [], `processes left: ${names.join(", ")}`);
       const ns = new TextDecoder().decode(
         (await new Deno.Command("ip", { args: ["netns", "list"], stdout: "piped" }).output())
           .stdout,
