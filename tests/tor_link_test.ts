@@ -39,20 +39,11 @@ import {
   type TorLinkFailure,
 } from "../lib/transport/tor_link.ts";
 import type { Logger } from "../lib/util/log.ts";
+import type { ChannelLink } from "../lib/channel/link.ts";
 import { assert, assertEquals, assertStringIncludes, hex, skipUnless, within } from "./_assert.ts";
 
 const ok = tlsAvailable();
 const why = "libssl.so.3 through FFI is not available";
-
-/** What a Channel needs of its link (TOR-API.md; lib/channel/link.ts on the seam branch). */
-interface ChannelLink {
-  tryRead(): Uint8Array | null | undefined;
-  fill(): Promise<boolean>;
-  writev(parts: Uint8Array[]): Promise<void>;
-  readonly outbuf: number;
-  close(): void;
-  readonly closed: boolean;
-}
 
 const keysA = ok ? generateTorRelayKeys() : undefined as unknown as TorRelayKeys;
 const keysB = ok ? generateTorRelayKeys() : undefined as unknown as TorRelayKeys;

@@ -29,6 +29,7 @@ import { constants, createHash, createPublicKey, publicDecrypt, verify } from "n
 import { VERSION } from "../version.ts";
 import { type RsaKeyPair, torRsaSign } from "../keys/rsa.ts";
 import { descriptorKeys, type TorRelayKeys } from "../keys/relay_keys.ts";
+import { ed25519FromCurve25519Public } from "../keys/ntor_crosscert.ts";
 
 /** The `proto` line our relays claim by default: only what is implemented (TOR-INTEROP.md). */
 export const DEFAULT_PROTO =
@@ -399,32 +400,6 @@ function rsaRecover(publicDer: Uint8Array, signature: Uint8Array): Uint8Array | 
   }
 }
 
-const P = (1n << 255n) - 19n;
-
-function modPow(b: bigint, e: bigint): bigint {
-  let r = 1n;
-  b %= P;
-  for (; e > 0n; e >>= 1n, b = b * b % P) if (e & 1n) r = r * b % P;
-  return r;
-}
-
-/**
- * The Ed25519 public key that a curve25519 public key `u` maps to with sign bit `signBit`
- * (dir-spec appendix C: y = (u − 1) / (u + 1) mod p; tor's
- * `ed25519_public_key_from_curve25519_public_key`).
- */
-export function ed25519FromCurve25519(u: Uint8Array, signBit: 0 | 1): Uint8Array {
-  let x = 0n;
-  for (let i = 31; i >= 0; i--) x = (x << 8n) | BigInt(u[i]!);
-  x &= (1n << 255n) - 1n;
-  const y = (x - 1n + P) % P * modPow((x + 1n) % P, P - 2n) % P;
-  const out = new Uint8Array(32);
-  let v = y;
-  for (let i = 0; i < 32; i++, v >>= 8n) out[i] = Number(v & 0xffn);
-  out[31] = (out[31]! & 0x7f) | (signBit << 7);
-  return out;
-}
-
 function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
   return a.length === b.length && a.every((x, i) => x === b[i]);
 }
@@ -528,7 +503,7 @@ export function verifyServerDescriptor(
   if (ntorCert.type !== 0x0a || !equalBytes(ntorCert.certifiedKey, master)) {
     throw new DescriptorError("Invalid contents for ntor-onion-key-crosscert cert");
   }
-  const ntorEd = ed25519FromCurve25519(ntorKey, signBit === "1" ? 1 : 0);
+  const ntorEd = ed25519FromCurve25519Public(ntorKey, signBit === "1" ? 1 : 0);
   if (!edVerify(ntorEd, ntorCert.signed, ntorCert.signature)) {
     throw new DescriptorError("ntor-onion-key-crosscert is not signed by the ntor onion key");
   }
