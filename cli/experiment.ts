@@ -166,8 +166,11 @@ function runOptions(
 
 /** `experiment interference --network ctor`: the run stage inside a C tor network, then analyze and report. */
 async function ctorNetworkExperiment(
-  o: CommonFlags & { positions: Positions },
+  o: CommonFlags & { positions: Positions; networks?: number },
 ): Promise<number | undefined> {
+  if (o.networks !== undefined && !o.netns) {
+    throw new UsageError("--networks draws emulated networks: add --netns (root)");
+  }
   const asked = o.arms === "tor,pctcp" ? CTOR_NETWORK_ARMS.join(",") : o.arms;
   const arms = parseArms(asked);
   const bad = arms.filter((a) => !CTOR_NETWORK_ARMS.includes(a));
@@ -200,6 +203,7 @@ async function ctorNetworkExperiment(
       arms: arms as CtorNetworkArm[],
       base: base as CtorNetworkArm,
       runs: o.runs,
+      ...(o.networks !== undefined ? { networks: o.networks } : {}),
       positions: o.positions,
       ...(netns ? { netns: true, ipsec: true } : {}),
       ...(emulation ? { emulation } : {}),
@@ -241,11 +245,18 @@ export function experimentCommand(): Command {
       new Option("--positions <p>", "with --network ctor: the pair under test")
         .choices(["middle-exit", "guard-middle"]).default("middle-exit"),
     )
+    .option(
+      "--networks <k>",
+      "with --network ctor --netns: draw K networks from the scenario's sample distributions (seeded: per hop latency and loss, the pair's host rate); --runs runs on each",
+      positiveInt,
+    )
     .addHelpText(
       "after",
-      "\nExamples:\n  pctcp experiment interference --network ctor --arms ctor,ours-tor,ours-pctcp --runs 3 --out DIR   # inside a C tor network\n  pctcp experiment interference --scenario auto --out ./demo      # emulated where root, else loopback\n  pctcp experiment interference --scenario quick-netns --netns --arms tor-kist,pctcp,ctor --runs 3 --out DIR",
+      "\nExamples:\n  pctcp experiment interference --network ctor --arms ctor,ours-tor,ours-pctcp --runs 3 --out DIR   # inside a C tor network\n  pctcp experiment interference --network ctor --netns --scenario ctor-netns --networks 3 --runs 2 --out DIR   # the headline: 3 drawn networks × 2 runs\n  pctcp experiment interference --scenario auto --out ./demo      # emulated where root, else loopback\n  pctcp experiment interference --scenario quick-netns --netns --arms tor-kist,pctcp,ctor --runs 3 --out DIR",
     )
-    .action((o: CommonFlags & { network: "ours" | "ctor"; positions: Positions }) =>
+    .action((
+      o: CommonFlags & { network: "ours" | "ctor"; positions: Positions; networks?: number },
+    ) =>
       run(async () => {
         if (o.network === "ctor") return await ctorNetworkExperiment(o);
         const { arms, base } = await checkCommon(o);

@@ -33,7 +33,15 @@ import { runMeasurement, type Workload } from "../measure/run.ts";
 import { parseSize } from "../serve/sizes.ts";
 import { seededRandom } from "../util/random.ts";
 import { type Logger, nullLogger } from "../util/log.ts";
-import { minSamplesOf, type Scenario } from "./scenario.ts";
+import { maxDurationOf, minSamplesOf, type Scenario } from "./scenario.ts";
+import {
+  checkArmsAlike,
+  type NetworkDraw,
+  networkPairs,
+  sampleNetwork,
+  scenarioNetwork,
+} from "./ctor_networks.ts";
+import { type Metric, METRIC_NAMES, METRICS } from "./arms.ts";
 import { VERSION } from "../version.ts";
 import type { Manifest } from "./analyze.ts";
 import type { Arm } from "./arms.ts";
@@ -57,8 +65,14 @@ export interface CtorRunOptions {
   arms?: CtorNetworkArm[];
   /** The arm changes are computed against (default ctor). */
   base?: CtorNetworkArm;
-  /** Runs, each on a fresh network (default 1). */
+  /** Runs per network, each on a fresh C tor network (default 1). */
   runs?: number;
+  /**
+   * Networks drawn from the scenario's `sample` distributions (ctor_networks.ts), each with
+   * a seed of its own, every arm run `runs` times on each (with `netns`). Absent: one
+   * network, the scenario's own latencies.
+   */
+  networks?: number;
   /** Seconds of measurement per arm (default the scenario's). */
   durationS?: number;
   /** The pair under test (default middle-exit). */
@@ -137,19 +151,52 @@ export async function runCtorInterference(o: CtorRunOptions): Promise<CtorRunRes
   const positions = o.positions ?? "middle-exit";
   const log = o.log ?? nullLogger;
   const duration = o.durationS ?? s.durationS;
+  const maxDuration = maxDurationOf(s, duration);
   const rate = parseSize(String(s.bandwidths[1] ?? s.bandwidths[0] ?? "1536KiB"));
   const netns = o.netns ?? false;
   const ipsec = netns && (o.ipsec ?? true);
   // The scenario's per-pair settings name our own networks' hosts (relay1–relay2, …); here the
   // arms' pairs sit on different hosts, so per-pair latencies would differ between arms: only
   // its uniform settings apply (flags given on the command line apply as given).
+  // The scenario's per-pair settings name our own networks' hosts (relay1–relay2, …): they
+  // are mapped to the circuit's slots, the same hop by hop for every arm (ctor_networks.ts);
+  // with `networks`, each network's hops and the pair's rate are drawn instead.
   const { pairs: scenarioPairs, ...uniform } = s.emulation ?? {};
-  const emulationSpec = netns ? mergeSpecs(uniform, o.emulation) : undefined;
-  let notes: string[] = scenarioPairs?.length
+  const sampled = o.networks !== undefined;
+  const networks = o.networks ?? 1;
+  if (!(Number.isInteger(networks) && networks >= 1)) {
+    throw new RangeError(`networks must be a whole number ≥ 1: ${o.networks}`);
+  }
+  if (sampled && !netns) {
+    throw new RangeError("networks are drawn for emulated hosts: add --netns (root)");
+  }
+  if (sampled && !s.sample) {
+    throw new RangeError(
+      `scenario ${s.name} has no "sample" distributions (latency, loss, rate) to draw networks from`,
+    );
+  }
+  const own = scenarioNetwork({
+    ...(scenarioPairs ? { pairs: scenarioPairs } : {}),
+    ...(s.path ? { path: s.path } : {}),
+    rateBps: rate,
+    uniform,
+  });
+  const draws: NetworkDraw[] = sampled
+    ? Array.from(
+      { length: networks },
+      (_, i) => sampleNetwork(s.sample!, i + 1, s.seed, { rateBps: rate, uniform }),
+    )
+    : [own.draw];
+  let notes: string[] = !netns && scenarioPairs?.length
+    ? [`the scenario's ${scenarioPairs.length} per-pair settings not applied on loopback`]
+    : !sampled && own.unapplied.length
     ? [
-      `the scenario's ${scenarioPairs.length} per-pair settings not applied (they name our own networks' hosts; here every arm's pair sits on other hosts): its uniform latency and loss on every path`,
+      `${own.unapplied.length} of the scenario's per-pair settings not applied (not a hop of the circuit, one-way or with jitter): ${
+        own.unapplied.map((p) => `${p.a}–${p.b}`).join(", ")
+      }`,
     ]
     : [];
+  const fixedNotes = notes.length;
   await Deno.mkdir(o.out, { recursive: true });
   const order: string[] = [];
   const seeds: number[] = [];
@@ -159,6 +206,8 @@ export async function runCtorInterference(o: CtorRunOptions): Promise<CtorRunRes
   for (const a of arms) records[a] = `${o.out}/records-${a}.jsonl`;
   let interrupted = false;
   const load: LoadSample[] = [];
+  const runNetwork: number[] = [];
+  const specs: Record<string, unknown>[] = [];
   const manifest = (finished?: string): Manifest & Record<string, unknown> => ({
     v: 1,
     tool: "pctcp",
@@ -166,7 +215,11 @@ export async function runCtorInterference(o: CtorRunOptions): Promise<CtorRunRes
     scenario: s.name,
     arms: arms as Arm[],
     base: (o.base ?? (arms.includes("ctor") ? "ctor" : arms[0]!)) as Arm,
-    runs,
+    runs: runs * networks,
+    runs_per_network: runs,
+    networks,
+    run_network: runNetwork,
+    network_specs: specs,
     order,
     seeds,
     netns,
@@ -176,7 +229,9 @@ export async function runCtorInterference(o: CtorRunOptions): Promise<CtorRunRes
       netns
         ? [
           "emulated hosts; one C tor network per run (4 C tor relays that are also authorities, a C tor client, ours, the server: each in a namespace of its own over the user-space emulator), our relays joined to it",
-          `the pair under test (${positions}) on hosts limited to ${rate} B/s each way in the emulator`,
+          sampled
+            ? `${networks} networks drawn from the scenario's sample distributions (per hop one-way latency and loss, the pair's host rate): network_specs`
+            : `the pair under test (${positions}) on hosts limited to ${rate} B/s each way in the emulator; the scenario's per-pair latencies hop by hop on every arm's circuit`,
           ...(a === "ours-pctcp" && ipsec
             ? ["IPsec (strongSwan) between the hosts of the ours-pctcp pair only"]
             : []),
@@ -192,7 +247,7 @@ export async function runCtorInterference(o: CtorRunOptions): Promise<CtorRunRes
     ctor_network: netns ? "emulated-hosts" : "loopback",
     ...(netns ? { ipsec } : {}),
     duration_s: duration,
-    max_duration_s: duration,
+    max_duration_s: maxDuration,
     min_samples: minSamplesOf(s),
     versions: { deno: Deno.version.deno, tor: torVersion },
     started,
@@ -209,11 +264,27 @@ export async function runCtorInterference(o: CtorRunOptions): Promise<CtorRunRes
   await Deno.writeTextFile(`${o.out}/scenario.json`, JSON.stringify(s, null, 2) + "\n");
   for (const a of arms) await Deno.remove(records[a]!).catch(() => {});
   await Deno.remove(`${o.out}/runs`, { recursive: true }).catch(() => {});
-  for (let run = 1; run <= runs && !interrupted; run++) {
+  const total = runs * networks;
+  // Each arm's share of the scenario's minimum samples per run.
+  const need = Object.fromEntries(
+    METRIC_NAMES.map((k) => [k, Math.ceil(minSamplesOf(s)[k] / total)]),
+  ) as Record<Metric, number>;
+  const active = (k: Metric) => METRICS[k].label === "web" ? s.web.clients > 0 : s.bulk.clients > 0;
+  for (let run = 1; run <= total && !interrupted; run++) {
     const seed = s.seed + run - 1;
+    const draw = draws[Math.floor((run - 1) / runs)]!;
+    const pairRate = draw.rateBps;
     seeds.push(seed);
+    runNetwork.push(draw.network);
     const dir = `${o.out}/net-run${run}`;
-    log.info(`run ${run}/${runs}: C tor network with 4 of ours starting (${dir})`);
+    const emulationSpec = netns
+      ? mergeSpecs(uniform, { pairs: networkPairs(draw, positions) }, o.emulation)
+      : undefined;
+    log.info(
+      `run ${run}/${total}${
+        networks > 1 ? ` (network ${draw.network} of ${networks})` : ""
+      }: C tor network with 4 of ours starting (${dir})${netns ? `; ${draw.words}` : ""}`,
+    );
     const net = await ctorNetworkUp({
       dir,
       ours: 4,
@@ -221,19 +292,45 @@ export async function runCtorInterference(o: CtorRunOptions): Promise<CtorRunRes
       scheduler: "kist",
       // Every process of the network follows the experiment if it is killed.
       ownerPid: Deno.pid,
-      oursBandwidths: [rate, rate, rate, rate],
-      ctorBandwidths: positions === "middle-exit" ? [0, rate, rate, 0] : [0, rate, rate, 0],
+      // The pairs' hosts only: tor2/tor3 (hosts relay2, relay3) and ours1–4.
+      oursBandwidths: [pairRate, pairRate, pairRate, pairRate],
+      ctorBandwidths: [0, pairRate, pairRate, 0],
       ...(netns
         ? { netns: true, ipsec, ...(emulationSpec ? { emulation: emulationSpec } : {}) }
         : {}),
       log,
     });
     torVersion = net.torVersion;
-    if (net.emulation) {
-      notes = [...notes.slice(0, scenarioPairs?.length ? 1 : 0), ...net.emulation.notes];
-    }
-    const pinned = await PinnedCircuits.open(net.control, null, { cookieFile: net.cookieFile });
+    if (net.emulation) notes = [...notes.slice(0, fixedNotes), ...net.emulation.notes];
+    let pinned: PinnedCircuits | undefined;
     try {
+      if (net.emulation) {
+        // Only the pair differs between arms: checked on what the emulator runs, kept per run.
+        const problems = checkArmsAlike(net.emulation, positions, pairRate);
+        await Deno.mkdir(`${o.out}/runs/r${run}`, { recursive: true });
+        await Deno.writeTextFile(
+          `${o.out}/runs/r${run}/emulation.json`,
+          JSON.stringify({ ...net.emulation, check: problems }, null, 2) + "\n",
+        );
+        if (problems.length) {
+          throw new Error(`the arms' networks differ beyond their pair: ${problems.join("; ")}`);
+        }
+        if (!specs.some((x) => x.network === draw.network)) {
+          specs.push({
+            network: draw.network,
+            seed: draw.seed,
+            words: draw.words,
+            hops: draw.hops,
+            pair_rate_Bps: pairRate,
+            host_rates: Object.fromEntries(
+              net.emulation.hosts.filter((h) => h.up !== null).map((h) => [h.name, h.up]),
+            ),
+            checked:
+              "only the pairs' hosts rate-limited, every arm's circuit alike hop by hop (runs/rN/emulation.json)",
+          });
+        }
+      }
+      pinned = await PinnedCircuits.open(net.control, null, { cookieFile: net.cookieFile });
       const [host, port] = [
         net.socks.slice(0, net.socks.lastIndexOf(":")),
         net.socks.slice(net.socks.lastIndexOf(":") + 1),
@@ -246,7 +343,9 @@ export async function runCtorInterference(o: CtorRunOptions): Promise<CtorRunRes
         const path = armPath(arm, net, positions);
         const tag = `${arm}#${run}`;
         log.info(
-          `${tag}: measuring ${duration} s through ${
+          `${tag}: measuring ${duration} s (up to ${maxDuration} s until ${
+            METRIC_NAMES.filter(active).map((k) => `${need[k]} ${k}`).join(", ")
+          }) through ${
             path.map((f) => f.slice(0, 8)).join(" → ")
           }: ${s.web.clients} web (${s.web.size}), ${s.bulk.clients} bulk (${s.bulk.size})`,
         );
@@ -270,26 +369,55 @@ export async function runCtorInterference(o: CtorRunOptions): Promise<CtorRunRes
         await Deno.remove(runRecords).catch(() => {});
         // The self-check: CPU busy share and every relay's CPU over the arm (load.ts).
         const pids = Object.fromEntries(net.relays.map((r) => [r.nickname, r.pid]));
-        const watch = await LoadWatch.start(pids);
+        const watch = await LoadWatch.start(
+          pids,
+          net.emulation?.dir ? `${net.emulation.dir}/stats.json` : undefined,
+        );
         const watcher = setInterval(() => watch.sample(), 1000);
+        // The arm measures `duration`, then on until it has its share of the minimum samples
+        // (successes and timeouts, as analyze counts them), at most `maxDuration`; Ctrl-C ends
+        // it at once. Fetches still running then are recorded as unfinished.
+        const have = { web_response: 0, web_download: 0, bulk_download: 0 } as Record<
+          Metric,
+          number
+        >;
+        const enough = () => METRIC_NAMES.every((k) => !active(k) || have[k] >= need[k]);
+        const stop = new AbortController();
+        const onAbort = () => stop.abort();
+        o.signal?.addEventListener("abort", onAbort);
+        if (o.signal?.aborted) stop.abort();
+        const tStart = performance.now();
+        const check = () => {
+          if (!stop.signal.aborted && performance.now() - tStart >= duration * 1000 && enough()) {
+            stop.abort();
+          }
+        };
+        const timer = setInterval(check, 250);
         let summary;
         try {
           summary = await runMeasurement({
             socks: `${host}:${port}`,
             workloads,
-            durationS: duration,
+            durationS: maxDuration,
             timeoutMs: s.timeoutS * 1000,
             jitter: s.jitter,
             seed,
             transport: arm,
             run: `${arm}-run${run}-${Date.now().toString(36)}`,
             socksUserPrefix: `pctcp-path=${path.join(",")};`,
-            circuitLookup: (p) => pinned.info(p),
+            circuitLookup: (p) => pinned!.info(p),
             out: runRecords,
-            ...(o.signal ? { signal: o.signal } : {}),
+            signal: stop.signal,
+            onRecord: (r) => {
+              if (r.outcome !== "ok" && r.outcome !== "timeout") return;
+              for (const k of METRIC_NAMES) if (r.label === METRICS[k].label) have[k]++;
+              check();
+            },
           });
         } finally {
+          clearInterval(timer);
           clearInterval(watcher);
+          o.signal?.removeEventListener("abort", onAbort);
           load.push(await watch.stop(arm, run));
         }
         await Deno.writeTextFile(records[arm]!, await Deno.readTextFile(runRecords), {
@@ -297,10 +425,19 @@ export async function runCtorInterference(o: CtorRunOptions): Promise<CtorRunRes
         });
         order.push(tag);
         await save();
-        log.info(`${tag}: ${summary.ok} fetches ok, ${summary.failed} failed`);
+        const short = METRIC_NAMES.filter((k) => active(k) && have[k] < need[k]);
+        log.info(
+          `${tag}: ${summary.ok} fetches ok, ${summary.failed} failed, in ${
+            ((performance.now() - tStart) / 1000).toFixed(0)
+          } s${
+            short.length
+              ? `; few samples: ${short.map((k) => `${k} ${have[k]} of ${need[k]}`).join(", ")}`
+              : ""
+          }`,
+        );
       }
     } finally {
-      await pinned.close().catch(() => {});
+      await pinned?.close().catch(() => {});
       await stopProcesses(net.processes);
       if (net.netns) await destroyHosts(net.netns);
     }

@@ -8,6 +8,8 @@ import { parseSize } from "../serve/sizes.ts";
 import { type EmulationSpec, withBase } from "../emulate/config.ts";
 import { builtinNames, readBuiltin } from "../util/builtin.ts";
 import { DEFAULT_MIN_SAMPLES, type Metric, METRIC_NAMES } from "./arms.ts";
+import type { NetworkDistribution } from "./ctor_networks.ts";
+import { parseDuration, parseLoss, parseRate } from "../emulate/units.ts";
 
 /** A scenario as stored (sizes may be strings like "300KiB"). */
 export interface Scenario {
@@ -41,6 +43,11 @@ export interface Scenario {
   seed: number;
   /** With --netns: the emulated links (latency, loss, rates, topology; lib/emulate). */
   emulation?: EmulationSpec;
+  /**
+   * With `--network ctor --netns --networks K`: what each drawn network's circuit hops
+   * (one-way latency, loss) and the pair's host rate are sampled from, `[lo, hi]` uniform.
+   */
+  sample?: NetworkDistribution;
 }
 
 /** Loads a scenario by name (measurements/scenarios/NAME.json, embedded in the program by
@@ -88,6 +95,26 @@ export async function loadScenario(nameOrPath: string): Promise<Scenario> {
   }
   if (s.maxDurationS !== undefined && !(s.maxDurationS > 0)) {
     throw new RangeError(`scenario ${path}: maxDurationS must be > 0: ${s.maxDurationS}`);
+  }
+  if (s.sample !== undefined) {
+    const parse = { latency: parseDuration, loss: parseLoss, rate: parseRate } as const;
+    for (const [k, v] of Object.entries(s.sample)) {
+      const f = parse[k as keyof typeof parse];
+      if (!f) {
+        throw new TypeError(`scenario ${path}: sample has no field ${k} (latency, loss, rate)`);
+      }
+      if (!Array.isArray(v) || v.length !== 2) {
+        throw new TypeError(`scenario ${path}: sample.${k} must be [lo, hi]: ${JSON.stringify(v)}`);
+      }
+      const [lo, hi] = v.map((x) => {
+        try {
+          return f(x);
+        } catch (e) {
+          throw new TypeError(`scenario ${path}: sample.${k}: ${(e as Error).message}`);
+        }
+      });
+      if (!(lo! <= hi!)) throw new RangeError(`scenario ${path}: sample.${k} has lo > hi`);
+    }
   }
   s.name ??= nameOrPath;
   s.timeoutS ??= 60;
