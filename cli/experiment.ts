@@ -189,6 +189,11 @@ async function ctorNetworkExperiment(
   const scenario = await loadScenario(
     o.scenario === "auto" ? (netns ? "quick-netns" : "quick") : o.scenario,
   );
+  if (o.networks !== undefined && !scenario.sample) {
+    throw new UsageError(
+      `--networks draws networks from the scenario's "sample" field (latency, loss, rate: [lo, hi]); ${scenario.name} has none (ctor-netns has)`,
+    );
+  }
   const emulation = await emulationFromFlags(o, netns);
   if (netns && !(await haveIpsecTools())) {
     throw new UsageError(
@@ -259,6 +264,9 @@ export function experimentCommand(): Command {
     ) =>
       run(async () => {
         if (o.network === "ctor") return await ctorNetworkExperiment(o);
+        if (o.networks !== undefined) {
+          throw new UsageError("--networks is for --network ctor (networks of ours: --runs)");
+        }
         const { arms, base } = await checkCommon(o);
         if (o.scenario === "auto") {
           const a = await autoScenario();

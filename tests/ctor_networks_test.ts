@@ -1,7 +1,7 @@
 // The emulated network of a C tor network experiment, hop by hop (lib/experiment/ctor_networks.ts):
 // the scenario's per-pair latencies mapped onto every arm's circuit, networks drawn from a
 // seed, and the check that only the pair differs — run against the emulator's own resolver.
-import { assert, assertEquals } from "./_assert.ts";
+import { assert, assertEquals, skipUnless } from "./_assert.ts";
 import {
   checkArmsAlike,
   networkHostRates,
@@ -13,6 +13,8 @@ import {
 } from "../lib/experiment/ctor_networks.ts";
 import { describeNetwork, resolveNetwork } from "../lib/emulate/config.ts";
 import { loadScenario } from "../lib/experiment/scenario.ts";
+import { pctcp } from "./_cli.ts";
+import { haveTor } from "../lib/tor/testnet.ts";
 
 const HOSTS = [
   "relay1",
@@ -157,4 +159,58 @@ Deno.test("loadScenario refuses a sample field that is not [lo, hi] of a known q
   } finally {
     await Deno.remove(dir, { recursive: true });
   }
+});
+
+Deno.test("experiment interference --networks refuses what it cannot draw, before starting anything", async () => {
+  const dir = await Deno.makeTempDir({ prefix: "pctcp-networks-usage-" });
+  try {
+    const out = `${dir}/out`;
+    const noNetns = await pctcp(
+      "experiment",
+      "interference",
+      "--network",
+      "ctor",
+      "--networks",
+      "3",
+      "--out",
+      out,
+    );
+    assertEquals(noNetns.code, 2, noNetns.stderr);
+    assert(noNetns.stderr.includes("add --netns"), noNetns.stderr);
+    const ours = await pctcp("experiment", "interference", "--networks", "3", "--out", out);
+    assertEquals(ours.code, 2, ours.stderr);
+    assert(ours.stderr.includes("--networks is for --network ctor"), ours.stderr);
+    assertEquals([...Deno.readDirSync(dir)], [], "something was written");
+  } finally {
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name: "experiment interference --networks refuses a scenario without sample distributions",
+  ignore: skipUnless(await haveTor(), "Debian's tor is not installed"),
+  fn: async () => {
+    const dir = await Deno.makeTempDir({ prefix: "pctcp-networks-usage-" });
+    try {
+      const out = `${dir}/out`;
+      const noSample = await pctcp(
+        "experiment",
+        "interference",
+        "--network",
+        "ctor",
+        "--netns",
+        "--scenario",
+        "quick-netns",
+        "--networks",
+        "3",
+        "--out",
+        out,
+      );
+      assertEquals(noSample.code, 2, noSample.stderr);
+      assert(noSample.stderr.includes(`"sample" field`), noSample.stderr);
+      assertEquals([...Deno.readDirSync(dir)], [], "something was written");
+    } finally {
+      await Deno.remove(dir, { recursive: true });
+    }
+  },
 });

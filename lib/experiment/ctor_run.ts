@@ -375,8 +375,9 @@ export async function runCtorInterference(o: CtorRunOptions): Promise<CtorRunRes
         );
         const watcher = setInterval(() => watch.sample(), 1000);
         // The arm measures `duration`, then on until it has its share of the minimum samples
-        // (successes and timeouts, as analyze counts them), at most `maxDuration`; Ctrl-C ends
-        // it at once. Fetches still running then are recorded as unfinished.
+        // (successes and timeouts, as analyze counts them), at most `maxDuration`; then no fetch
+        // starts and those under way run to their end or timeout (cutting the slowest short
+        // would bias the percentiles low). Ctrl-C ends it at once: those are unfinished.
         const have = { web_response: 0, web_download: 0, bulk_download: 0 } as Record<
           Metric,
           number
@@ -407,7 +408,8 @@ export async function runCtorInterference(o: CtorRunOptions): Promise<CtorRunRes
             socksUserPrefix: `pctcp-path=${path.join(",")};`,
             circuitLookup: (p) => pinned!.info(p),
             out: runRecords,
-            signal: stop.signal,
+            ...(o.signal ? { signal: o.signal } : {}),
+            finish: stop.signal,
             onRecord: (r) => {
               if (r.outcome !== "ok" && r.outcome !== "timeout") return;
               for (const k of METRIC_NAMES) if (r.label === METRICS[k].label) have[k]++;

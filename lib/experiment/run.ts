@@ -397,7 +397,8 @@ async function runArm(
       }): ${s.web.clients} web clients (${s.web.size}, think ${s.web.thinkS} s), ${s.bulk.clients} bulk clients (${s.bulk.size})`,
     );
     // Ends the measurement once the duration has passed and the samples are there (or at
-    // maxDuration, runMeasurement's own bound); Ctrl-C ends it at once.
+    // maxDuration, runMeasurement's own bound): no fetch starts then and those under way run
+    // to their end or timeout, so the slowest are not cut short. Ctrl-C ends it at once.
     const stop = new AbortController();
     const onAbort = () => stop.abort();
     o.signal?.addEventListener("abort", onAbort);
@@ -424,7 +425,8 @@ async function runArm(
         run: `${arm}-r${run}-${Date.now().toString(36)}`,
         out: records,
         ...(net.circuitLookup ? { circuitLookup: net.circuitLookup } : {}),
-        signal: stop.signal,
+        ...(o.signal ? { signal: o.signal } : {}),
+        finish: stop.signal,
         onRecord: (r) => {
           // Samples as analyze counts them: successes, and timeouts (censored at the timeout).
           if (r.outcome !== "ok" && r.outcome !== "timeout") return;

@@ -122,6 +122,12 @@ export interface RunOptions {
   /** Aborts the run: nothing more starts and fetches under way stop at once, recorded as
    * `interrupted` (the signal's reason in their `error`). */
   signal?: AbortSignal;
+  /**
+   * Once aborted, no fetch starts; fetches under way run to their end or their timeout and
+   * are recorded as usual (an experiment that has its samples ends so, without cutting its
+   * slowest fetches short, which would bias the percentiles low).
+   */
+  finish?: AbortSignal;
 }
 
 /** Counts of one arm. */
@@ -389,7 +395,10 @@ export async function runMeasurement(options: RunOptions): Promise<RunSummary> {
         Math.max(0, deadline + options.graceS * 1000 - performance.now()),
       );
     }
-    const stopped = () => stopAll.signal.aborted;
+    const stopped = () => stopAll.signal.aborted || !!options.finish?.aborted;
+    const waitSignal = options.finish
+      ? AbortSignal.any([stopAll.signal, options.finish])
+      : stopAll.signal;
     let nextId = 1;
     const workers: Promise<void>[] = [];
     let w = 0;
@@ -419,7 +428,7 @@ export async function runMeasurement(options: RunOptions): Promise<RunSummary> {
             startAt = Math.max(startAt, proxy.nextTry);
             if (deadline !== undefined && startAt >= deadline) return;
             const wait = startAt - performance.now();
-            if (wait > 0) await sleep(wait, stopAll.signal);
+            if (wait > 0) await sleep(wait, waitSignal);
             if (stopped()) return;
             const url = wl.urls[(i + worker) % wl.urls.length]!;
             let armFields: Partial<MeasureRecord> = {};
