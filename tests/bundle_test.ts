@@ -69,7 +69,7 @@ Deno.test({
       };
       // The built-in scenarios are in the file.
       const noScenario = await pctcp(["experiment", "interference", "--scenario", "nope"], 60_000);
-      assertStringIncludes(noScenario.stderr, "built in: paper, quick, quick-netns");
+      assertStringIncludes(noScenario.stderr, "built in: ctor-netns, paper, quick, quick-netns");
 
       // network up / down: the relays and client are this same file, started as children.
       const up = await pctcp(["network", "up", "--dir", "net", "--json"], 120_000);
