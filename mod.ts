@@ -63,6 +63,7 @@ export type { Sample } from "./lib/stats/censor.ts";
 export type { EmulationEngine, EmulationState } from "./lib/network/emulated_hosts.ts";
 export * from "./lib/emulate/mod.ts";
 export type { Scenario } from "./lib/experiment/scenario.ts";
+export type { NetworkDistribution } from "./lib/experiment/ctor_networks.ts";
 export { percentile, PERCENTILE_METHOD } from "./lib/stats/percentile.ts";
 export { type Estimate, estimate, type GroupSummary, Summarizer } from "./lib/stats/summary.ts";
 export {
