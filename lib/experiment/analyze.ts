@@ -612,6 +612,13 @@ export async function analyzeFolder(
           const v = (row.p50 as { pct: number } | null)?.pct;
           return v === undefined || v === 0 ? [] : [Math.sign(v)];
         }));
+        for (const row of pn.per_network) {
+          const n = row.n as { base: number; arm: number };
+          if (!row.few_samples) continue;
+          networkDoubts.push(
+            `few samples on network ${row.network}: ${a} against ${base} ${k} rests on ${n.base} / ${n.arm} (the network's share of the minimum is ${row.min})`,
+          );
+        }
         if (signs.size > 1) {
           networkDoubts.push(
             `${a} against ${base}, ${k} p50: the networks disagree in sign (${vals.join(", ")})`,
