@@ -213,12 +213,16 @@ Deno.test("armSpec, acrossRuns and applySweepValue", async () => {
   assertEquals(s.bulk.clients, 2, "the scenario itself is not changed");
   assertEquals(applySweepValue(s, "loss", "1%").emulation, { loss: "1%" });
   assertThrows(() => applySweepValue(s, "latency", "soon"), SyntaxError);
+  // The goal is ±15 % at p50; p90 is information, never flagged.
   const v = calibrationVerdict({
     arm: "tor-kist",
     against: "ctor",
     web_response: { p50: { ratio: 1.1 }, p90: { ratio: 1.6 } },
+    bulk_download: { p50: { ratio: 0.8 } },
   });
-  assert(v.includes("web_response p50 ×1.10,") && v.includes("p90 ×1.60 (outside ±25 %)"), v);
+  assert(v.includes("web_response p50 ×1.10,") && v.includes("web_response p90 ×1.60,"), v);
+  assert(v.includes("bulk_download p50 ×0.80 (outside ±15 %)") && !v.includes("±25"), v);
+  assertEquals(v.match(/outside/g)?.length, 1, v);
 });
 
 Deno.test("experiment sweep over bulk clients runs one experiment per value and plots the change", async () => {

@@ -81,12 +81,66 @@ export function headerLines(summary: Json): string[] {
         : ""
     }`,
     `Samples per arm: ${sizes.join("; ")}`,
+    ...networkLines(summary),
     ...(check?.bottleneck
       ? [`WARNING: the machine may have been the bottleneck: ${(check.reasons ?? []).join("; ")}`]
       : check?.bottleneck === false
       ? ["Self-check: the machine was not the bottleneck (CPU, emulator lateness, relay CPU)"]
       : []),
   ];
+}
+
+/** With several networks: how many, runs on each, and each network in words. */
+function networkLines(summary: Json): string[] {
+  const n = summary.networks as
+    | { count?: number; runs_per_network?: number | null; specs?: string[] }
+    | undefined;
+  if (!n?.count) return [];
+  const each = n.runs_per_network ? `, ${n.runs_per_network} runs on each` : "";
+  return [
+    `Networks: ${n.count} drawn${each} (per-network tables below; the across-network interval is a Student t over the ${n.count} per-network p50 values)`,
+    ...(n.specs ?? []).map((w) => `Network ${w.replace(/^network /, "")}`),
+  ];
+}
+
+type NetRow = Record<string, unknown> & { network: number; n: { base: number; arm: number } };
+type Across = { n: number; mean: number; ci: [number, number] | null; min: number; max: number };
+
+/** The per-network rows of one change or calibration entry, and its across-network row. */
+function perNetworkRows(
+  name: string,
+  metric: string,
+  e: Json,
+  value: (p: Json) => string,
+  ci: (p: Json) => string,
+  mean: (x: number) => string,
+  ciOf: (c: unknown) => string,
+): string[][] {
+  const rows = (e.per_network ?? []) as NetRow[];
+  if (!rows.length) return [];
+  const out = rows.map((r) => {
+    const p = r.p50 as Json | null;
+    return [
+      name,
+      metric,
+      String(r.network),
+      `${r.n.base} / ${r.n.arm}${r.few_samples ? " (few samples)" : ""}`,
+      p ? value(p) : "–",
+      p ? ci(p) : "–",
+    ];
+  });
+  const a = e.across_networks as Across | undefined;
+  if (a) {
+    out.push([
+      name,
+      metric,
+      `mean of ${a.n}`,
+      `per network ${mean(a.min)} .. ${mean(a.max)}`,
+      mean(a.mean),
+      a.ci ? ciOf(a.ci) : "– (needs 3 networks)",
+    ]);
+  }
+  return out;
 }
 
 interface Table {
@@ -229,6 +283,37 @@ export function summaryTables(summary: Json): { title: string; table: Table }[] 
       },
     });
   }
+  const bound = (x: Json) =>
+    x.bound === "at-least" ? "≥ " : x.bound === "at-most" ? "≤ " : x.bound ? "? " : "";
+  const netChanges: string[][] = [];
+  for (const [name, m] of Object.entries(changes)) {
+    for (const k of METRIC_NAMES) {
+      const e = m[k];
+      if (!e) continue;
+      netChanges.push(
+        ...perNetworkRows(
+          name.replace("_vs_", " vs "),
+          k,
+          e,
+          (p) => `${bound(p)}${fmtPct(p.pct)}`,
+          (p) => fmtCi(p.ci, 1, " %"),
+          fmtPct,
+          (c) => fmtCi(c, 1, " %"),
+        ),
+      );
+    }
+  }
+  if (netChanges.length) {
+    out.push({
+      title:
+        "Change per network (each network's pooled runs; 95 % bootstrap intervals; mean of K: Student t over the networks' p50)",
+      table: {
+        head: ["change", "metric", "network", "n base / arm", "p50", "95 % CI"],
+        rows: netChanges,
+        right: [3, 4],
+      },
+    });
+  }
   const cals = (summary.calibrations ?? []) as Json[];
   if (cals.length) {
     const rows: string[][] = [];
@@ -247,13 +332,42 @@ export function summaryTables(summary: Json): { title: string; table: Table }[] 
       }
     }
     out.push({
-      title: "Calibration (ours / C tor; 1 = same)",
+      title: "Calibration (ours / C tor; 1 = same; goal ±15 % at p50, p90 informative)",
       table: {
         head: ["calibration", "metric", "p50 ratio", "95 % CI", "p90 ratio", "95 % CI"],
         rows,
         right: [2, 4],
       },
     });
+    const netRows: string[][] = [];
+    for (const cal of cals) {
+      for (const k of METRIC_NAMES) {
+        const e = cal[k] as Json | null;
+        if (!e) continue;
+        netRows.push(
+          ...perNetworkRows(
+            `${cal.arm} / ${cal.against}`,
+            k,
+            e,
+            (p) => fmt(p.ratio, 2),
+            (p) => fmtCi(p.ci, 2),
+            (x) => fmt(x, 2),
+            (c) => fmtCi(c, 2),
+          ),
+        );
+      }
+    }
+    if (netRows.length) {
+      out.push({
+        title:
+          "Calibration per network (ours / C tor at p50; mean of K: Student t over the networks)",
+        table: {
+          head: ["calibration", "metric", "network", "n C tor / ours", "p50 ratio", "95 % CI"],
+          rows: netRows,
+          right: [3, 4],
+        },
+      });
+    }
   }
   return out;
 }
