@@ -168,6 +168,15 @@ Deno.test("analyzeFolder's doubts say the across-network interval rests on few n
       )
     ),
   );
+  // Network 3's ours-pctcp web has 16 samples against 30: the pooled web rows mix the
+  // networks in other shares than ctor's; ours-tor's (30 / 30 / 30) do not.
+  assert(
+    d.includes(
+      "ours-pctcp against ctor, web_response: the pooled numbers mix the networks in different shares (ctor 33 % / 33 % / 33 %, ours-pctcp 39 % / 39 % / 21 % of samples on networks 1 / 2 / 3), so they partly compare networks; the per-network rows and their mean do not",
+    ),
+    d.join("\n"),
+  );
+  assert(!d.some((x) => x.startsWith("ours-tor against ctor, web_response: the pooled")));
   // Two networks: no interval at all, and the doubt says so.
   const dir = await subset([1, 2, 3, 4], { networks: 2, runs: 4, run_network: [1, 1, 2, 2] });
   try {

@@ -619,6 +619,22 @@ export async function analyzeFolder(
             `few samples on network ${row.network}: ${a} against ${base} ${k} rests on ${n.base} / ${n.arm} (the network's share of the minimum is ${row.min})`,
           );
         }
+        // Pooled records mix the networks in each arm's proportions; when those differ, the
+        // pooled change partly compares networks, not arms (read the per-network rows).
+        const nb = pn.per_network.map((row) => (row.n as { base: number }).base);
+        const nx = pn.per_network.map((row) => (row.n as { arm: number }).arm);
+        const sb = nb.reduce((p, v) => p + v, 0), sx = nx.reduce((p, v) => p + v, 0);
+        if (sb && sx && nb.some((v, i) => Math.abs(v / sb - nx[i]! / sx) > 0.05)) {
+          const share = (v: number[], t: number) =>
+            v.map((x) => `${Math.round(100 * x / t)} %`).join(" / ");
+          networkDoubts.push(
+            `${a} against ${base}, ${k}: the pooled numbers mix the networks in different shares (${base} ${
+              share(nb, sb)
+            }, ${a} ${share(nx, sx)} of samples on networks ${
+              pn.per_network.map((row) => row.network).join(" / ")
+            }), so they partly compare networks; the per-network rows and their mean do not`,
+          );
+        }
         if (signs.size > 1) {
           networkDoubts.push(
             `${a} against ${base}, ${k} p50: the networks disagree in sign (${vals.join(", ")})`,

@@ -266,7 +266,8 @@ export function summaryTables(summary: Json): { title: string; table: Table }[] 
       }
     }
     out.push({
-      title: "Change against the base ((arm − base) / base; negative is faster)",
+      title:
+        "Change against the base ((arm − base) / base; negative is faster; ≥ / ≤: a bound, timeouts reach that percentile; ?: both sides censored there)",
       table: {
         head: [
           "change",
@@ -306,7 +307,7 @@ export function summaryTables(summary: Json): { title: string; table: Table }[] 
   if (netChanges.length) {
     out.push({
       title:
-        "Change per network (each network's pooled runs; 95 % bootstrap intervals; mean of K: Student t over the networks' p50)",
+        "Change per network (each network's pooled runs; 95 % bootstrap intervals; mean of K: Student t over the networks' p50; ≥ / ≤ / ? as above)",
       table: {
         head: ["change", "metric", "network", "n base / arm", "p50", "95 % CI"],
         rows: netChanges,
