@@ -9,6 +9,8 @@
  * @module
  */
 
+import { setImmediate } from "node:timers";
+import { ChunkFifo } from "./fifo.ts";
 import {
   type Cell,
   CELL_LEN,
@@ -76,6 +78,8 @@ export interface ChannelStats {
   bytesSent: number;
   /** Largest number of cells queued at once. */
   maxQueued: number;
+  /** Times reading was paused (pauseReading), when it ever was. */
+  readPauses?: number;
 }
 
 /** Cells over one link, with a circuit scheduler. */
@@ -93,7 +97,7 @@ export class Channel implements SchedulableChannel {
   // the payload the caller built (no 514-byte copy per cell) behind a 5-byte header shared by
   // all its cells; the link copies both into its frame (Link.writev). A cell built whole is
   // (cell, NONE).
-  #control: Uint8Array[] = [];
+  #control = new ChunkFifo();
   // The maps and sets below are made on first use: PCTCP has a channel per circuit, most of
   // them idle, and an empty Map costs ~180 bytes.
   #queues: Map<number, Uint8Array[]> | undefined;
@@ -107,8 +111,10 @@ export class Channel implements SchedulableChannel {
   #closed = false;
   #usedIds: Set<number> | undefined;
   #kist: ChannelScheduler | undefined;
-  #outbuf: Uint8Array[] = [];
+  #outbuf = new ChunkFifo();
   #outbufCells = 0;
+  #readPaused = false;
+  #resumeRead: (() => void) | undefined;
   #outbufBytes = 0;
   #socket: SocketInfo | undefined;
   /** Circuits attached to this channel (for teardown on close). */
@@ -223,6 +229,11 @@ export class Channel implements SchedulableChannel {
       const pump = (): void => {
         try {
           for (;;) {
+            if (this.#closed) return done();
+            if (this.#readPaused) {
+              this.#resumeRead = pump; // the socket is not read meanwhile: TCP pushes back
+              return;
+            }
             const chunk = this.link.tryRead();
             if (chunk === undefined) {
               reader.release();
@@ -249,6 +260,31 @@ export class Channel implements SchedulableChannel {
       };
       pump();
     });
+  }
+
+  /**
+   * Stops handling the peer's cells after the piece in hand (up to 8 cells), until
+   * {@link resumeReading}: the socket is not read meanwhile, so TCP flow control holds the
+   * sender back. The relay pauses a link whose CREATE2 handshakes pile up (relay.ts).
+   */
+  pauseReading(): void {
+    if (this.#readPaused || this.#closed) return;
+    this.#readPaused = true;
+    this.stats.readPauses = (this.stats.readPauses ?? 0) + 1;
+  }
+
+  /** Handles the peer's cells again (on the next turn of the event loop). */
+  resumeReading(): void {
+    if (!this.#readPaused) return;
+    this.#readPaused = false;
+    const r = this.#resumeRead;
+    this.#resumeRead = undefined;
+    if (r) setImmediate(r);
+  }
+
+  /** True while {@link pauseReading} holds. */
+  get readPaused(): boolean {
+    return this.#readPaused;
   }
 
   /** A fresh circuit id for a circuit we open on this channel (tor-spec §5.1.1). */
@@ -404,15 +440,13 @@ export class Channel implements SchedulableChannel {
   /** Moves the next cell's two parts onto `batch`; false when nothing is ready. */
   #next(batch: Uint8Array[], now: number): boolean {
     if (this.#control.length) {
-      batch.push(this.#control.shift()!, this.#control.shift()!);
-      if (this.#control.length === 0) this.#control = []; // no storage kept while idle
+      batch.push(this.#control.shift()!, this.#control.shift()!); // ChunkFifo: O(1), none kept idle
       return true;
     }
     if (this.#kist) {
       // Under KIST only cells the scheduler moved leave the channel.
       if (this.#outbufCells === 0) return false;
       const a = this.#outbuf.shift()!, b = this.#outbuf.shift()!;
-      if (this.#outbuf.length === 0) this.#outbuf = []; // no storage kept while idle
       this.#outbufBytes -= a.length + b.length;
       this.#outbufCells--;
       batch.push(a, b);
@@ -483,8 +517,12 @@ export class Channel implements SchedulableChannel {
     if (this.#closed) return;
     this.#closed = true;
     this.#queues?.clear();
-    this.#control = [];
-    this.#outbuf = [];
+    this.#control.clear();
+    this.#outbuf.clear();
+    // A read loop held by pauseReading ends now (it sees the channel closed).
+    const paused = this.#resumeRead;
+    this.#resumeRead = undefined;
+    if (paused) setImmediate(paused);
     this.#outbufCells = 0;
     this.#outbufBytes = 0;
     this.#queued = 0;

@@ -43,7 +43,7 @@ import {
 } from "./ctor_networks.ts";
 import { type Metric, METRIC_NAMES, METRICS } from "./arms.ts";
 import { VERSION } from "../version.ts";
-import type { Manifest } from "./analyze.ts";
+import type { Manifest, NetworkSpec } from "./analyze.ts";
 import type { Arm } from "./arms.ts";
 import { type LoadSample, LoadWatch } from "./load.ts";
 import { type EmulationSpec, mergeSpecs } from "../emulate/config.ts";
@@ -207,7 +207,7 @@ export async function runCtorInterference(o: CtorRunOptions): Promise<CtorRunRes
   let interrupted = false;
   const load: LoadSample[] = [];
   const runNetwork: number[] = [];
-  const specs: Record<string, unknown>[] = [];
+  const specs: (NetworkSpec & Record<string, unknown>)[] = [];
   const manifest = (finished?: string): Manifest & Record<string, unknown> => ({
     v: 1,
     tool: "pctcp",

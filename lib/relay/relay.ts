@@ -50,7 +50,7 @@ import { exitDecision, resolveIpv4 } from "./exit_connect.ts";
 import { ed25519Matches, extendLoop } from "./extend_check.ts";
 import { DosGuard, type DosOptions, type TokenCounter } from "./dos.ts";
 import { OnionQueue, type OnionQueueOptions } from "./onion_queue.ts";
-import { type Logger, nullLogger } from "../util/log.ts";
+import { type Logger, nullLogger, rateLimitWarnings } from "../util/log.ts";
 
 /**
  * Options of a relay. The transport and its own options come nested by name
@@ -111,6 +111,13 @@ export interface RelayOptions extends TransportOptions {
   dos?: DosOptions;
   /** The CREATE2 handshake queue's overload limits (C tor onion_queue.c; onion_queue.ts). */
   onionQueue?: OnionQueueOptions;
+  /**
+   * A link with this many CREATE2 handshakes waiting is not read until they fall to a quarter
+   * of it (default 64). Ours, not C tor's: C tor reads on while worker threads run ntor; here
+   * ntor shares the one event loop, and reading a one-link flood at line rate (refusing most of
+   * it) took the relay's whole CPU for seconds. Paused, the link's sender waits on TCP.
+   */
+  maxPendingHandshakesPerLink?: number;
   /** Logger. */
   log?: Logger;
 }
@@ -205,6 +212,8 @@ export class Relay {
   #clients = new Map<Channel, { address: string; purpose: "shared" | "circuit" }>();
   /** CREATE2 handshakes waiting for the CPU, and the circuit ids they hold per channel. */
   #onionQueue: OnionQueue;
+  /** Times a link was paused for its waiting handshakes (maxPendingHandshakesPerLink). */
+  #linkPauses = 0;
   #creating = new Map<Channel, Set<number>>();
   #scheduler: ChannelScheduler;
   #membership?: TorNetworkMembership;
@@ -215,7 +224,8 @@ export class Relay {
     this.nickname = options.nickname;
     this.keys = options.keys;
     this.#fingerprint = relayFingerprint(options.keys);
-    this.#log = options.log ?? nullLogger;
+    // Refusals under a flood come by the thousand: one line per shape and window, as C tor.
+    this.#log = rateLimitWarnings(options.log ?? nullLogger);
     if (options.bandwidth) {
       this.#bucket = new TokenBucket(options.bandwidth.rate, options.bandwidth.burst);
       this.#readBucket = new TokenBucket(options.bandwidth.rate, options.bandwidth.burst);
@@ -580,15 +590,27 @@ export class Relay {
     if (!held) this.#creating.set(chan, held = new Set());
     const ids = held;
     ids.add(cell.circId);
+    // Back-pressure per link (maxPendingHandshakesPerLink): past the mark the link is not read
+    // until its handshakes drain to a quarter of it.
+    const high = this.#o.maxPendingHandshakesPerLink ?? 64;
+    const drained = () => {
+      if (chan.readPaused && ids.size <= high >> 2) chan.resumeReading();
+    };
     const queued = this.#onionQueue.add({
       run: () => {
-        if (!ids.delete(cell.circId) || chan.closed) return;
+        if (!ids.delete(cell.circId) || chan.closed) return drained();
         this.#answerCreate2(cell.circId, chan, create, destroy);
+        drained();
       },
       expire: () => {
         if (ids.delete(cell.circId) && !chan.closed) destroy(DestroyReason.RESOURCELIMIT);
+        drained();
       },
     });
+    if (queued && ids.size >= high && !chan.readPaused) {
+      this.#linkPauses++;
+      chan.pauseReading();
+    }
     if (!queued) {
       ids.delete(cell.circId);
       this.#log.warn(`CREATE2 ${cell.circId} on ${chan.label} refused: onion queue full`);
@@ -953,7 +975,7 @@ export class Relay {
     refusedConnections: number;
     oomClosedCircuits: number;
     dosRefused: { connections: number; circuits: number; streams: number };
-    onionQueue: { waiting: number; dropped: number };
+    onionQueue: { waiting: number; dropped: number; linkPauses: number };
     peers: PeerStats[];
     scheduler: SchedulerStats;
   } {
@@ -1001,7 +1023,11 @@ export class Relay {
       refusedConnections: this.#refused,
       oomClosedCircuits: this.#oomKilled,
       dosRefused: { ...this.#dos.refused },
-      onionQueue: { waiting: this.#onionQueue.length, dropped: this.#onionQueue.dropped },
+      onionQueue: {
+        waiting: this.#onionQueue.length,
+        dropped: this.#onionQueue.dropped,
+        linkPauses: this.#linkPauses,
+      },
       peers: [...this.#peerStats.values()].map((s) => ({ ...s })),
       scheduler: this.#scheduler.stats(),
     };

@@ -47,6 +47,9 @@ export function selfCommand(v8Flags: string[] = [], facts: SelfFacts = here()): 
     "run",
     "-A",
     ...(v8Flags.length ? [`--v8-flags=${v8Flags.join(",")}`] : []),
+    ...(Deno.env.get("PCTCP_CPU_PROF")
+      ? ["--cpu-prof", `--cpu-prof-dir=${Deno.env.get("PCTCP_CPU_PROF")}`]
+      : []),
     entry,
   ];
 }
