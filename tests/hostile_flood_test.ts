@@ -3,7 +3,7 @@
 // time through the attacked relay against the same fetch without the attack.
 import { assert, assertEquals } from "./_assert.ts";
 import { startNet } from "./_net.ts";
-import { RawLink, rssMiB, sendCreate2Cells } from "./_hostile.ts";
+import { type RawCircuit, RawLink, rssMiB, sendCreate2Cells } from "./_hostile.ts";
 import { encodeBegin, RelayCommand } from "../lib/cell/mod.ts";
 import { timedFetch } from "../lib/measure/fetch.ts";
 import { serve } from "../lib/serve/server.ts";
@@ -171,8 +171,8 @@ Deno.test("Relay forgets an EXTEND2 that a TRUNCATE overtook: no zombie next-hop
     const r2Before = net.relays[1]!.stats().circuits;
     const before = rssMiB();
     raw = await RawLink.open(e1!);
+    const circs: RawCircuit[] = [];
     const attacks = (async () => {
-      const circs = [];
       for (let k = 0; k < 30; k++) {
         const circ = await raw!.create(e1!);
         circs.push(circ);
@@ -209,6 +209,14 @@ Deno.test("Relay forgets an EXTEND2 that a TRUNCATE overtook: no zombie next-hop
     reportHonest("item 2 (attacker in the same process and thread)", base, attacked);
     reportHonest("item 2 (after)", base, after);
     assertEquals(r2Circuits(), 0, "zombie circuits left at the next hop");
+    // One channel opening per circuit at a time: of each circuit's 8 EXTEND2 in one write,
+    // those that came while the first still connected were answered TRUNCATED RESOURCELIMIT
+    // (before: every one opened a per-circuit connection r1 → r2, 240 in all).
+    const refusedExtends = circs.flatMap((c) =>
+      c.relayCells
+    ).filter(({ cell }) => cell.command === RelayCommand.TRUNCATED && cell.data[0] === 5).length;
+    console.log(`item 2: ${refusedExtends} of 240 EXTEND2 answered TRUNCATED (RESOURCELIMIT)`);
+    assert(refusedExtends >= 120, `${refusedExtends} EXTEND2 refused while one still connects`);
     assert(toR2() <= 2, `${toR2()} per-circuit connections r1→r2 left (honest: 1 + a spare)`);
   } finally {
     raw?.close();

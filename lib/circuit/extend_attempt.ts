@@ -6,6 +6,12 @@
  * takes a ticket and only the newest, not cancelled, may attach its channel. A stale one
  * gives its channel back (a per-circuit connection is closed, a shared CircID freed) instead
  * of leaving a next-hop circuit nobody will ever destroy.
+ *
+ * A cancelled attempt still opens its channel (a PCTCP per-circuit connection: a TLS and a
+ * link handshake on both relays). So that EXTEND2, TRUNCATE, EXTEND2 … in one write cannot
+ * open eight connections per circuit, a circuit has at most one channel opening at a time:
+ * an EXTEND2 while an earlier one's channel is still opening is answered TRUNCATED
+ * (RESOURCELIMIT). Ours, not C tor's (C tor shares one channel per peer, so it opens one).
  * @module
  */
 
@@ -13,11 +19,23 @@
 export class ExtendAttempts {
   #current = 0;
   #wanted = false;
+  #opening = 0;
 
-  /** A new extension starts: its ticket. */
+  /** Channels still opening for this circuit's extensions (wanted or cancelled). */
+  get opening(): number {
+    return this.#opening;
+  }
+
+  /** A new extension starts opening its channel: its ticket. */
   begin(): number {
     this.#wanted = true;
+    this.#opening++;
     return ++this.#current;
+  }
+
+  /** The channel of an extension opened or failed (whether or not it is still wanted). */
+  settled(): void {
+    if (this.#opening > 0) this.#opening--;
   }
 
   /** TRUNCATE (or teardown): no pending extension may attach any more. */

@@ -794,6 +794,11 @@ export class Relay {
       bandwidth: 0,
       transports: ["tor"],
     };
+    // One channel opening per circuit at a time (lib/circuit/extend_attempt.ts).
+    if (circ.extends.opening > 0) {
+      this.#log.warn(`circuit ${circ.prev.circId}: EXTEND2 while an earlier one still connects`);
+      return circ.core.extendFailed(DestroyReason.RESOURCELIMIT);
+    }
     const ticket = circ.extends.begin();
     let got;
     try {
@@ -802,6 +807,8 @@ export class Relay {
       this.#log.warn(`extend to ${target.nickname} failed: ${(e as Error).message}`);
       if (!circ.extends.wanted(ticket)) return;
       return circ.core.extendFailed(DestroyReason.CONNECTFAILED);
+    } finally {
+      circ.extends.settled();
     }
     const { channel: chan, circId, own } = got;
     // Closed, or truncated (or extended anew) while the channel opened: give it back.

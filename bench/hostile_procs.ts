@@ -1,21 +1,29 @@
 /**
- * The CREATE2 flood of issue 24 item 5 against a relay in a process of its own, as on a real
- * host: `pctcp network up --relays 3` (relays, server and client each a process, loopback), one
- * anonymous link from this process to the guard sending N CREATE2 cells, and an honest 256 KiB
- * fetch through the network's SOCKS client before, during and after. Prints the guard's RSS
- * (from /proc) and the circuits it holds (its stats.json).
+ * Attacks of issue 24 against relays in processes of their own, as on real hosts: `pctcp
+ * network up --relays 3` (relays, server and client each a process, loopback), the attacker in
+ * this process, and honest 256 KiB fetches through the network's SOCKS client before, during
+ * (one after another while the attack lasts) and after. Prints the guard's RSS (from /proc).
  *
- * `deno run -A bench/hostile_create_flood_procs.ts [N]` (N CREATE2 cells, default 20000).
- * bench/hostile_create_flood.ts is the same flood with every role in one process (the
- * attacker, client and other relays then share the attacked relay's CPU).
+ * * `deno run -A bench/hostile_procs.ts create2 [N]` (item 5): one anonymous link to the guard
+ *   sends N CREATE2 cells (default 20000); the circuits the guard holds (its stats.json).
+ *   bench/hostile_create_flood.ts is the same flood with every role in one process.
+ * * `deno run -A bench/hostile_procs.ts truncate [C]` (item 2, `--transport pctcp`): C circuits
+ *   (default 30) to the guard, each sending 8 × (EXTEND2 to the middle, TRUNCATE) in one write,
+ *   destroyed a second later: every EXTEND2 opens a per-circuit connection guard → middle.
  * @module
  */
 
 import { RawLink, sendCreate2Cells } from "../tests/_hostile.ts";
+import { RelayCommand } from "../lib/cell/mod.ts";
 import { timedFetch } from "../lib/measure/fetch.ts";
 import type { RelayEntry } from "../lib/directory/document.ts";
 
-const n = Number(Deno.args[0] ?? 20000);
+const mode = Deno.args[0] ?? "create2";
+if (mode !== "create2" && mode !== "truncate") {
+  console.error("usage: bench/hostile_procs.ts create2|truncate [N]");
+  Deno.exit(2);
+}
+const n = Number(Deno.args[1] ?? (mode === "create2" ? 20000 : 30));
 const cli = new URL("../cli/main.ts", import.meta.url).pathname;
 const dir = await Deno.makeTempDir({ prefix: "pctcp-flood-" });
 
@@ -50,7 +58,14 @@ async function circuitsOf(statsFile: string): Promise<number> {
 
 let up = false;
 try {
-  await pctcp("network", "up", "--relays", "3", "--transport", "tor");
+  await pctcp(
+    "network",
+    "up",
+    "--relays",
+    "3",
+    "--transport",
+    mode === "create2" ? "tor" : "pctcp",
+  );
   up = true;
   const net = `${dir}/pctcp-net`;
   const state = JSON.parse(await Deno.readTextFile(`${net}/state.json`));
@@ -73,40 +88,61 @@ try {
   const base = [await fetchMs(), await fetchMs(), await fetchMs()].sort((a, b) => a - b)[1]!;
   const raw = await RawLink.open(guard);
   const before = rssOf(pid);
-  const t0 = performance.now();
   const cpu0 = cpuMs(pid);
-  let sentAt = NaN;
-  const flood = sendCreate2Cells(raw, guard, n).then(() => sentAt = performance.now() - t0);
+  const t0 = performance.now();
+  let over = false;
+  let attack: Promise<unknown>;
+  if (mode === "create2") {
+    attack = sendCreate2Cells(raw, guard, n).then(async () => {
+      while (raw.received.length < n && performance.now() - t0 < 120_000 && !raw.closedByPeer) {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    });
+  } else {
+    const middle: RelayEntry = directory.relays.find((r: RelayEntry) => r !== guard);
+    attack = (async () => {
+      const circs = [];
+      for (let k = 0; k < n; k++) {
+        const circ = await raw.create(guard);
+        circs.push(circ);
+        await raw.sendMany(
+          Array.from({ length: 8 }, () => [
+            circ.extendCell(middle),
+            circ.cell(RelayCommand.TRUNCATE, 0, new Uint8Array(0)),
+          ]).flat(),
+        );
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+      for (const c of circs) await c.destroy();
+    })();
+  }
+  attack = attack.finally(() => over = true);
   const during: number[] = [];
   let peak = before;
-  // Honest fetches one after another while the flood's cells are being answered.
-  while (raw.received.length < n && performance.now() - t0 < 120_000 && !raw.closedByPeer) {
+  while (!over) {
     during.push(await fetchMs());
-    if (during.length === 1) {
-      console.log(
-        `first fetch during: ${during[0]!.toFixed(0)} ms, ended ${
-          (performance.now() - t0).toFixed(0)
-        } ms after the flood began; the guard's CPU meanwhile ${cpuMs(pid) - cpu0} ms; ${
-          raw.received.length
-        } answers so far; flood sent at ${sentAt.toFixed(0)} ms`,
-      );
-    }
     peak = Math.max(peak, rssOf(pid));
   }
-  await flood;
+  await attack;
   const answered = performance.now() - t0;
+  const cpu = cpuMs(pid) - cpu0;
   const refused = raw.received.filter((c) => c.command === 4).length; // DESTROY
   const circuits = await circuitsOf(`${net}/${guard.nickname}/stats.json`);
   const after = await fetchMs();
   const sorted = [...during].sort((a, b) => a - b);
   const med = sorted[Math.floor(sorted.length / 2)] ?? NaN;
+  const what = mode === "create2"
+    ? `${n} CREATE2 on one link to ${guard.nickname}: answered in ${answered.toFixed(0)} ms, ` +
+      `${refused} refused`
+    : `${n} circuits × 8 EXTEND2+TRUNCATE through ${guard.nickname}: ${answered.toFixed(0)} ms`;
   console.log(
-    `${n} CREATE2 on one link to ${guard.nickname} (its own process): answered in ` +
-      `${answered.toFixed(0)} ms, ${refused} refused; ${circuits} circuits held; RSS ` +
+    `${what} (its own process, CPU ${cpu} ms meanwhile); ${circuits} circuits held; RSS ` +
       `${before} → ${peak} MiB (peak during); honest 256 KiB fetch ${base.toFixed(0)} ms before, ` +
       `during ${during.length} fetches median ${med.toFixed(0)} ms (max ${
         Math.max(...during).toFixed(0)
-      }), ${after.toFixed(0)} ms after; during, in order: ${during.map((x) => x.toFixed(0)).join(" ")}`,
+      }), ${after.toFixed(0)} ms after; during, in order: ${
+        during.map((x) => x.toFixed(0)).join(" ")
+      }`,
   );
   raw.close();
 } finally {
