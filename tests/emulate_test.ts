@@ -351,7 +351,7 @@ Deno.test({
         },
       );
       await t.step(
-        "zero config adds ≤ 0.5 ms at the median (against the same probe on lo)",
+        "zero config adds no delay: ≤ 2 ms at the median (against the same probe on lo)",
         async () => {
           const lo = await probeIn(ns("c").ns, ["udp-echo", "9001", "1"], true);
           const base =
@@ -368,7 +368,10 @@ Deno.test({
               median(base.rtts).toFixed(3)
             } ms`,
           );
-          assert(added <= 0.5, `added ${added} ms`);
+          // A delay applied by mistake adds ≥ 2 ms (1 ms each way, the finest the emulator
+          // takes). The overhead itself, ≈ 0.1–0.3 ms on a quiet machine, is a benchmark's
+          // figure, not a timed test's: it passed 0.5 ms on a loaded one (CI, 2 cores).
+          assert(added <= 2, `added ${added} ms`);
         },
       );
       await t.step("loss over 2000 packets within the 99 % binomial bounds of 5 %", async () => {

@@ -364,7 +364,7 @@ Deno.test("Relay drops a duplicate CREATE2 and keeps the circuit, as C tor (item
   }
 });
 
-Deno.test("Relay stops reading a link whose CREATE2 handshakes pile up: a one-link flood is answered at the relay's pace and leaves room for honest traffic (item 5)", async () => {
+Deno.test("Relay stops reading a link whose CREATE2 handshakes pile up and holds at most 1000 circuits per client link: a one-link flood is answered at the relay's pace and leaves room for honest traffic (item 5)", async () => {
   const net = await startNet(3, ["tor", "tor", "tor"], "tor", ["r1", "r2", "r3"]);
   const s = await serve();
   let raw: RawLink | undefined;
@@ -393,6 +393,9 @@ Deno.test("Relay stops reading a link whose CREATE2 handshakes pile up: a one-li
     // Before the back-pressure the link was read at line rate: never paused.
     assert(st.onionQueue.linkPauses > 0, "the flooding link was never paused");
     assert(st.onionQueue.waiting <= 64, `${st.onionQueue.waiting} handshakes waiting`);
+    // One client link holds at most maxCircuitsPerClientLink (1000) circuits; the rest refused.
+    assert(st.circuits <= 1000 + 5, `${st.circuits} circuits held after ${n} CREATE2 on one link`);
+    assert(raw.received.filter((c) => c.command === 4).length >= n - 1000, "DESTROY past the cap");
   } finally {
     raw?.close();
     await s.stop();

@@ -118,6 +118,13 @@ export interface RelayOptions extends TransportOptions {
    * it) took the relay's whole CPU for seconds. Paused, the link's sender waits on TCP.
    */
   maxPendingHandshakesPerLink?: number;
+  /**
+   * Circuits one client link (not a relay's) may hold, default 1000: past it CREATE2 is
+   * answered DESTROY RESOURCELIMIT. Ours, not C tor's (its DoS defense leaves an address with
+   * fewer than 3 links alone): without it one link adds a circuit (≈ 4 KB) per handshake the
+   * relay can run, about a thousand a second, for as long as it lives.
+   */
+  maxCircuitsPerClientLink?: number;
   /** Logger. */
   log?: Logger;
 }
@@ -214,6 +221,8 @@ export class Relay {
   #onionQueue: OnionQueue;
   /** Times a link was paused for its waiting handshakes (maxPendingHandshakesPerLink). */
   #linkPauses = 0;
+  /** Client links not read for a while after a refused CREATE2 (see #throttle). */
+  #throttled = new Map<Channel, { refused: number; timer?: ReturnType<typeof setTimeout> }>();
   #creating = new Map<Channel, Set<number>>();
   #scheduler: ChannelScheduler;
   #membership?: TorNetworkMembership;
@@ -503,6 +512,8 @@ export class Relay {
     if (client) this.#dos.clientLinkClosed(client.address, client.purpose);
     this.#clients.delete(chan);
     this.#creating.delete(chan);
+    clearTimeout(this.#throttled.get(chan)?.timer);
+    this.#throttled.delete(chan);
     const circs = this.#circuits.get(chan);
     this.#circuits.delete(chan);
     if (!circs) return;
@@ -564,9 +575,17 @@ export class Relay {
     // Circuit creation budget per client address (C tor command.c, dos_cc_new_create_cell).
     const client = this.#clients.get(chan);
     if (client?.purpose === "shared" && !this.#dos.createAllowed(client.address)) {
+      this.#throttle(chan);
       return destroy(DestroyReason.RESOURCELIMIT);
     }
     const creating = this.#creating.get(chan);
+    const holds = (this.#circuits.get(chan)?.size ?? 0) + (creating?.size ?? 0);
+    if (client?.purpose === "shared" && holds >= (this.#o.maxCircuitsPerClientLink ?? 1000)) {
+      this.#dos.refused.circuits++;
+      this.#log.warn(`CREATE2 ${cell.circId} on ${chan.label} refused: the link holds ${holds}`);
+      this.#throttle(chan);
+      return destroy(DestroyReason.RESOURCELIMIT);
+    }
     if (existing || creating?.has(cell.circId)) {
       // C tor command.c: "Received CREATE cell for known circ. Dropping." A DESTROY here would
       // tell the peer a circuit is gone that stays.
@@ -594,7 +613,9 @@ export class Relay {
     // until its handshakes drain to a quarter of it.
     const high = this.#o.maxPendingHandshakesPerLink ?? 64;
     const drained = () => {
-      if (chan.readPaused && ids.size <= high >> 2) chan.resumeReading();
+      if (chan.readPaused && ids.size <= high >> 2 && !this.#throttled.get(chan)?.timer) {
+        chan.resumeReading();
+      }
     };
     const queued = this.#onionQueue.add({
       run: () => {
@@ -616,6 +637,26 @@ export class Relay {
       this.#log.warn(`CREATE2 ${cell.circId} on ${chan.label} refused: onion queue full`);
       destroy(DestroyReason.RESOURCELIMIT);
     }
+  }
+
+  /**
+   * Counts a CREATE2 refused on a client link for a budget (the address's, or the link's own
+   * circuit cap); after 256 such refusals the link is not read for 250 ms. Refusing takes CPU
+   * too (≈ 50 µs a cell here), and a flood past its budget was read and refused at line rate,
+   * a second of the relay's CPU per 20,000 cells; so a link's refusals cost at most ≈ 5 % of a
+   * core. Ours, not C tor's (it reads on and refuses; its reads are bounded by token buckets).
+   */
+  #throttle(chan: Channel): void {
+    if (chan.closed) return;
+    let t = this.#throttled.get(chan);
+    if (!t) this.#throttled.set(chan, t = { refused: 0 });
+    if (++t.refused < 256 || t.timer !== undefined) return;
+    chan.pauseReading();
+    t.timer = setTimeout(() => {
+      this.#throttled.delete(chan);
+      const waiting = this.#creating.get(chan)?.size ?? 0;
+      if (waiting <= (this.#o.maxPendingHandshakesPerLink ?? 64) >> 2) chan.resumeReading();
+    }, 250);
   }
 
   /** Runs the ntor handshake of a CREATE2 (current onion key, then the previous one) and answers. */
@@ -1048,6 +1089,8 @@ export class Relay {
     await this.#membership?.stop();
     clearInterval(this.#oomTimer);
     this.#onionQueue.close();
+    for (const t of this.#throttled.values()) clearTimeout(t.timer);
+    this.#throttled.clear();
     try {
       this.#listener?.close();
     } catch { /* closed */ }
